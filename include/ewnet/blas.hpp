@@ -1,0 +1,21 @@
+// ewnet/blas.hpp: row-major GEMM for the CPU backend, through CBLAS (OpenBLAS, multi-threaded).
+#pragma once
+
+#include <cblas.h>
+
+namespace ewnet::cpu {
+
+/// C = alpha * op(A) * op(B) + beta * C, row-major; op transposes when trans_* is true.
+/// A is m x k after op, B is k x n after op, C is m x n; lda/ldb/ldc are row pitches in elements.
+inline void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+                 const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, ldc);
+}
+inline void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* a, int lda,
+                 const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace ewnet::cpu

@@ -1,0 +1,601 @@
+// ewnet/graph.hpp: Model<T>, a graph of named layers (MATLAB's layerGraph / dlnetwork).
+//
+// Build a model by adding named layers and naming their inputs; by default a layer takes the
+// output of the layer added before it. The graph is checked and planned on first use (or by
+// build()): every input must name a layer, there must be no cycle and exactly one output, and the
+// shapes must fit; errors name the offending layer and the shapes involved.
+//
+// The plan decides, once:
+//   - the order of execution (a topological order, stable in the order of addition);
+//   - which layers run backward: a layer runs backward only if it, or some layer before it, has a
+//     trainable parameter. Backpropagation therefore stops below the lowest trainable layer, and a
+//     frozen layer computes no weight gradients (Freezing saves compute, not just the update);
+//   - where outputs live: a layer whose only consumer is a depth concatenation writes straight into
+//     its channel slice of the concatenation's output, and reads its gradient from the matching
+//     slice of the concatenation's gradient.
+// Activations are allocated once per batch size and reused; a step allocates nothing.
+#pragma once
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <ewnet/layers/classification.hpp>
+#include <ewnet/layers/concat.hpp>
+#include <ewnet/layers/input.hpp>
+#include <ewnet/layers/layer.hpp>
+#include <ewnet/layers/softmax.hpp>
+
+namespace ewnet {
+
+template <class T>
+class Model {
+ public:
+  using LayerPtr = std::unique_ptr<Layer<T>>;
+
+  explicit Model(std::uint64_t seed = 0) : seed_(seed) {}
+  Model(Model&&) noexcept = default;
+  Model& operator=(Model&&) noexcept = default;
+
+  // ---- building ------------------------------------------------------------------------------
+
+  /// Adds a layer fed by the previously added layer (none for an input layer).
+  Layer<T>& add(LayerPtr layer) {
+    std::vector<std::string> inputs;
+    if (layer->max_inputs() != 0 && !nodes_.empty()) inputs.push_back(nodes_.back().layer->name());
+    return add(std::move(layer), std::move(inputs));
+  }
+  /// Adds a layer fed by the named layers, in order.
+  Layer<T>& add(LayerPtr layer, std::vector<std::string> inputs) {
+    EWNET_CHECK_AS(GraphError, layer != nullptr, "add: null layer");
+    EWNET_CHECK_AS(GraphError, find(layer->name()) < 0, "a layer named '", layer->name(),
+                   "' is already in the model");
+    Node n;
+    n.layer = std::move(layer);
+    n.inputs = std::move(inputs);
+    nodes_.push_back(std::move(n));
+    invalidate();
+    return *nodes_.back().layer;
+  }
+  Layer<T>& add(LayerPtr layer, const std::string& input) { return add(std::move(layer), std::vector<std::string>{input}); }
+
+  /// Connects the output of `from` to the next input of `to` (MATLAB's connectLayers).
+  void connect(const std::string& from, const std::string& to) {
+    node(to).inputs.push_back(from);
+    invalidate();
+  }
+  /// Removes the connection from `from` into `to`.
+  void disconnect(const std::string& from, const std::string& to) {
+    auto& in = node(to).inputs;
+    auto it = std::find(in.begin(), in.end(), from);
+    EWNET_CHECK_AS(GraphError, it != in.end(), "layer '", to, "' has no input from '", from, "'");
+    in.erase(it);
+    invalidate();
+  }
+
+  /// Replaces the layer `name` by `layer`, keeping its connections; other layers that took input
+  /// from `name` now take it from the new layer's name. The new layer's parameters are fresh.
+  Layer<T>& replace(const std::string& name, LayerPtr layer) {
+    Node& n = node(name);
+    const std::string new_name = layer->name();
+    EWNET_CHECK_AS(GraphError, new_name == name || find(new_name) < 0, "replace: a layer named '", new_name,
+                   "' is already in the model");
+    n.layer = std::move(layer);
+    n.fresh = true;
+    for (Node& other : nodes_)
+      for (std::string& in : other.inputs)
+        if (in == name) in = new_name;
+    invalidate();
+    return *n.layer;
+  }
+
+  bool has_layer(const std::string& name) const { return find(name) >= 0; }
+  Layer<T>& layer(const std::string& name) { return *node(name).layer; }
+  template <class L>
+  L& layer_as(const std::string& name) {
+    auto* p = dynamic_cast<L*>(node(name).layer.get());
+    EWNET_CHECK_AS(GraphError, p != nullptr, "layer '", name, "' is a ", node(name).layer->type(),
+                   ", not the type asked for");
+    return *p;
+  }
+  /// Layers in execution order (after build) or in order of addition (before).
+  std::vector<Layer<T>*> layers() {
+    std::vector<Layer<T>*> out;
+    if (built_) for (int i : order_) out.push_back(nodes_[size_t(i)].layer.get());
+    else for (Node& n : nodes_) out.push_back(n.layer.get());
+    return out;
+  }
+  const std::vector<std::string>& inputs_of(const std::string& name) { return node(name).inputs; }
+
+  /// The per-sample output shape of a layer, inferred from the layers feeding it; works while the
+  /// graph is still being assembled (the rest of it need not be complete yet).
+  Shape output_shape(const std::string& name) {
+    std::vector<int> visiting;
+    return partial_shape(find_checked(name), visiting);
+  }
+  size_t layer_count() const { return nodes_.size(); }
+
+  /// Checks and plans the graph (called by forward when needed). Throws GraphError or ShapeError.
+  void build() {
+    if (built_) return;
+    resolve_edges();
+    topological_order();
+    infer_shapes();
+    plan_fusion();
+    built_ = true;
+    planned_trainable_.clear();
+    refresh_plan();
+  }
+
+  // ---- learning-rate factors (0 freezes) -----------------------------------------------------
+
+  void set_learn_rate_factors(const std::string& name, double weight, double bias) {
+    node(name).layer->set_learn_rate_factors(weight, bias);
+    replan_backward();
+  }
+  /// Sets the factors of every layer from the first in execution order up to and including `name`.
+  void set_learn_rate_factors_up_to(const std::string& name, double weight, double bias) {
+    build();
+    const int stop = find(name);
+    EWNET_CHECK_AS(GraphError, stop >= 0, "no layer named '", name, "'");
+    for (int i : order_) {
+      nodes_[size_t(i)].layer->set_learn_rate_factors(weight, bias);
+      if (i == stop) break;
+    }
+    replan_backward();
+  }
+  /// Freezes every layer up to and including `name` (factors 0): their weights stay bitwise
+  /// unchanged, their gradients are never computed, and nothing below them runs backward.
+  void freeze_up_to(const std::string& name) { set_learn_rate_factors_up_to(name, 0, 0); }
+  void freeze_all() {
+    for (Node& n : nodes_) n.layer->set_learn_rate_factors(0, 0);
+    replan_backward();
+  }
+
+  // ---- running -------------------------------------------------------------------------------
+
+  /// Runs the network on a batch and returns the prediction (the output of the layer that feeds
+  /// the loss layer, or of the last layer). Does not evaluate the loss.
+  const Tensor<T>& forward(const Tensor<T>& images, Mode mode = Mode::inference) {
+    run_forward(images, mode, false);
+    return prediction();
+  }
+  /// Runs the network and the loss on a labelled batch (training mode by default); the mean loss
+  /// stays on the device until loss() asks for it.
+  const Tensor<T>& forward(const Tensor<T>& images, const std::vector<int>& labels, Mode mode = Mode::training) {
+    build();
+    EWNET_CHECK_AS(GraphError, loss_node_ >= 0, "the model has no classification (loss) layer");
+    EWNET_CHECK_AS(ShapeError, labels.size() == size_t(images.n()), labels.size(), " labels for a batch of ",
+                   images.n(), " images");
+    loss_layer().set_labels(labels, device_);
+    run_forward(images, mode, true);
+    return prediction();
+  }
+
+  /// The same with labels already on the model's device ([N,1,1,1] int32, each in [0, classes)):
+  /// no host copy, so a CUDA step can be captured into a graph. The labels are not range-checked.
+  const Tensor<T>& forward(const Tensor<T>& images, const Tensor<std::int32_t>& labels, Mode mode = Mode::training) {
+    build();
+    EWNET_CHECK_AS(GraphError, loss_node_ >= 0, "the model has no classification (loss) layer");
+    EWNET_CHECK_AS(ShapeError, labels.size() == size_t(images.n()), labels.size(), " labels for a batch of ",
+                   images.n(), " images");
+    loss_layer().set_labels(labels);
+    run_forward(images, mode, true);
+    return prediction();
+  }
+
+  /// Back-propagates the mean loss of the last labelled forward pass.
+  void backward() {
+    EWNET_CHECK(loss_ready_, "backward: call forward(images, labels) first");
+    std::fill(grad_written_.begin(), grad_written_.end(), false);
+    for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+      Node& n = nodes_[size_t(*it)];
+      if (!n.runs_backward) continue;
+      BackwardArgs<T> args;
+      args.y = &n.out;
+      args.dy = n.layer->is_loss() ? nullptr : &n.grad;
+      args.context = last_context_;
+      for (int src : n.in_idx) {
+        Node& s = nodes_[size_t(src)];
+        args.x.push_back(&s.out);
+        if (s.needs_grad) {
+          args.dx.push_back(&s.grad);
+          args.dx_mode.push_back(grad_written_[size_t(src)] ? GradWrite::accumulate : GradWrite::overwrite);
+          grad_written_[size_t(src)] = true;
+        } else {
+          args.dx.push_back(nullptr);
+          args.dx_mode.push_back(GradWrite::overwrite);
+        }
+      }
+      n.layer->backward(args);
+      n.layer->count_backward();
+    }
+  }
+
+  /// The mean loss of the last labelled forward pass (copies it to the host).
+  T loss() const {
+    EWNET_CHECK(loss_ready_, "loss: call forward(images, labels) first");
+    const std::vector<T> v = nodes_[size_t(loss_node_)].out.to_vector();
+    double s = 0;
+    for (T x : v) s += x;
+    return v.empty() ? T(0) : T(s / double(v.size()));
+  }
+
+  /// The output of the last forward pass (class probabilities for a classifier).
+  const Tensor<T>& prediction() const { return nodes_[size_t(prediction_node_)].out; }
+  /// The output of any layer from the last forward pass.
+  const Tensor<T>& activation(const std::string& name) { return node(name).out; }
+  /// The gradient with respect to a layer's output from the last backward pass (empty when that
+  /// layer needed none).
+  const Tensor<T>& output_gradient(const std::string& name) { return node(name).grad; }
+
+  // ---- parameters, device, summary -----------------------------------------------------------
+
+  /// Every parameter with its layer's name, in execution order.
+  std::vector<std::pair<std::string, Param<T>*>> parameters() {
+    build();
+    std::vector<std::pair<std::string, Param<T>*>> out;
+    for (int i : order_)
+      for (Param<T>* p : nodes_[size_t(i)].layer->params()) out.emplace_back(nodes_[size_t(i)].layer->name(), p);
+    return out;
+  }
+  /// Every saved non-learned tensor (running statistics, input normalisation) with its layer's name.
+  std::vector<std::pair<std::string, StateTensor<T>>> state_tensors() {
+    build();
+    std::vector<std::pair<std::string, StateTensor<T>>> out;
+    for (int i : order_)
+      for (StateTensor<T>& s : nodes_[size_t(i)].layer->state()) out.emplace_back(nodes_[size_t(i)].layer->name(), s);
+    return out;
+  }
+  size_t parameter_count() {
+    size_t n = 0;
+    for (auto& [name, p] : parameters()) n += p->count();
+    return n;
+  }
+
+  /// Re-draws every layer's initial parameters from the model seed (each layer from the seed and
+  /// its name, so adding a layer does not change the others).
+  void initialize() {
+    build();
+    for (Node& n : nodes_) initialize_node(n);
+  }
+  std::uint64_t seed() const { return seed_; }
+
+  void to(Device device) {
+    if (device == Device::cuda) {
+#ifdef EWNET_WITH_CUDA
+      EWNET_CHECK_AS(DeviceError, cuda::available(), "the CUDA device was asked for, but no CUDA GPU is present");
+#else
+      detail::no_cuda();
+#endif
+    }
+    device_ = device;
+    for (Node& n : nodes_) n.layer->to(device);
+    batch_ = -1;  // activations are re-allocated on the new device at the next forward
+  }
+  Device device() const { return device_; }
+
+  /// The input layer's per-sample shape.
+  Shape input_shape() {
+    build();
+    return nodes_[size_t(input_node_)].shape;
+  }
+  ImageInput<T>& input_layer() {
+    build();
+    return dynamic_cast<ImageInput<T>&>(*nodes_[size_t(input_node_)].layer);
+  }
+  Classification<T>& loss_layer() {
+    build();
+    EWNET_CHECK_AS(GraphError, loss_node_ >= 0, "the model has no classification (loss) layer");
+    return dynamic_cast<Classification<T>&>(*nodes_[size_t(loss_node_)].layer);
+  }
+  /// Number of classes the classifier predicts.
+  int classes() { return int(prediction_shape().c); }
+  Shape prediction_shape() {
+    build();
+    return nodes_[size_t(prediction_node_)].shape;
+  }
+  /// The model's step counter (dropout masks are drawn from it); solvers advance it.
+  std::uint64_t iteration() const { return iteration_; }
+  void set_iteration(std::uint64_t it) { iteration_ = it; }
+
+  /// A table of every layer: index, name, description, output size (HxWxC), parameters, and
+  /// the total layer count as MATLAB counts it (every layer, input and output included).
+  std::string summary() {
+    build();
+    std::ostringstream os;
+    size_t wname = 5;
+    for (Node& n : nodes_) wname = std::max(wname, n.layer->name().size());
+    char line[512];
+    std::snprintf(line, sizeof line, "%4s  %-*s  %-66s  %-13s  %10s  %s\n", "#", int(wname), "layer", "type",
+                  "output", "params", "trainable");
+    os << line;
+    size_t idx = 0, trainable = 0;
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      const size_t pc = n.layer->param_count();
+      if (n.layer->has_trainable_params()) trainable += pc;
+      std::snprintf(line, sizeof line, "%4zu  %-*s  %-66.66s  %-13s  %10zu  %s\n", ++idx, int(wname),
+                    n.layer->name().c_str(), n.layer->describe().c_str(), n.shape.hwc().c_str(), pc,
+                    pc == 0 ? "" : (n.layer->frozen() ? "frozen" : "yes"));
+      os << line;
+    }
+    os << nodes_.size() << " layers, " << parameter_count() << " parameters (" << trainable << " trainable)\n";
+    return os.str();
+  }
+
+  /// The graph's connections as "from -> to" lines (for documentation and checkpoints).
+  std::vector<std::pair<std::string, std::string>> connections() {
+    build();
+    std::vector<std::pair<std::string, std::string>> out;
+    for (int i : order_)
+      for (const std::string& in : nodes_[size_t(i)].inputs) out.emplace_back(in, nodes_[size_t(i)].layer->name());
+    return out;
+  }
+
+ private:
+  struct Node {
+    LayerPtr layer;
+    std::vector<std::string> inputs;
+    std::vector<int> in_idx;
+    std::vector<int> consumers;
+    Shape shape;           // per-sample output shape
+    Tensor<T> out, grad;   // batch activations and dL/d(out)
+    bool needs_grad = false;
+    bool runs_backward = false;
+    int alias_of = -1;     // the concat node whose output slice holds this node's output
+    int alias_offset = 0;  // first channel of that slice
+    bool fresh = true;     // parameters not yet initialised
+  };
+
+  int find(const std::string& name) const {
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      if (nodes_[i].layer->name() == name) return int(i);
+    return -1;
+  }
+  int find_checked(const std::string& name) const {
+    const int i = find(name);
+    EWNET_CHECK_AS(GraphError, i >= 0, "no layer named '", name, "' in the model");
+    return i;
+  }
+  Shape partial_shape(int i, std::vector<int>& visiting) {
+    Node& n = nodes_[size_t(i)];
+    EWNET_CHECK_AS(GraphError, std::find(visiting.begin(), visiting.end(), i) == visiting.end(),
+                   "the model has a cycle through layer '", n.layer->name(), "'");
+    visiting.push_back(i);
+    std::vector<Shape> in;
+    for (const std::string& s : n.inputs) in.push_back(partial_shape(find_checked(s), visiting));
+    visiting.pop_back();
+    const int count = int(in.size());
+    EWNET_CHECK_AS(GraphError, count >= n.layer->min_inputs() && (n.layer->max_inputs() < 0 || count <= n.layer->max_inputs()),
+                   "layer '", n.layer->name(), "' has ", count, " inputs");
+    return n.layer->setup(in, device_);
+  }
+  Node& node(const std::string& name) {
+    const int i = find(name);
+    EWNET_CHECK_AS(GraphError, i >= 0, "no layer named '", name, "' in the model");
+    return nodes_[size_t(i)];
+  }
+  void invalidate() {
+    built_ = false;
+    batch_ = -1;
+    loss_ready_ = false;
+  }
+
+  void resolve_edges() {
+    EWNET_CHECK_AS(GraphError, !nodes_.empty(), "the model has no layers");
+    input_node_ = loss_node_ = -1;
+    for (Node& n : nodes_) {
+      n.in_idx.clear();
+      n.consumers.clear();
+    }
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      Node& n = nodes_[i];
+      const Layer<T>& l = *n.layer;
+      const int count = int(n.inputs.size());
+      EWNET_CHECK_AS(GraphError, count >= l.min_inputs() && (l.max_inputs() < 0 || count <= l.max_inputs()),
+                     "layer '", l.name(), "' (", l.type(), ") has ", count, " inputs; it takes ",
+                     l.max_inputs() < 0 ? str(l.min_inputs(), " or more")
+                                        : (l.min_inputs() == l.max_inputs() ? str(l.min_inputs())
+                                                                             : str(l.min_inputs(), " to ", l.max_inputs())));
+      for (const std::string& in : n.inputs) {
+        const int j = find(in);
+        EWNET_CHECK_AS(GraphError, j >= 0, "layer '", l.name(), "' takes input from '", in,
+                       "', which is not a layer of the model");
+        EWNET_CHECK_AS(GraphError, j != int(i), "layer '", l.name(), "' takes its own output as input");
+        n.in_idx.push_back(j);
+        nodes_[size_t(j)].consumers.push_back(int(i));
+      }
+      if (dynamic_cast<ImageInput<T>*>(n.layer.get())) {
+        EWNET_CHECK_AS(GraphError, input_node_ < 0, "the model has two input layers ('",
+                       nodes_[size_t(input_node_)].layer->name(), "' and '", l.name(), "')");
+        input_node_ = int(i);
+      }
+      if (l.is_loss()) {
+        EWNET_CHECK_AS(GraphError, loss_node_ < 0, "the model has two loss layers");
+        loss_node_ = int(i);
+      }
+    }
+    EWNET_CHECK_AS(GraphError, input_node_ >= 0, "the model has no image input layer");
+    int sinks = 0;
+    std::string sink_names;
+    for (Node& n : nodes_)
+      if (n.consumers.empty()) {
+        ++sinks;
+        sink_names += (sink_names.empty() ? "'" : ", '") + n.layer->name() + "'";
+      }
+    EWNET_CHECK_AS(GraphError, sinks == 1, "the model must end in exactly one output layer; the outputs of ",
+                   sink_names, " are not used by any layer");
+    if (loss_node_ >= 0)
+      EWNET_CHECK_AS(GraphError, nodes_[size_t(loss_node_)].consumers.empty(), "loss layer '",
+                     nodes_[size_t(loss_node_)].layer->name(), "' must be the last layer");
+  }
+
+  /// Kahn's algorithm, taking ready layers in the order they were added.
+  void topological_order() {
+    std::vector<int> pending(nodes_.size());
+    for (size_t i = 0; i < nodes_.size(); ++i) pending[i] = int(nodes_[i].in_idx.size());
+    std::set<int> ready;
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      if (pending[i] == 0) ready.insert(int(i));
+    order_.clear();
+    while (!ready.empty()) {
+      const int i = *ready.begin();
+      ready.erase(ready.begin());
+      order_.push_back(i);
+      for (int c : nodes_[size_t(i)].consumers)
+        if (--pending[size_t(c)] == 0) ready.insert(c);
+    }
+    if (order_.size() != nodes_.size()) {
+      std::string cyc;
+      for (size_t i = 0; i < nodes_.size(); ++i)
+        if (pending[i] > 0) cyc += (cyc.empty() ? "'" : ", '") + nodes_[i].layer->name() + "'";
+      throw GraphError(str("the model has a cycle through layers ", cyc));
+    }
+  }
+
+  void infer_shapes() {
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      std::vector<Shape> in;
+      for (int j : n.in_idx) in.push_back(nodes_[size_t(j)].shape);
+      try {
+        n.shape = n.layer->setup(in, device_);
+      } catch (const ShapeError& e) {
+        std::string from;
+        for (size_t k = 0; k < n.inputs.size(); ++k)
+          from += str(k ? ", '" : "'", n.inputs[k], "' ", in[k].hwc());
+        throw ShapeError(str("layer '", n.layer->name(), "' (", n.layer->type(), ")",
+                             from.empty() ? "" : " with input " + from, ": ", e.what()));
+      }
+      if (n.fresh) initialize_node(n);
+    }
+    prediction_node_ = loss_node_ >= 0 ? nodes_[size_t(loss_node_)].in_idx[0] : order_.back();
+  }
+
+  void initialize_node(Node& n) {
+    Random rng(seed_, hash_name(n.layer->name()));
+    n.layer->initialize(rng);
+    n.fresh = false;
+  }
+
+  /// Marks softmax -> classification pairs for the fused gradient.
+  void plan_fusion() {
+    for (Node& n : nodes_)
+      if (auto* s = dynamic_cast<Softmax<T>*>(n.layer.get())) s->set_fused_with_loss(false);
+    if (loss_node_ < 0) return;
+    Node& loss = nodes_[size_t(loss_node_)];
+    Node& src = nodes_[size_t(loss.in_idx[0])];
+    auto* softmax = dynamic_cast<Softmax<T>*>(src.layer.get());
+    const bool fused = softmax && src.consumers.size() == 1;
+    if (fused) softmax->set_fused_with_loss(true);
+    static_cast<Classification<T>&>(*loss.layer).set_softmax_input(fused);
+  }
+
+  /// Decides which layers run backward and which outputs need a gradient.
+  void plan_backward() {
+    std::vector<bool> upstream_trainable(nodes_.size(), false);
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      bool up = n.layer->has_trainable_params();
+      for (int j : n.in_idx) up = up || upstream_trainable[size_t(j)];
+      upstream_trainable[size_t(i)] = up;
+    }
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      n.runs_backward = upstream_trainable[size_t(i)];
+      n.needs_grad = upstream_trainable[size_t(i)] && !n.layer->is_loss();
+    }
+    grad_written_.assign(nodes_.size(), false);
+    batch_ = -1;  // gradient buffers follow the plan
+  }
+  void replan_backward() {
+    if (built_) plan_backward();
+  }
+
+  /// Allocates activations and gradients for a batch size, placing concatenation inputs in their
+  /// slices of the concatenated output.
+  void allocate(int batch) {
+    for (Node& n : nodes_) n.alias_of = -1;
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      if (!dynamic_cast<Concat<T>*>(n.layer.get())) continue;
+      int offset = 0;
+      for (int j : n.in_idx) {
+        Node& s = nodes_[size_t(j)];
+        const bool placeable = s.consumers.size() == 1 && s.alias_of < 0 && j != input_node_ &&
+                               !dynamic_cast<Concat<T>*>(s.layer.get());
+        if (placeable) {
+          s.alias_of = i;
+          s.alias_offset = offset;
+        }
+        offset += s.shape.c;
+      }
+    }
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      if (n.alias_of >= 0) continue;
+      n.out = Tensor<T>::empty(n.shape.with_batch(batch), device_);
+      n.grad = n.needs_grad ? Tensor<T>::empty(n.shape.with_batch(batch), device_) : Tensor<T>();
+    }
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      if (n.alias_of < 0) continue;
+      Node& c = nodes_[size_t(n.alias_of)];
+      n.out = c.out.channels(n.alias_offset, n.shape.c);
+      // The concat needs a gradient whenever one of its inputs does (it runs backward then).
+      n.grad = n.needs_grad ? c.grad.channels(n.alias_offset, n.shape.c) : Tensor<T>();
+    }
+    batch_ = batch;
+  }
+
+  /// Re-plans backward when a learning-rate factor changed since the last plan (factors may be
+  /// set on the parameters directly).
+  void refresh_plan() {
+    std::vector<bool> trainable;
+    for (int i : order_) trainable.push_back(nodes_[size_t(i)].layer->has_trainable_params());
+    if (trainable != planned_trainable_) {
+      plan_backward();
+      planned_trainable_ = trainable;
+    }
+  }
+
+  void run_forward(const Tensor<T>& images, Mode mode, bool with_loss) {
+    build();
+    refresh_plan();
+    Node& in = nodes_[size_t(input_node_)];
+    static_cast<ImageInput<T>&>(*in.layer).check_batch(images);
+    EWNET_CHECK_AS(DeviceError, images.device() == device_, "the batch is on ", device_name(images.device()),
+                   " but the model is on ", device_name(device_));
+    if (batch_ != images.n()) allocate(images.n());
+    last_context_ = ForwardContext{mode, iteration_};
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      if (n.layer->is_loss() && !with_loss) continue;
+      std::vector<const Tensor<T>*> x;
+      if (i == input_node_) x.push_back(&images);
+      for (int j : n.in_idx) x.push_back(&nodes_[size_t(j)].out);
+      n.layer->forward(x, n.out, last_context_);
+    }
+    loss_ready_ = with_loss;
+  }
+
+  std::uint64_t seed_;
+  std::vector<Node> nodes_;
+  std::vector<int> order_;
+  std::vector<bool> grad_written_;
+  std::vector<bool> planned_trainable_;
+  int input_node_ = -1, loss_node_ = -1, prediction_node_ = -1;
+  bool built_ = false;
+  bool loss_ready_ = false;
+  int batch_ = -1;
+  Device device_ = Device::cpu;
+  std::uint64_t iteration_ = 0;
+  ForwardContext last_context_;
+};
+
+}  // namespace ewnet

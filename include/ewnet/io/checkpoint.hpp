@@ -1,0 +1,193 @@
+// ewnet/io/checkpoint.hpp: saving and loading models as safetensors files.
+//
+// A checkpoint holds, by layer name:
+//   "<layer>.<param>"           parameters (conv weight [K, C, kh, kw], bias [K], linear weight [K, D], ...)
+//   "<layer>.<state>"           running statistics and input normalisation
+//   "<layer>.<param>.momentum"  the solver's velocity (training checkpoints, for exact resumption)
+// and in its metadata the architecture ("ewnet.architecture": layers, types, configs, inputs and
+// learning-rate factors, as JSON), so model_from_checkpoint() rebuilds the model with no code,
+// plus any caller-supplied entries (epoch, schedule position, class names...). PyTorch reads it
+// with safetensors.torch.load_file.
+//
+// Loading validates every tensor (present, element type, shape) before changing anything, so a
+// failed load leaves the model as it was. skip_layers leaves chosen layers untouched: loading all
+// but the classifier is how transfer learning starts.
+#pragma once
+
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <ewnet/graph.hpp>
+#include <ewnet/io/safetensors.hpp>
+#include <ewnet/layers/registry.hpp>
+
+namespace ewnet {
+
+struct SaveOptions {
+  bool include_momentum = true;                   // needed to resume training exactly
+  std::map<std::string, std::string> metadata;    // extra entries, stored as given
+};
+
+struct LoadOptions {
+  std::set<std::string> skip_layers;  // layers left as they are (neither their tensors nor a mismatch matter)
+  bool load_momentum = true;          // restore velocities when the file has them
+  bool ignore_unused = false;         // accept tensors in the file that no layer of the model wants
+};
+
+namespace detail {
+template <class D>
+std::string dims_text(const std::vector<D>& dims) {
+  std::string s;
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s;
+}
+
+template <class T>
+io::SafeTensor to_safetensor(const Tensor<T>& t, const std::vector<int>& dims) {
+  io::SafeTensor s;
+  s.dtype = io::dtype_of<T>();
+  for (int d : dims) s.shape.push_back(d);
+  const std::vector<T> v = t.to_vector();
+  s.bytes.resize(v.size() * sizeof(T));
+  std::memcpy(s.bytes.data(), v.data(), s.bytes.size());
+  return s;
+}
+
+template <class T>
+json::Value architecture(Model<T>& model) {
+  json::Value layers = json::Value::array();
+  for (Layer<T>* l : model.layers()) {
+    json::Value e = json::Value::object();
+    e["name"] = l->name();
+    e["type"] = l->type();
+    e["config"] = l->config();
+    json::Value inputs = json::Value::array();
+    for (const std::string& in : model.inputs_of(l->name())) inputs.push_back(in);
+    e["inputs"] = inputs;
+    auto ps = l->params();
+    if (!ps.empty()) {
+      json::Value f = json::Value::object();
+      for (Param<T>* p : ps) f[p->name] = p->learn_rate_factor;
+      e["learn_rate_factors"] = f;
+    }
+    layers.push_back(e);
+  }
+  json::Value a = json::Value::object();
+  a["layers"] = layers;
+  return a;
+}
+
+template <class T>
+struct PendingCopy {
+  Tensor<T>* target;
+  const io::SafeTensor* source;
+};
+}  // namespace detail
+
+/// Saves parameters, state, (optionally) momentum and the architecture to `path`, atomically.
+template <class T>
+void save_checkpoint(Model<T>& model, const std::string& path, const SaveOptions& options = {}) {
+  io::SafetensorsFile f;
+  for (auto& [layer, p] : model.parameters()) {
+    const std::string key = layer + "." + p->name;
+    f.tensors[key] = detail::to_safetensor(p->value, p->dims);
+    if (options.include_momentum) f.tensors[key + ".momentum"] = detail::to_safetensor(p->velocity, p->dims);
+  }
+  for (auto& [layer, s] : model.state_tensors()) f.tensors[layer + "." + s.name] = detail::to_safetensor(*s.tensor, s.dims);
+  f.metadata = options.metadata;
+  f.metadata["format"] = "pt";
+  f.metadata["ewnet.architecture"] = detail::architecture(model).dump();
+  f.metadata["ewnet.iteration"] = std::to_string(model.iteration());
+  io::write_safetensors(path, f);
+}
+
+/// Loads tensors from `path` into `model` by layer name; returns the file's metadata.
+template <class T>
+std::map<std::string, std::string> load_checkpoint(Model<T>& model, const std::string& path,
+                                                   const LoadOptions& options = {}) {
+  const io::SafetensorsFile f = io::read_safetensors(path);
+  std::vector<detail::PendingCopy<T>> copies;
+  std::set<std::string> used;
+  auto want = [&](const std::string& key, Tensor<T>* target, const std::vector<int>& dims, bool required) {
+    auto it = f.tensors.find(key);
+    if (it == f.tensors.end()) {
+      EWNET_CHECK_AS(IoError, !required, path, ": tensor '", key, "' is missing (the model has it with shape [",
+                     detail::dims_text(dims), "])");
+      return;
+    }
+    const io::SafeTensor& s = it->second;
+    EWNET_CHECK_AS(IoError, s.dtype == io::dtype_of<T>(), path, ": tensor '", key, "' is ", s.dtype,
+                   " but the model holds ", io::dtype_of<T>());
+    std::vector<std::int64_t> expect(dims.begin(), dims.end());
+    EWNET_CHECK_AS(IoError, s.shape == expect, path, ": tensor '", key, "' has shape [", detail::dims_text(s.shape),
+                   "] but the model's is [", detail::dims_text(dims), "]");
+    copies.push_back({target, &s});
+    used.insert(key);
+  };
+  for (auto& [layer, p] : model.parameters()) {
+    if (options.skip_layers.count(layer)) continue;
+    want(layer + "." + p->name, &p->value, p->dims, true);
+    if (options.load_momentum) want(layer + "." + p->name + ".momentum", &p->velocity, p->dims, false);
+  }
+  for (auto& [layer, s] : model.state_tensors()) {
+    if (options.skip_layers.count(layer)) continue;
+    want(layer + "." + s.name, s.tensor, s.dims, true);
+  }
+  if (!options.ignore_unused) {
+    for (const auto& [key, t] : f.tensors) {
+      if (used.count(key)) continue;
+      const std::string layer = key.substr(0, key.find('.'));
+      const bool momentum = key.size() > 9 && key.compare(key.size() - 9, 9, ".momentum") == 0;
+      if (options.skip_layers.count(layer) || (momentum && !options.load_momentum)) continue;
+      throw IoError(str(path, ": tensor '", key, "' matches no tensor of the model (wrong architecture? use ",
+                        "skip_layers or ignore_unused to load part of a checkpoint)"));
+    }
+  }
+  // Everything checked: now copy.
+  for (const auto& c : copies) {
+    std::vector<T> v(c.source->elements());
+    std::memcpy(v.data(), c.source->bytes.data(), c.source->bytes.size());
+    c.target->copy_from(Tensor<T>::from_vector(c.target->shape(), v));
+  }
+  if (!options.skip_layers.count(model.input_layer().name())) model.input_layer().refresh_derived();
+  auto it = f.metadata.find("ewnet.iteration");
+  if (it != f.metadata.end() && options.load_momentum) model.set_iteration(std::stoull(it->second));
+  return f.metadata;
+}
+
+/// Reads only the metadata of a checkpoint.
+inline std::map<std::string, std::string> read_checkpoint_metadata(const std::string& path) {
+  return io::read_safetensors(path).metadata;
+}
+
+/// Rebuilds a model from the architecture stored in a checkpoint, then loads its tensors.
+template <class T>
+Model<T> model_from_checkpoint(const std::string& path, std::uint64_t seed = 0) {
+  const auto meta = read_checkpoint_metadata(path);
+  auto it = meta.find("ewnet.architecture");
+  EWNET_CHECK_AS(IoError, it != meta.end(), path, ": no ewnet.architecture in the metadata (not an ewnet checkpoint)");
+  const json::Value arch = json::parse(it->second, path + " (architecture)");
+  Model<T> model(seed);
+  for (const json::Value& e : arch.at("layers").as_array()) {
+    const std::string name = e.at("name").as_string();
+    std::vector<std::string> inputs;
+    for (const json::Value& in : e.at("inputs").as_array()) inputs.push_back(in.as_string());
+    Layer<T>& l = model.add(make_layer<T>(e.at("type").as_string(), name, e.at("config")), inputs);
+    (void)l;
+  }
+  model.build();
+  for (const json::Value& e : arch.at("layers").as_array()) {
+    if (const json::Value* f = e.find("learn_rate_factors")) {
+      Layer<T>& l = model.layer(e.at("name").as_string());
+      for (Param<T>* p : l.params())
+        if (const json::Value* v = f->find(p->name)) p->learn_rate_factor = v->as_number();
+    }
+  }
+  load_checkpoint(model, path);
+  return model;
+}
+
+}  // namespace ewnet

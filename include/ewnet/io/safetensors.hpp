@@ -1,0 +1,186 @@
+// ewnet/io/safetensors.hpp: reading and writing the safetensors format.
+//
+// Layout (the format PyTorch, JAX and others read with the `safetensors` package):
+//   bytes 0..7    N, the header length, unsigned 64-bit little-endian
+//   bytes 8..8+N  a JSON object: for each tensor {"dtype": "F32", "shape": [...],
+//                 "data_offsets": [begin, end]} (offsets into the data block, end exclusive),
+//                 and optionally "__metadata__": {string: string}
+//   then          the data block, each tensor's elements row-major, little-endian
+// Writing is atomic: the file is written under a temporary name beside the target, flushed to
+// disk, then renamed over the target, so a crash mid-save leaves the previous file intact.
+// Reading validates everything (lengths, offsets, overlaps, dtype sizes) before trusting it, and
+// every error names the file and the tensor.
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <ewnet/error.hpp>
+#include <ewnet/io/json.hpp>
+
+namespace ewnet::io {
+
+struct SafeTensor {
+  std::string dtype;              // "F32", "F64", "I32", ...
+  std::vector<std::int64_t> shape;
+  std::vector<std::uint8_t> bytes;
+
+  size_t elements() const {
+    size_t n = 1;
+    for (auto d : shape) n *= size_t(d);
+    return n;
+  }
+};
+
+inline size_t dtype_size(const std::string& dtype) {
+  if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
+  if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
+  if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
+  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL") return 1;
+  return 0;
+}
+
+template <class T>
+const char* dtype_of();
+template <> inline const char* dtype_of<float>() { return "F32"; }
+template <> inline const char* dtype_of<double>() { return "F64"; }
+template <> inline const char* dtype_of<std::int32_t>() { return "I32"; }
+template <> inline const char* dtype_of<std::int64_t>() { return "I64"; }
+
+/// The contents of a safetensors file: named tensors and string metadata.
+struct SafetensorsFile {
+  std::map<std::string, SafeTensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+/// Writes `file` to `path` atomically (temporary file, fsync, rename).
+inline void write_safetensors(const std::string& path, const SafetensorsFile& file) {
+  json::Value header = json::Value::object();
+  if (!file.metadata.empty()) {
+    json::Value meta = json::Value::object();
+    for (const auto& [k, v] : file.metadata) meta[k] = v;
+    header["__metadata__"] = meta;
+  }
+  std::uint64_t offset = 0;
+  for (const auto& [name, t] : file.tensors) {
+    EWNET_CHECK_AS(IoError, dtype_size(t.dtype) != 0, path, ": tensor '", name, "' has unknown dtype ", t.dtype);
+    EWNET_CHECK_AS(IoError, t.bytes.size() == t.elements() * dtype_size(t.dtype), path, ": tensor '", name, "' holds ",
+                   t.bytes.size(), " bytes for ", t.elements(), " elements of ", t.dtype);
+    json::Value e = json::Value::object();
+    e["dtype"] = t.dtype;
+    json::Value shape = json::Value::array();
+    for (auto d : t.shape) shape.push_back(json::Value(static_cast<long long>(d)));
+    e["shape"] = shape;
+    e["data_offsets"] = json::Value::Array{json::Value(static_cast<unsigned long long>(offset)),
+                                           json::Value(static_cast<unsigned long long>(offset + t.bytes.size()))};
+    header[name] = e;
+    offset += t.bytes.size();
+  }
+  std::string text = header.dump();
+  while ((8 + text.size()) % 8) text += ' ';  // align the data block to 8 bytes
+
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  EWNET_CHECK_AS(IoError, fd >= 0, "cannot write ", tmp, ": ", std::strerror(errno));
+  auto write_all = [&](const void* data, size_t size) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+      const ssize_t w = ::write(fd, p, size);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        const std::string why = std::strerror(errno);
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw IoError(str("writing ", path, " failed: ", why, " (the previous file, if any, is untouched)"));
+      }
+      p += w;
+      size -= size_t(w);
+    }
+  };
+  std::uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = std::uint8_t(std::uint64_t(text.size()) >> (8 * i));
+  write_all(len, 8);
+  write_all(text.data(), text.size());
+  for (const auto& [name, t] : file.tensors) write_all(t.bytes.data(), t.bytes.size());
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    throw IoError(str("writing ", path, " failed while flushing: ", std::strerror(errno)));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw IoError(str("cannot move ", tmp, " to ", path, ": ", why));
+  }
+}
+
+/// Reads and validates a whole safetensors file.
+inline SafetensorsFile read_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EWNET_CHECK_AS(IoError, in.good(), "cannot open checkpoint ", path, ": ", std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  const std::uint64_t size = std::uint64_t(in.tellg());
+  in.seekg(0);
+  EWNET_CHECK_AS(IoError, size >= 8, path, ": truncated (", size, " bytes; a safetensors file starts with an 8-byte header length)");
+  std::uint8_t len[8];
+  in.read(reinterpret_cast<char*>(len), 8);
+  std::uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= std::uint64_t(len[i]) << (8 * i);
+  EWNET_CHECK_AS(IoError, n <= size - 8 && n <= (std::uint64_t(100) << 20), path, ": header length ", n,
+                 " does not fit the file of ", size, " bytes (truncated or not a safetensors file)");
+  std::string text(size_t(n), '\0');
+  in.read(text.data(), std::streamsize(n));
+  EWNET_CHECK_AS(IoError, in.good(), path, ": could not read the header");
+  const json::Value header = json::parse(text, path + " (header)");
+  EWNET_CHECK_AS(IoError, header.is_object(), path, ": header is not a JSON object");
+
+  const std::uint64_t data_size = size - 8 - n;
+  std::vector<std::uint8_t> data(static_cast<size_t>(data_size));
+  in.read(reinterpret_cast<char*>(data.data()), std::streamsize(data_size));
+  EWNET_CHECK_AS(IoError, in.good() || data_size == 0, path, ": could not read the data block");
+
+  SafetensorsFile file;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  for (const auto& [name, e] : header.as_object()) {
+    if (name == "__metadata__") {
+      for (const auto& [k, v] : e.as_object()) file.metadata[k] = v.as_string();
+      continue;
+    }
+    SafeTensor t;
+    try {
+      t.dtype = e.at("dtype").as_string();
+      for (const auto& d : e.at("shape").as_array()) {
+        EWNET_CHECK_AS(IoError, d.as_int() >= 0, "negative dimension");
+        t.shape.push_back(d.as_int());
+      }
+      const auto& off = e.at("data_offsets").as_array();
+      EWNET_CHECK_AS(IoError, off.size() == 2, "data_offsets needs two numbers");
+      const std::uint64_t b = std::uint64_t(off[0].as_int()), end = std::uint64_t(off[1].as_int());
+      EWNET_CHECK_AS(IoError, dtype_size(t.dtype) != 0, "unknown dtype ", t.dtype);
+      EWNET_CHECK_AS(IoError, b <= end && end <= data_size, "data [", b, ", ", end, ") lies outside the ", data_size,
+                     "-byte data block (truncated file?)");
+      EWNET_CHECK_AS(IoError, end - b == t.elements() * dtype_size(t.dtype), "holds ", end - b, " bytes but its shape and ",
+                     t.dtype, " need ", t.elements() * dtype_size(t.dtype));
+      t.bytes.assign(data.begin() + std::ptrdiff_t(b), data.begin() + std::ptrdiff_t(end));
+      ranges.emplace_back(b, end);
+    } catch (const Error& err) {
+      throw IoError(str(path, ": tensor '", name, "': ", err.what()));
+    }
+    file.tensors.emplace(name, std::move(t));
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    EWNET_CHECK_AS(IoError, ranges[i].first >= ranges[i - 1].second, path, ": tensors overlap in the data block");
+  return file;
+}
+
+}  // namespace ewnet::io

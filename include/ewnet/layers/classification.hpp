@@ -1,0 +1,82 @@
+// ewnet/layers/classification.hpp: the classification output layer: mean cross-entropy of class
+// probabilities against integer labels (MATLAB's classificationLayer).
+//
+//   L = (1/N) sum_n -log p[n, t_n]
+// Backward: when fed by a softmax (the usual case, marked fused by the graph) it writes the
+// gradient with respect to the softmax's input, (p - onehot)/N; otherwise dL/dp = -onehot/(N p).
+#pragma once
+
+#include <cstdint>
+#include <numeric>
+
+#include <ewnet/layers/layer.hpp>
+#include <ewnet/ops/softmax.hpp>
+
+namespace ewnet {
+
+template <class T>
+class Classification : public Layer<T> {
+ public:
+  explicit Classification(std::string name) : Layer<T>(std::move(name)) {}
+  std::string type() const override { return "classification"; }
+  std::string describe() const override { return "cross-entropy loss"; }
+  bool is_loss() const override { return true; }
+
+  Shape setup(const std::vector<Shape>& in, Device) override {
+    EWNET_CHECK_AS(ShapeError, in[0].h == 1 && in[0].w == 1, "expects class scores 1x1xK, got ", in[0].hwc());
+    classes_ = in[0].c;
+    return {1, 1, 1, 1};
+  }
+  void set_softmax_input(bool fused) { fused_ = fused; }
+  int classes() const { return classes_; }
+
+  /// Labels of the next batch, each in [0, classes). Copied to the layer's device.
+  void set_labels(const std::vector<int>& labels, Device device) {
+    for (size_t i = 0; i < labels.size(); ++i)
+      EWNET_CHECK_AS(ShapeError, labels[i] >= 0 && labels[i] < classes_, "layer '", this->name(), "': label ",
+                     labels[i], " of sample ", i, " is outside [0, ", classes_, ")");
+    std::vector<std::int32_t> v(labels.begin(), labels.end());
+    const Shape s{int(v.size()), 1, 1, 1};
+    if (labels_.shape() != s || labels_.device() != device) labels_ = Tensor<std::int32_t>::empty(s, device);
+    labels_.copy_from(Tensor<std::int32_t>::from_vector(s, v));
+    has_labels_ = true;
+  }
+  /// Labels already on the device (copied device to device; not range-checked).
+  void set_labels(const Tensor<std::int32_t>& labels) {
+    if (labels_.shape() != labels.shape() || labels_.device() != labels.device())
+      labels_ = Tensor<std::int32_t>::empty(labels.shape(), labels.device());
+    labels_.copy_from(labels);
+    has_labels_ = true;
+  }
+  const Tensor<std::int32_t>& labels() const { return labels_; }
+
+  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
+    EWNET_CHECK(has_labels_ && labels_.size() == size_t(x[0]->n()), "layer '", this->name(), "': ",
+                labels_.size(), " labels set for a batch of ", x[0]->n());
+    cross_entropy_forward(*x[0], labels_, y);
+  }
+  void backward(const BackwardArgs<T>& a) override {
+    if (!a.dx[0]) return;
+    const Tensor<T>& p = *a.x[0];
+    const T scale = T(1) / T(p.n());
+    if (fused_) {
+      softmax_cross_entropy_backward(p, labels_, *a.dx[0], scale, a.dx_mode[0]);
+    } else {
+      // dL/dp[n,c] = -[c == t_n] / (N p[n,c]), computed on the host (uncommon path).
+      std::vector<T> probs = p.to_vector(), grad(probs.size(), T(0));
+      std::vector<std::int32_t> t = labels_.to_vector();
+      const size_t K = size_t(p.c());
+      for (size_t n = 0; n < t.size(); ++n) grad[n * K + size_t(t[n])] = -scale / probs[n * K + size_t(t[n])];
+      const Tensor<T> g = Tensor<T>::from_vector(p.shape(), grad, p.device());
+      copy_gradient(g, *a.dx[0], a.dx_mode[0]);
+    }
+  }
+
+ private:
+  int classes_ = 0;
+  bool fused_ = false;
+  bool has_labels_ = false;
+  Tensor<std::int32_t> labels_;
+};
+
+}  // namespace ewnet

@@ -1,0 +1,103 @@
+// ewnet/layers/conv2d.hpp: 2-D convolution layer (ops/conv2d.hpp has the math).
+#pragma once
+
+#include <ewnet/layers/init.hpp>
+#include <ewnet/layers/layer.hpp>
+#include <ewnet/ops/conv2d.hpp>
+
+namespace ewnet {
+
+struct Conv2dOptions {
+  int filters = 1;
+  int kernel_h = 3, kernel_w = 3;
+  int stride = 1;
+  int padding = 0;
+  bool same = false;  // pad so that the output is ceil(input / stride) (odd kernels)
+  bool bias = true;
+  Init init = Init::he;
+};
+
+template <class T>
+class Conv2d : public Layer<T> {
+ public:
+  Conv2d(std::string name, Conv2dOptions o) : Layer<T>(std::move(name)), opt_(o) {
+    EWNET_CHECK(o.filters > 0 && o.kernel_h > 0 && o.kernel_w > 0 && o.stride > 0 && o.padding >= 0,
+                "conv2d '", this->name(), "': filters, kernel and stride must be positive, padding non-negative");
+    if (o.same) {
+      EWNET_CHECK(o.kernel_h % 2 == 1 && o.kernel_w % 2 == 1, "conv2d '", this->name(),
+                  "': 'same' padding needs an odd kernel, got ", o.kernel_h, "x", o.kernel_w);
+    }
+    geom_.kernel_h = o.kernel_h;
+    geom_.kernel_w = o.kernel_w;
+    geom_.stride_h = geom_.stride_w = o.stride;
+    geom_.pad_h = o.same ? (o.kernel_h - 1) / 2 : o.padding;
+    geom_.pad_w = o.same ? (o.kernel_w - 1) / 2 : o.padding;
+    weight_.name = "weight";
+    bias_.name = "bias";
+    bias_.role = ParamRole::bias;
+    bias_.l2_factor = 0;  // MATLAB's BiasL2Factor default
+  }
+
+  std::string type() const override { return "conv2d"; }
+  std::string describe() const override {
+    return str(opt_.kernel_h, "x", opt_.kernel_w, " convolution, ", opt_.filters, " filters, stride ", opt_.stride,
+               ", padding ", geom_.pad_h, opt_.bias ? "" : ", no bias");
+  }
+  const Conv2dGeometry& geometry() const { return geom_; }
+  const Conv2dOptions& options() const { return opt_; }
+
+  Shape setup(const std::vector<Shape>& in, Device device) override {
+    const Shape& x = in[0];
+    EWNET_CHECK_AS(ShapeError, x.h + 2 * geom_.pad_h >= geom_.kernel_h && x.w + 2 * geom_.pad_w >= geom_.kernel_w,
+                   "input ", x.hwc(), " is smaller than the ", geom_.kernel_h, "x", geom_.kernel_w,
+                   " kernel with padding ", geom_.pad_h);
+    const Shape wshape{opt_.filters, x.c, opt_.kernel_h, opt_.kernel_w};
+    if (weight_.value.shape() != wshape) {
+      weight_.allocate(wshape, {opt_.filters, x.c, opt_.kernel_h, opt_.kernel_w}, device);
+      if (opt_.bias) bias_.allocate({1, opt_.filters, 1, 1}, {opt_.filters}, device);
+    }
+    return {1, opt_.filters, geom_.out_h(x.h), geom_.out_w(x.w)};
+  }
+
+  void initialize(Random& rng) override {
+    const double fan_in = double(weight_.value.c()) * opt_.kernel_h * opt_.kernel_w;
+    const double fan_out = double(opt_.filters) * opt_.kernel_h * opt_.kernel_w;
+    initialize_weights(weight_.value, opt_.init, fan_in, fan_out, rng);
+    if (opt_.bias) bias_.value.zero();
+  }
+
+  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
+    conv2d_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, y, geom_);
+  }
+
+  void backward(const BackwardArgs<T>& a) override {
+    if (a.dx[0]) conv2d_backward_data(*a.dy, weight_.value, *a.dx[0], geom_, a.dx_mode[0]);
+    if (weight_.trainable()) conv2d_backward_filter(*a.x[0], *a.dy, weight_.grad, geom_);
+    if (opt_.bias && bias_.trainable()) conv2d_backward_bias(*a.dy, bias_.grad);
+  }
+
+  std::vector<Param<T>*> params() override {
+    if (opt_.bias) return {&weight_, &bias_};
+    return {&weight_};
+  }
+  Param<T>& weight() { return weight_; }
+  Param<T>& bias() { return bias_; }
+
+  json::Value config() const override {
+    json::Value c = json::Value::object();
+    c["filters"] = opt_.filters;
+    c["kernel"] = json::Value::Array{opt_.kernel_h, opt_.kernel_w};
+    c["stride"] = opt_.stride;
+    c["padding"] = geom_.pad_h;
+    c["bias"] = opt_.bias;
+    c["init"] = init_name(opt_.init);
+    return c;
+  }
+
+ private:
+  Conv2dOptions opt_;
+  Conv2dGeometry geom_;
+  Param<T> weight_, bias_;
+};
+
+}  // namespace ewnet

@@ -1,0 +1,91 @@
+// ewnet/layers/pooling.hpp: max pooling, average pooling and global average pooling layers
+// (ops/pooling.hpp has the math and the padding rules).
+#pragma once
+
+#include <ewnet/layers/layer.hpp>
+#include <ewnet/ops/pooling.hpp>
+
+namespace ewnet {
+
+struct PoolOptions {
+  int kernel = 2;
+  int stride = 2;
+  int padding = 0;
+  PoolGeometry geometry() const { return {kernel, kernel, stride, stride, padding, padding}; }
+};
+
+namespace detail {
+template <class T>
+class PoolBase : public Layer<T> {
+ public:
+  PoolBase(std::string name, PoolOptions o) : Layer<T>(std::move(name)), opt_(o), geom_(o.geometry()) {
+    EWNET_CHECK(o.kernel > 0 && o.stride > 0 && o.padding >= 0 && o.padding < o.kernel, "pooling '", this->name(),
+                "': kernel and stride must be positive and padding in [0, kernel)");
+  }
+  Shape setup(const std::vector<Shape>& in, Device) override {
+    const Shape& x = in[0];
+    EWNET_CHECK_AS(ShapeError, x.h + 2 * geom_.pad_h >= geom_.kernel_h && x.w + 2 * geom_.pad_w >= geom_.kernel_w,
+                   "input ", x.hwc(), " is smaller than the ", geom_.kernel_h, "x", geom_.kernel_w, " pooling window");
+    return {1, x.c, geom_.out_h(x.h), geom_.out_w(x.w)};
+  }
+  json::Value config() const override {
+    json::Value c = json::Value::object();
+    c["kernel"] = opt_.kernel;
+    c["stride"] = opt_.stride;
+    c["padding"] = opt_.padding;
+    return c;
+  }
+  std::string window() const {
+    return str(opt_.kernel, "x", opt_.kernel, ", stride ", opt_.stride, ", padding ", opt_.padding);
+  }
+
+ protected:
+  PoolOptions opt_;
+  PoolGeometry geom_;
+};
+}  // namespace detail
+
+template <class T>
+class MaxPool : public detail::PoolBase<T> {
+ public:
+  MaxPool(std::string name, PoolOptions o) : detail::PoolBase<T>(std::move(name), o) {}
+  std::string type() const override { return "max_pool"; }
+  std::string describe() const override { return "max pooling " + this->window(); }
+  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
+    max_pool_forward(*x[0], y, this->geom_);
+  }
+  void backward(const BackwardArgs<T>& a) override {
+    if (a.dx[0]) max_pool_backward(*a.x[0], *a.y, *a.dy, *a.dx[0], this->geom_, a.dx_mode[0]);
+  }
+};
+
+template <class T>
+class AvgPool : public detail::PoolBase<T> {
+ public:
+  AvgPool(std::string name, PoolOptions o) : detail::PoolBase<T>(std::move(name), o) {}
+  std::string type() const override { return "avg_pool"; }
+  std::string describe() const override { return "average pooling " + this->window(); }
+  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
+    avg_pool_forward(*x[0], y, this->geom_);
+  }
+  void backward(const BackwardArgs<T>& a) override {
+    if (a.dx[0]) avg_pool_backward(*a.dy, *a.dx[0], this->geom_, a.dx_mode[0]);
+  }
+};
+
+template <class T>
+class GlobalAvgPool : public Layer<T> {
+ public:
+  explicit GlobalAvgPool(std::string name) : Layer<T>(std::move(name)) {}
+  std::string type() const override { return "global_avg_pool"; }
+  std::string describe() const override { return "global average pooling"; }
+  Shape setup(const std::vector<Shape>& in, Device) override { return {1, in[0].c, 1, 1}; }
+  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
+    global_avg_pool_forward(*x[0], y);
+  }
+  void backward(const BackwardArgs<T>& a) override {
+    if (a.dx[0]) global_avg_pool_backward(*a.dy, *a.dx[0], a.dx_mode[0]);
+  }
+};
+
+}  // namespace ewnet

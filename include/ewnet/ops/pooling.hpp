@@ -1,0 +1,196 @@
+// ewnet/ops/pooling.hpp: max pooling, average pooling and global average pooling.
+//
+// Output size: Ho = (H + 2ph - kh) / sh + 1 (floor), likewise Wo.
+// Max:     y = max of the window over positions inside the image (padding never wins);
+//          backward routes dy to the first position (row-major in the window) holding the max.
+// Average: y = sum of the window / (kh*kw), padding counted as zeros (cuDNN's
+//          COUNT_INCLUDE_PADDING, PyTorch's default, MATLAB's average pooling).
+// Global average: y[n,c] = mean over h, w of x[n,c]; dx = dy / (H*W).
+#pragma once
+
+#include <algorithm>
+#include <limits>
+
+#include <ewnet/ops/common.hpp>
+
+namespace ewnet {
+
+struct PoolGeometry {
+  int kernel_h = 2, kernel_w = 2;
+  int stride_h = 2, stride_w = 2;
+  int pad_h = 0, pad_w = 0;
+  int out_h(int h) const { return (h + 2 * pad_h - kernel_h) / stride_h + 1; }
+  int out_w(int w) const { return (w + 2 * pad_w - kernel_w) / stride_w + 1; }
+};
+
+#ifdef EWNET_WITH_CUDA
+namespace cuda {
+void max_pool_forward(const Tensor<float>& x, const Tensor<float>& y, const PoolGeometry& g);
+void max_pool_backward(const Tensor<float>& x, const Tensor<float>& y, const Tensor<float>& dy,
+                       const Tensor<float>& dx, const PoolGeometry& g, GradWrite mode);
+void avg_pool_forward(const Tensor<float>& x, const Tensor<float>& y, const PoolGeometry& g);
+void avg_pool_backward(const Tensor<float>& dy, const Tensor<float>& dx, const PoolGeometry& g, GradWrite mode);
+void global_avg_pool_forward(const Tensor<float>& x, const Tensor<float>& y);
+void global_avg_pool_backward(const Tensor<float>& dy, const Tensor<float>& dx, GradWrite mode);
+}  // namespace cuda
+#endif
+
+namespace cpu {
+
+template <class T>
+void max_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g) {
+  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w();
+  for (int n = 0; n < x.n(); ++n)
+    for (int c = 0; c < x.c(); ++c) {
+      const T* in = x.sample(n) + size_t(c) * H * W;
+      T* out = y.sample(n) + size_t(c) * Ho * Wo;
+      for (int i = 0; i < Ho; ++i)
+        for (int j = 0; j < Wo; ++j) {
+          const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
+          const int x0 = std::max(0, j * g.stride_w - g.pad_w), x1 = std::min(W, j * g.stride_w - g.pad_w + g.kernel_w);
+          T m = -std::numeric_limits<T>::infinity();
+          for (int yy = y0; yy < y1; ++yy)
+            for (int xx = x0; xx < x1; ++xx) m = std::max(m, in[yy * W + xx]);
+          out[i * Wo + j] = m;
+        }
+    }
+}
+
+template <class T>
+void max_pool_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& dx,
+                       const PoolGeometry& g, GradWrite mode) {
+  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w();
+  if (mode == GradWrite::overwrite) dx.zero();
+  for (int n = 0; n < x.n(); ++n)
+    for (int c = 0; c < x.c(); ++c) {
+      const T* in = x.sample(n) + size_t(c) * H * W;
+      const T* out = y.sample(n) + size_t(c) * Ho * Wo;
+      const T* gout = dy.sample(n) + size_t(c) * Ho * Wo;
+      T* gin = dx.sample(n) + size_t(c) * H * W;
+      for (int i = 0; i < Ho; ++i)
+        for (int j = 0; j < Wo; ++j) {
+          const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
+          const int x0 = std::max(0, j * g.stride_w - g.pad_w), x1 = std::min(W, j * g.stride_w - g.pad_w + g.kernel_w);
+          const T m = out[i * Wo + j];
+          bool done = false;
+          for (int yy = y0; yy < y1 && !done; ++yy)
+            for (int xx = x0; xx < x1; ++xx)
+              if (in[yy * W + xx] == m) {
+                gin[yy * W + xx] += gout[i * Wo + j];
+                done = true;
+                break;
+              }
+        }
+    }
+}
+
+template <class T>
+void avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g) {
+  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w();
+  const T inv = T(1) / T(g.kernel_h * g.kernel_w);
+  for (int n = 0; n < x.n(); ++n)
+    for (int c = 0; c < x.c(); ++c) {
+      const T* in = x.sample(n) + size_t(c) * H * W;
+      T* out = y.sample(n) + size_t(c) * Ho * Wo;
+      for (int i = 0; i < Ho; ++i)
+        for (int j = 0; j < Wo; ++j) {
+          const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
+          const int x0 = std::max(0, j * g.stride_w - g.pad_w), x1 = std::min(W, j * g.stride_w - g.pad_w + g.kernel_w);
+          T s = 0;
+          for (int yy = y0; yy < y1; ++yy)
+            for (int xx = x0; xx < x1; ++xx) s += in[yy * W + xx];
+          out[i * Wo + j] = s * inv;
+        }
+    }
+}
+
+template <class T>
+void avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, const PoolGeometry& g, GradWrite mode) {
+  const int H = dx.h(), W = dx.w(), Ho = dy.h(), Wo = dy.w();
+  const T inv = T(1) / T(g.kernel_h * g.kernel_w);
+  if (mode == GradWrite::overwrite) dx.zero();
+  for (int n = 0; n < dy.n(); ++n)
+    for (int c = 0; c < dy.c(); ++c) {
+      const T* gout = dy.sample(n) + size_t(c) * Ho * Wo;
+      T* gin = dx.sample(n) + size_t(c) * H * W;
+      for (int i = 0; i < Ho; ++i)
+        for (int j = 0; j < Wo; ++j) {
+          const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
+          const int x0 = std::max(0, j * g.stride_w - g.pad_w), x1 = std::min(W, j * g.stride_w - g.pad_w + g.kernel_w);
+          const T v = gout[i * Wo + j] * inv;
+          for (int yy = y0; yy < y1; ++yy)
+            for (int xx = x0; xx < x1; ++xx) gin[yy * W + xx] += v;
+        }
+    }
+}
+
+template <class T>
+void global_avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y) {
+  const size_t hw = x.shape().plane();
+  for (int n = 0; n < x.n(); ++n)
+    for (int c = 0; c < x.c(); ++c) {
+      const T* in = x.sample(n) + size_t(c) * hw;
+      T s = 0;
+      for (size_t i = 0; i < hw; ++i) s += in[i];
+      y.sample(n)[c] = s / T(hw);
+    }
+}
+
+template <class T>
+void global_avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, GradWrite mode) {
+  const size_t hw = dx.shape().plane();
+  for (int n = 0; n < dx.n(); ++n)
+    for (int c = 0; c < dx.c(); ++c) {
+      const T v = dy.sample(n)[c] / T(hw);
+      T* out = dx.sample(n) + size_t(c) * hw;
+      for (size_t i = 0; i < hw; ++i) detail::store(out[i], v, mode);
+    }
+}
+
+}  // namespace cpu
+
+namespace detail {
+template <class T>
+void check_pool(const char* op, const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g) {
+  const Shape want{x.n(), x.c(), g.out_h(x.h()), g.out_w(x.w())};
+  EWNET_CHECK_AS(ShapeError, y.shape() == want, op, ": output has shape ", y.shape(), ", expected ", want);
+}
+}  // namespace detail
+
+template <class T>
+void max_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g) {
+  detail::check_pool("max_pool_forward", x, y, g);
+  EWNET_DISPATCH(x.device(), T, max_pool_forward, x, y, g);
+}
+template <class T>
+void max_pool_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& dx,
+                       const PoolGeometry& g, GradWrite mode = GradWrite::overwrite) {
+  detail::check_pool("max_pool_backward", x, y, g);
+  detail::check_same_shape("max_pool_backward", "x", x, "dx", dx);
+  EWNET_DISPATCH(x.device(), T, max_pool_backward, x, y, dy, dx, g, mode);
+}
+template <class T>
+void avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g) {
+  detail::check_pool("avg_pool_forward", x, y, g);
+  EWNET_DISPATCH(x.device(), T, avg_pool_forward, x, y, g);
+}
+template <class T>
+void avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, const PoolGeometry& g,
+                       GradWrite mode = GradWrite::overwrite) {
+  detail::check_pool("avg_pool_backward", dx, dy, g);
+  EWNET_DISPATCH(dy.device(), T, avg_pool_backward, dy, dx, g, mode);
+}
+template <class T>
+void global_avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y) {
+  EWNET_CHECK_AS(ShapeError, y.shape() == Shape(x.n(), x.c(), 1, 1), "global_avg_pool_forward: output ", y.shape(),
+                 " for input ", x.shape());
+  EWNET_DISPATCH(x.device(), T, global_avg_pool_forward, x, y);
+}
+template <class T>
+void global_avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, GradWrite mode = GradWrite::overwrite) {
+  EWNET_CHECK_AS(ShapeError, dy.shape() == Shape(dx.n(), dx.c(), 1, 1), "global_avg_pool_backward: gradient ",
+                 dy.shape(), " for input ", dx.shape());
+  EWNET_DISPATCH(dy.device(), T, global_avg_pool_backward, dy, dx, mode);
+}
+
+}  // namespace ewnet
