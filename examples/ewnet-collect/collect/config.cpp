@@ -162,9 +162,8 @@ Extractor Extractor::json_path(const std::string& path) {
   if (p.empty()) throw InputError("JSON path is empty (expected e.g. \"results[*].url\")");
   std::size_t i = 0;
   while (i <= p.size()) {
-    std::size_t dot = i;
-    // A '.' inside brackets cannot occur (indices are digits or '*'), so the next '.' ends the step.
-    dot = p.find('.', i);
+    // Indices are digits or '*', never '.', so the next '.' ends the step.
+    std::size_t dot = p.find('.', i);
     if (dot == std::string::npos) dot = p.size();
     const std::string seg = p.substr(i, dot - i);
     Step step;

@@ -131,7 +131,8 @@ std::string image_extension(const std::uint8_t* p, std::size_t n) {
   if (starts("8BPS", 4)) return "psd";
   if (starts("#?RADIANCE", 10) || starts("#?RGBE", 6)) return "hdr";
   if (n >= 2 && p[0] == 'P' && (p[1] == '5' || p[1] == '6')) return "pnm";
-  return "img";
+  if (starts("\x53\x80\xF6\x34", 4)) return "pic";
+  return "tga";  // the one format stb_image reads that has no signature
 }
 
 void write_file_atomic(const std::string& path, const std::uint8_t* bytes, std::size_t size) {

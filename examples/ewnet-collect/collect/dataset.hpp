@@ -41,7 +41,7 @@ std::vector<ManifestEntry> read_manifest(const std::string& path);
 /// Rewrites a manifest atomically (a temporary file renamed over the old one).
 void write_manifest(const std::string& path, const std::vector<ManifestEntry>& entries);
 
-/// The file extension for an encoded image, from its first bytes ("jpg", "png", "gif", "bmp", ...).
+/// The file extension for an image stb_image decoded, from its first bytes ("jpg", "png", "gif", ...).
 std::string image_extension(const std::uint8_t* bytes, std::size_t size);
 
 /// Writes bytes to `path` through a temporary file and a rename, so an interrupted run never leaves

@@ -284,9 +284,13 @@ RobotsRules PoliteFetcher::robots_for(const std::string& url) {
       log(robots_url + ": unreachable (" + r.error + "), treating the whole site as disallowed");
     }
     if (entry->rules.crawl_delay() > 0) {
-      std::lock_guard<std::mutex> lock(mu_);
-      double& d = host_delay_[u.host];
-      d = std::max(d, entry->rules.crawl_delay());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        double& d = host_delay_[u.host];
+        d = std::max(d, entry->rules.crawl_delay());
+      }
+      // The slot after robots.txt was reserved with the shorter delay; move it out.
+      push_back_host(u.host, entry->rules.crawl_delay());
     }
   });
   return entry->rules;

@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -74,6 +75,65 @@ inline bool jpeg_is_complete(const std::uint8_t* p, std::size_t n) {
   return false;
 }
 
+// Reads the dimensions straight from a PNG, JPEG, GIF or BMP header. stb_image refuses images
+// over 1 GiB of pixels with a generic "unknown image type", so the size limit is checked here
+// first to say what is actually wrong with a decompression bomb.
+inline bool header_dimensions(const std::uint8_t* p, std::size_t n, long long& w, long long& h) {
+  auto be16 = [&](std::size_t i) { return (static_cast<long long>(p[i]) << 8) | p[i + 1]; };
+  auto be32 = [&](std::size_t i) { return (be16(i) << 16) | be16(i + 2); };
+  auto le16 = [&](std::size_t i) { return (static_cast<long long>(p[i + 1]) << 8) | p[i]; };
+  auto le32s = [&](std::size_t i) {
+    return static_cast<long long>(static_cast<std::int32_t>(static_cast<std::uint32_t>((le16(i + 2) << 16) | le16(i))));
+  };
+  if (n >= 24 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0 && std::memcmp(p + 12, "IHDR", 4) == 0) {
+    w = be32(16);
+    h = be32(20);
+    return true;
+  }
+  if (n >= 10 && std::memcmp(p, "GIF8", 4) == 0) {
+    w = le16(6);
+    h = le16(8);
+    return true;
+  }
+  if (n >= 26 && p[0] == 'B' && p[1] == 'M') {
+    w = le32s(18);
+    h = le32s(22);
+    if (w < 0) w = -w;
+    if (h < 0) h = -h;  // a negative height means rows stored top-down
+    return true;
+  }
+  if (n >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
+    for (std::size_t i = 2; i + 9 <= n;) {
+      if (p[i] != 0xFF) return false;
+      const std::uint8_t m = p[i + 1];
+      if (m == 0xFF) {
+        ++i;
+        continue;
+      }
+      // SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range.
+      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+        h = be16(i + 5);
+        w = be16(i + 7);
+        return true;
+      }
+      if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
+        i += 2;
+        continue;
+      }
+      if (m == 0xDA) return false;
+      i += 2 + static_cast<std::size_t>(be16(i + 2));
+    }
+  }
+  return false;
+}
+
+inline void check_dimensions(long long w, long long h, const std::string& what) {
+  EWNET_CHECK_AS(IoError, w > 0 && h > 0, what, ": image has no pixels (", w, "x", h, ")");
+  EWNET_CHECK_AS(IoError, w <= kMaxImageSide && h <= kMaxImageSide && w * h <= kMaxImagePixels, what,
+                 ": image dimensions ", w, "x", h, " exceed the limit (", kMaxImageSide, " per side, ",
+                 kMaxImagePixels / 1'000'000, " megapixels)");
+}
+
 inline bool is_jpeg(const std::uint8_t* p, std::size_t n) {
   return n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF;
 }
@@ -86,14 +146,18 @@ inline std::string stb_reason() {
 }  // namespace detail
 
 /// Reads the dimensions from the header. Throws IoError naming `what` when the bytes are empty,
-/// not a format stb_image knows, or too large to hand to stb (over 2 GiB).
+/// not a format stb_image knows, too large to hand to stb (over 2 GiB), or a header stb refuses
+/// because of its size (then the message gives the dimensions and the limit).
 inline ImageInfo probe_image(const std::uint8_t* bytes, std::size_t size, const std::string& what) {
   EWNET_CHECK_AS(IoError, bytes != nullptr && size > 0, what, ": empty input, not an image");
   EWNET_CHECK_AS(IoError, size <= static_cast<std::size_t>(INT_MAX), what, ": ", size,
                  " bytes is too large for an image file");
   ImageInfo info;
-  if (!stbi_info_from_memory(bytes, static_cast<int>(size), &info.width, &info.height, &info.channels))
+  if (!stbi_info_from_memory(bytes, static_cast<int>(size), &info.width, &info.height, &info.channels)) {
+    long long w = 0, h = 0;
+    if (detail::header_dimensions(bytes, size, w, h)) detail::check_dimensions(w, h, what);
     throw IoError(str(what, ": not a readable image (", detail::stb_reason(), ")"));
+  }
   return info;
 }
 
@@ -104,13 +168,7 @@ inline ImageInfo probe_image(const std::uint8_t* bytes, std::size_t size, const 
 /// header before any pixel memory is allocated).
 inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std::string& what) {
   const ImageInfo info = probe_image(bytes, size, what);
-  EWNET_CHECK_AS(IoError, info.width > 0 && info.height > 0, what, ": image has no pixels (",
-                 info.width, "x", info.height, ")");
-  EWNET_CHECK_AS(IoError,
-                 info.width <= kMaxImageSide && info.height <= kMaxImageSide &&
-                     static_cast<long long>(info.width) * info.height <= kMaxImagePixels,
-                 what, ": image dimensions ", info.width, "x", info.height, " exceed the limit (",
-                 kMaxImageSide, " per side, ", kMaxImagePixels / 1'000'000, " megapixels)");
+  detail::check_dimensions(info.width, info.height, what);
   if (detail::is_jpeg(bytes, size))
     EWNET_CHECK_AS(IoError, detail::jpeg_is_complete(bytes, size), what,
                    ": truncated JPEG (no end-of-image marker after the image data)");

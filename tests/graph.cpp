@@ -1,0 +1,217 @@
+#include "test_util.hpp"
+
+using namespace ewnet;
+using namespace ewnet::test;
+
+namespace {
+template <class T>
+std::unique_ptr<Conv2d<T>> conv(const std::string& name, int filters, int k = 3) {
+  Conv2dOptions o;
+  o.filters = filters;
+  o.kernel_h = o.kernel_w = k;
+  o.same = true;
+  return std::make_unique<Conv2d<T>>(name, o);
+}
+
+/// A small network with every structural feature: LRN, pooling, an inception module with a
+/// projected residual, another with an identity residual, batch norm, dropout, a classifier.
+template <class T>
+Model<T> small_network(std::uint64_t seed = 1, int classes = 3) {
+  Model<T> m(seed);
+  m.add(std::make_unique<ImageInput<T>>("input", 3, 8, 8));
+  m.add(conv<T>("conv1", 4));
+  m.add(std::make_unique<Relu<T>>("relu1"));
+  m.add(std::make_unique<CrossChannelNorm<T>>("norm1", CrossChannelNormParams{3, 0.5, 0.75, 2.0}));
+  m.add(std::make_unique<MaxPool<T>>("pool1", PoolOptions{3, 2, 1}));
+  std::string out = add_inception(m, "inc1", "pool1", InceptionFilters{2, 2, 3, 1, 2, 2}, Residual::identity_or_projection);
+  out = add_inception(m, "inc2", out, InceptionFilters{3, 2, 2, 2, 2, 2}, Residual::identity_or_projection);
+  m.add(std::make_unique<BatchNorm<T>>("bn"), out);
+  m.add(std::make_unique<GlobalAvgPool<T>>("gap"));
+  m.add(std::make_unique<Dropout<T>>("drop", 0.25, seed));
+  m.add(std::make_unique<FullyConnected<T>>("fc", classes));
+  m.add(std::make_unique<Softmax<T>>("softmax"));
+  m.add(std::make_unique<Classification<T>>("output"));
+  return m;
+}
+}  // namespace
+
+TEST_CASE("a whole network's gradient matches finite differences of its loss", "[graph][gradient]") {
+  Model<double> m = small_network<double>(3);
+  Random rng(5);
+  const Tensor<double> x = random_tensor<double>({3, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 2, 1};
+  // Inference mode makes dropout the identity and batch norm use running statistics, so the loss
+  // is a smooth function of the weights; batch statistics are covered by the layer's own test.
+  // Non-zero biases keep pre-activations off ReLU's kink at 0, where differences are one-sided.
+  for (auto& [layer, p] : m.parameters())
+    p->value.copy_from(random_tensor<double>(p->value.shape(), rng, -0.5, 0.5));
+  auto loss = [&]() {
+    m.forward(x, labels, Mode::inference);
+    return double(m.loss());
+  };
+  loss();
+  m.backward();
+  size_t checked = 0;
+  for (auto& [layer, p] : m.parameters()) {
+    const auto g = p->grad.to_vector();
+    for (size_t k = 0; k < p->count(); k += 1 + p->count() / 6) {
+      double* w = p->value.data() + k;
+      const double keep = *w;
+      *w = keep + 1e-6;
+      const double up = loss();
+      *w = keep - 1e-6;
+      const double down = loss();
+      *w = keep;
+      INFO(layer << "." << p->name << "[" << k << "]");
+      REQUIRE(g[k] == Approx((up - down) / 2e-6).margin(1e-7).epsilon(1e-4));
+      ++checked;
+    }
+  }
+  REQUIRE(checked > 60);
+}
+
+TEST_CASE("inception branches are written in place into the concatenation", "[graph][concat]") {
+  Model<float> m = small_network<float>();
+  Random rng(6);
+  m.forward(random_tensor<float>({2, 3, 8, 8}, rng));
+  const Tensor<float>& cat = m.activation("inc1-output");
+  REQUIRE(m.activation("inc1-relu_1x1").shares_storage_with(cat));
+  REQUIRE(m.activation("inc1-relu_pool_proj").shares_storage_with(cat));
+  REQUIRE(m.activation("inc1-relu_3x3").same_view(cat.channels(2, 3)));
+}
+
+TEST_CASE("the summary lists every layer and counts them as MATLAB does", "[graph]") {
+  Model<float> m = small_network<float>();
+  const std::string s = m.summary();
+  REQUIRE(s.find("inc2-residual_add") != std::string::npos);
+  REQUIRE(s.find("4x4x9") != std::string::npos);  // inc1 output: 2 + 3 + 2 + 2 channels at 4x4
+  REQUIRE(s.find(std::to_string(m.layer_count()) + " layers") != std::string::npos);
+  // input + stem (4) + inc1 (14, projection shortcut + add + relu: 3) + inc2 (14, identity: add +
+  // relu: 2) + head (bn, gap, dropout, fc, softmax, output: 6)
+  REQUIRE(m.layer_count() == 1 + 4 + 17 + 16 + 6);
+}
+
+TEST_CASE("graph errors name the layer and what was expected", "[graph][errors]") {
+  SECTION("unknown input") {
+    Model<float> m;
+    m.add(std::make_unique<ImageInput<float>>("input", 3, 8, 8));
+    m.add(conv<float>("conv", 2), "nope");
+    REQUIRE_THROWS_WITH(m.build(), Catch::Contains("'conv'") && Catch::Contains("'nope'"));
+  }
+  SECTION("cycle") {
+    Model<float> m;
+    m.add(std::make_unique<ImageInput<float>>("input", 3, 8, 8));
+    m.add(std::make_unique<Add<float>>("a"), std::vector<std::string>{"input", "b"});
+    m.add(std::make_unique<Relu<float>>("b"), "a");
+    m.add(std::make_unique<Relu<float>>("c"), "b");
+    REQUIRE_THROWS_WITH(m.build(), Catch::Contains("cycle") && Catch::Contains("'a'") && Catch::Contains("'b'"));
+  }
+  SECTION("dangling output") {
+    Model<float> m;
+    m.add(std::make_unique<ImageInput<float>>("input", 3, 8, 8));
+    m.add(conv<float>("conv", 2));
+    m.add(std::make_unique<Relu<float>>("unused"), "input");
+    REQUIRE_THROWS_WITH(m.build(), Catch::Contains("'conv'") && Catch::Contains("'unused'"));
+  }
+  SECTION("shape mismatch names the layer and both shapes") {
+    Model<float> m;
+    m.add(std::make_unique<ImageInput<float>>("input", 3, 8, 8));
+    m.add(conv<float>("a", 4));
+    m.add(conv<float>("b", 5), "input");
+    m.add(std::make_unique<Add<float>>("sum"), std::vector<std::string>{"a", "b"});
+    REQUIRE_THROWS_WITH(m.build(), Catch::Contains("'sum'") && Catch::Contains("8x8x4") && Catch::Contains("8x8x5"));
+  }
+  SECTION("duplicate name, wrong input count, unknown layer") {
+    Model<float> m;
+    m.add(std::make_unique<ImageInput<float>>("input", 3, 8, 8));
+    REQUIRE_THROWS_AS(m.add(std::make_unique<Relu<float>>("input")), GraphError);
+    m.add(std::make_unique<Concat<float>>("cat"), "input");
+    REQUIRE_THROWS_WITH(m.build(), Catch::Contains("'cat'") && Catch::Contains("2 or more"));
+    REQUIRE_THROWS_WITH(m.layer("missing"), Catch::Contains("'missing'"));
+  }
+  SECTION("a batch of the wrong size") {
+    Model<float> m = small_network<float>();
+    REQUIRE_THROWS_WITH(m.forward(Tensor<float>({1, 3, 9, 8})), Catch::Contains("8x8x3") && Catch::Contains("9x8x3"));
+  }
+}
+
+TEST_CASE("replacing the classifier keeps the connections", "[graph]") {
+  Model<float> m = small_network<float>(1, 3);
+  REQUIRE(m.classes() == 3);
+  m.replace("fc", std::make_unique<FullyConnected<float>>("fc_new", 5));
+  REQUIRE(m.classes() == 5);
+  REQUIRE(m.inputs_of("softmax") == std::vector<std::string>{"fc_new"});
+  Random rng(7);
+  const Tensor<float>& p = m.forward(random_tensor<float>({2, 3, 8, 8}, rng));
+  REQUIRE(p.shape() == Shape(2, 5, 1, 1));
+}
+
+TEST_CASE("freezing skips backward below the lowest trainable layer and keeps weights bitwise", "[graph][freeze]") {
+  Model<float> m = small_network<float>();
+  Sgdm<float> solver;
+  Random rng(8);
+  const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 1, 2, 1};
+  m.freeze_up_to("bn");
+  std::map<std::string, Tensor<float>> before;
+  for (auto& [layer, p] : m.parameters()) before[layer + "." + p->name] = p->value.clone();
+  std::map<std::string, std::uint64_t> calls;
+  for (Layer<float>* l : m.layers()) calls[l->name()] = l->backward_calls();
+  for (int step = 0; step < 3; ++step) {
+    m.forward(x, labels);
+    m.backward();
+    solver.step(m, 0.1);
+  }
+  for (auto& [layer, p] : m.parameters()) {
+    const bool frozen = layer != "fc";
+    INFO(layer << "." << p->name);
+    REQUIRE(bitwise_equal(p->value, before[layer + "." + p->name]) == frozen);
+  }
+  for (Layer<float>* l : m.layers()) {
+    INFO(l->name());
+    const bool runs = l->name() == "fc" || l->name() == "softmax" || l->name() == "output";
+    REQUIRE(l->backward_calls() - calls[l->name()] == (runs ? 3u : 0u));
+  }
+  // Unfreezing one module brings its backward (and everything above it) back.
+  m.set_learn_rate_factors("inc2-3x3", 1, 1);
+  m.forward(x, labels);
+  m.backward();
+  REQUIRE(m.layer("inc2-3x3").backward_calls() == 1);
+  REQUIRE(m.layer("inc2-relu_3x3").backward_calls() == 1);
+  REQUIRE(m.layer("inc2-3x3_reduce").backward_calls() == 0);
+  REQUIRE(m.layer("inc1-output").backward_calls() == 0);
+}
+
+TEST_CASE("a seeded CPU training run is bitwise reproducible", "[graph][determinism]") {
+  auto train = [](std::uint64_t seed) {
+    Model<float> m = small_network<float>(seed);
+    Sgdm<float> solver;
+    Random rng(seed);
+    const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+    for (int step = 0; step < 3; ++step) {
+      m.forward(x, {0, 1, 2, 0});
+      m.backward();
+      solver.step(m, 0.05);
+    }
+    return m.parameters().back().second->value.to_vector();
+  };
+  REQUIRE(train(9) == train(9));
+  REQUIRE(train(9) != train(10));
+}
+
+TEST_CASE("training reduces the loss on a learnable problem", "[graph][training]") {
+  Model<float> m = small_network<float>(2);
+  Sgdm<float> solver;
+  Random rng(3);
+  const Tensor<float> x = random_tensor<float>({6, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 1, 2, 0, 1, 2};
+  m.forward(x, labels);
+  const float first = m.loss();
+  for (int step = 0; step < 60; ++step) {
+    m.forward(x, labels);
+    m.backward();
+    solver.step(m, 0.05);
+  }
+  m.forward(x, labels, Mode::inference);
+  REQUIRE(m.loss() < 0.5f * first);
+}

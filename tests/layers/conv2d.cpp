@@ -1,0 +1,119 @@
+#include "test_util.hpp"
+
+using namespace ewnet;
+using namespace ewnet::test;
+
+namespace {
+// Direct evaluation of the convolution sum, the definition in ops/conv2d.hpp.
+std::vector<double> naive_conv(const Tensor<double>& x, const Tensor<double>& w, const Tensor<double>* b,
+                               const Conv2dGeometry& g) {
+  const int N = x.n(), C = x.c(), H = x.h(), W = x.w(), K = w.n();
+  const int Ho = g.out_h(H), Wo = g.out_w(W);
+  std::vector<double> y(size_t(N) * K * Ho * Wo);
+  for (int n = 0; n < N; ++n)
+    for (int k = 0; k < K; ++k)
+      for (int i = 0; i < Ho; ++i)
+        for (int j = 0; j < Wo; ++j) {
+          double s = b ? b->at(0, k, 0, 0) : 0;
+          for (int c = 0; c < C; ++c)
+            for (int p = 0; p < g.kernel_h; ++p)
+              for (int q = 0; q < g.kernel_w; ++q) {
+                const int yy = i * g.stride_h - g.pad_h + p, xx = j * g.stride_w - g.pad_w + q;
+                if (yy >= 0 && yy < H && xx >= 0 && xx < W) s += w.at(k, c, p, q) * x.at(n, c, yy, xx);
+              }
+          y[((size_t(n) * K + k) * Ho + i) * Wo + j] = s;
+        }
+  return y;
+}
+
+struct Case {
+  int n, c, h, w, k, kernel, stride, pad;
+  bool bias;
+};
+}  // namespace
+
+TEST_CASE("conv2d forward matches the direct sum over odd sizes, strides and paddings", "[conv2d]") {
+  const Case cases[] = {{2, 3, 7, 5, 4, 3, 1, 1, true},  {1, 2, 9, 9, 3, 3, 2, 0, true}, {3, 4, 6, 7, 5, 1, 1, 0, false},
+                        {2, 1, 11, 8, 2, 5, 2, 2, true}, {1, 3, 8, 8, 6, 7, 2, 3, true}, {2, 5, 5, 5, 3, 1, 2, 0, true},
+                        {1, 2, 4, 6, 2, 3, 3, 1, false}};
+  Random rng(11);
+  for (const Case& t : cases) {
+    Conv2dOptions o;
+    o.filters = t.k;
+    o.kernel_h = o.kernel_w = t.kernel;
+    o.stride = t.stride;
+    o.padding = t.pad;
+    o.bias = t.bias;
+    Conv2d<double> conv("conv", o);
+    const Tensor<double> x = random_tensor<double>({t.n, t.c, t.h, t.w}, rng);
+    conv.setup({x.shape()}, Device::cpu);
+    conv.weight().value.copy_from(random_tensor<double>(conv.weight().value.shape(), rng));
+    if (t.bias) conv.bias().value.copy_from(random_tensor<double>(conv.bias().value.shape(), rng));
+    const Tensor<double> y = run_forward<double>(conv, {x});
+    INFO("case n=" << t.n << " c=" << t.c << " " << t.h << "x" << t.w << " k=" << t.kernel << " s=" << t.stride
+                   << " p=" << t.pad);
+    REQUIRE(max_rel_diff(y.to_vector(), naive_conv(x, conv.weight().value, t.bias ? &conv.bias().value : nullptr,
+                                                   conv.geometry())) < 1e-12);
+  }
+}
+
+TEST_CASE("conv2d backward matches finite differences", "[conv2d][gradient]") {
+  Random rng(12);
+  const Case cases[] = {{2, 2, 5, 4, 3, 3, 1, 1, true}, {1, 3, 7, 6, 2, 3, 2, 0, true}, {2, 2, 4, 4, 3, 1, 1, 0, false},
+                        {1, 2, 6, 5, 2, 5, 2, 2, true}};
+  for (const Case& t : cases) {
+    Conv2dOptions o;
+    o.filters = t.k;
+    o.kernel_h = o.kernel_w = t.kernel;
+    o.stride = t.stride;
+    o.padding = t.pad;
+    o.bias = t.bias;
+    Conv2d<double> conv("conv", o);
+    check_gradients(conv, {random_tensor<double>({t.n, t.c, t.h, t.w}, rng)});
+  }
+}
+
+TEST_CASE("conv2d accumulates into an input gradient when asked to", "[conv2d]") {
+  Random rng(13);
+  Conv2dOptions o;
+  o.filters = 3;
+  o.padding = 1;
+  Conv2d<double> conv("conv", o);
+  const Tensor<double> x = random_tensor<double>({2, 2, 5, 5}, rng);
+  conv.setup({x.shape()}, Device::cpu);
+  conv.initialize(rng);
+  const Tensor<double> dy = random_tensor<double>({2, 3, 5, 5}, rng);
+  Tensor<double> once(x.shape()), twice(x.shape());
+  conv2d_backward_data(dy, conv.weight().value, once, conv.geometry());
+  conv2d_backward_data(dy, conv.weight().value, twice, conv.geometry());
+  conv2d_backward_data(dy, conv.weight().value, twice, conv.geometry(), GradWrite::accumulate);
+  auto a = once.to_vector(), b = twice.to_vector();
+  for (size_t i = 0; i < a.size(); ++i) REQUIRE(b[i] == Approx(2 * a[i]));
+}
+
+TEST_CASE("conv2d writes into a channel slice of a larger tensor", "[conv2d][view]") {
+  Random rng(14);
+  Conv2dOptions o;
+  o.filters = 2;
+  o.padding = 1;
+  Conv2d<float> conv("conv", o);
+  const Tensor<float> x = random_tensor<float>({3, 2, 4, 4}, rng);
+  const Tensor<float> alone = run_forward<float>(conv, {x});
+  Tensor<float> big({3, 7, 4, 4});
+  fill(big, 42.0f);
+  std::vector<const Tensor<float>*> in{&x};
+  conv.forward(in, big.channels(3, 2), {});
+  REQUIRE(bitwise_equal(big.channels(3, 2), alone));
+  for (int n = 0; n < 3; ++n)
+    for (int c : {0, 1, 2, 5, 6}) REQUIRE(big.at(n, c, 1, 2) == 42.0f);
+}
+
+TEST_CASE("conv2d rejects mismatched shapes with both shapes in the message", "[conv2d][errors]") {
+  Conv2dOptions o;
+  o.filters = 2;
+  o.kernel_h = o.kernel_w = 5;
+  Conv2d<float> conv("conv", o);
+  REQUIRE_THROWS_WITH(conv.setup({Shape{1, 3, 3, 3}}, Device::cpu), Catch::Contains("3x3x3") && Catch::Contains("5x5"));
+  Tensor<float> x({1, 3, 8, 8}), w({2, 4, 3, 3}), y({1, 2, 6, 6});
+  REQUIRE_THROWS_AS(conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), y, Conv2dGeometry{3, 3, 1, 1, 0, 0}), ShapeError);
+}

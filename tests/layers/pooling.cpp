@@ -1,0 +1,76 @@
+#include "test_util.hpp"
+
+using namespace ewnet;
+using namespace ewnet::test;
+
+namespace {
+// Pools the window over in-image positions; average divides by the full window (padding counts).
+std::vector<double> naive_pool(const Tensor<double>& x, const PoolGeometry& g, bool max) {
+  const int Ho = g.out_h(x.h()), Wo = g.out_w(x.w());
+  std::vector<double> y;
+  for (int n = 0; n < x.n(); ++n)
+    for (int c = 0; c < x.c(); ++c)
+      for (int i = 0; i < Ho; ++i)
+        for (int j = 0; j < Wo; ++j) {
+          double m = -1e300, s = 0;
+          for (int p = 0; p < g.kernel_h; ++p)
+            for (int q = 0; q < g.kernel_w; ++q) {
+              const int yy = i * g.stride_h - g.pad_h + p, xx = j * g.stride_w - g.pad_w + q;
+              if (yy < 0 || yy >= x.h() || xx < 0 || xx >= x.w()) continue;
+              m = std::max(m, x.at(n, c, yy, xx));
+              s += x.at(n, c, yy, xx);
+            }
+          y.push_back(max ? m : s / (g.kernel_h * g.kernel_w));
+        }
+  return y;
+}
+}  // namespace
+
+TEST_CASE("max and average pooling match the direct definition", "[pooling]") {
+  Random rng(51);
+  const PoolOptions options[] = {{2, 2, 0}, {3, 2, 1}, {3, 1, 1}, {3, 3, 0}, {5, 2, 2}};
+  for (const PoolOptions& o : options) {
+    const Tensor<double> x = random_tensor<double>({2, 3, 9, 7}, rng);
+    MaxPool<double> maxp("max", o);
+    AvgPool<double> avgp("avg", o);
+    INFO("kernel " << o.kernel << " stride " << o.stride << " padding " << o.padding);
+    REQUIRE(max_rel_diff(run_forward<double>(maxp, {x}).to_vector(), naive_pool(x, o.geometry(), true)) == 0);
+    REQUIRE(max_rel_diff(run_forward<double>(avgp, {x}).to_vector(), naive_pool(x, o.geometry(), false)) < 1e-14);
+  }
+}
+
+TEST_CASE("pooling backward matches finite differences", "[pooling][gradient]") {
+  Random rng(52);
+  for (const PoolOptions& o : {PoolOptions{2, 2, 0}, PoolOptions{3, 2, 1}, PoolOptions{3, 1, 1}}) {
+    // distinct values so that the maximum of each window is unique
+    std::vector<double> v(2 * 2 * 5 * 5);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = double((i * 37) % v.size()) / double(v.size()) + rng.uniform() * 1e-3;
+    MaxPool<double> maxp("max", o);
+    check_gradients(maxp, {Tensor<double>::from_vector({2, 2, 5, 5}, v)});
+    AvgPool<double> avgp("avg", o);
+    check_gradients(avgp, {random_tensor<double>({2, 2, 5, 5}, rng)});
+  }
+}
+
+TEST_CASE("max pooling sends the gradient of a tie to the first maximum only", "[pooling]") {
+  MaxPool<double> maxp("max", PoolOptions{2, 2, 0});
+  const Tensor<double> x = Tensor<double>::from_vector({1, 1, 2, 2}, {5, 5, 5, 5});
+  const Tensor<double> y = run_forward<double>(maxp, {x});
+  const Tensor<double> dy = Tensor<double>::from_vector({1, 1, 1, 1}, {1});
+  Tensor<double> dx({1, 1, 2, 2});
+  max_pool_backward(x, y, dy, dx, PoolOptions{2, 2, 0}.geometry());
+  REQUIRE(dx.to_vector() == std::vector<double>{1, 0, 0, 0});
+}
+
+TEST_CASE("global average pooling averages each plane", "[pooling]") {
+  Random rng(53);
+  GlobalAvgPool<double> gap("gap");
+  const Tensor<double> x = random_tensor<double>({2, 3, 4, 5}, rng);
+  const Tensor<double> y = run_forward<double>(gap, {x});
+  REQUIRE(y.shape() == Shape(2, 3, 1, 1));
+  double s = 0;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 5; ++j) s += x.at(1, 2, i, j);
+  REQUIRE(y.at(1, 2, 0, 0) == Approx(s / 20));
+  check_gradients(gap, {x});
+}

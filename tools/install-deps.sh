@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what ewnet needs to build, test and benchmark on Debian (12 or newer), from Debian's
+# packages. The CUDA toolkit with cuDNN, when present, is expected under /usr/local/cuda.
+set -euo pipefail
+packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-dev libstb-dev libcurl4-openssl-dev libbenchmark-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
