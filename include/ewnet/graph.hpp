@@ -195,21 +195,14 @@ class Model {
     for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
       Node& n = nodes_[size_t(*it)];
       if (!n.runs_backward) continue;
-      BackwardArgs<T> args;
-      args.y = &n.out;
-      args.dy = n.layer->is_loss() ? nullptr : &n.grad;
+      // The argument lists were sized in allocate(); only the write modes change per step.
+      BackwardArgs<T>& args = n.backward_args;
       args.context = last_context_;
-      for (int src : n.in_idx) {
-        Node& s = nodes_[size_t(src)];
-        args.x.push_back(&s.out);
-        if (s.needs_grad) {
-          args.dx.push_back(&s.grad);
-          args.dx_mode.push_back(grad_written_[size_t(src)] ? GradWrite::accumulate : GradWrite::overwrite);
-          grad_written_[size_t(src)] = true;
-        } else {
-          args.dx.push_back(nullptr);
-          args.dx_mode.push_back(GradWrite::overwrite);
-        }
+      for (size_t k = 0; k < n.in_idx.size(); ++k) {
+        const size_t src = size_t(n.in_idx[k]);
+        if (!args.dx[k]) continue;
+        args.dx_mode[k] = grad_written_[src] ? GradWrite::accumulate : GradWrite::overwrite;
+        grad_written_[src] = true;
       }
       n.layer->backward(args);
       n.layer->count_backward();
@@ -350,6 +343,8 @@ class Model {
     int alias_of = -1;     // the concat node whose output slice holds this node's output
     int alias_offset = 0;  // first channel of that slice
     bool fresh = true;     // parameters not yet initialised
+    std::vector<const Tensor<T>*> forward_inputs;  // built with the buffers, reused every step
+    BackwardArgs<T> backward_args;
   };
 
   int find(const std::string& name) const {
@@ -550,6 +545,21 @@ class Model {
       // The concat needs a gradient whenever one of its inputs does (it runs backward then).
       n.grad = n.needs_grad ? c.grad.channels(n.alias_offset, n.shape.c) : Tensor<T>();
     }
+    // Argument lists point at the buffers above, so a step builds none of them.
+    for (Node& n : nodes_) {
+      n.forward_inputs.clear();
+      BackwardArgs<T>& a = n.backward_args;
+      a = BackwardArgs<T>();
+      a.y = &n.out;
+      a.dy = n.layer->is_loss() ? nullptr : &n.grad;
+      for (int j : n.in_idx) {
+        Node& s = nodes_[size_t(j)];
+        n.forward_inputs.push_back(&s.out);
+        a.x.push_back(&s.out);
+        a.dx.push_back(s.needs_grad ? &s.grad : nullptr);
+        a.dx_mode.push_back(GradWrite::overwrite);
+      }
+    }
     batch_ = batch;
   }
 
@@ -576,10 +586,8 @@ class Model {
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
       if (n.layer->is_loss() && !with_loss) continue;
-      std::vector<const Tensor<T>*> x;
-      if (i == input_node_) x.push_back(&images);
-      for (int j : n.in_idx) x.push_back(&nodes_[size_t(j)].out);
-      n.layer->forward(x, n.out, last_context_);
+      if (i == input_node_) n.forward_inputs.assign(1, &images);
+      n.layer->forward(n.forward_inputs, n.out, last_context_);
     }
     loss_ready_ = with_loss;
   }

@@ -35,10 +35,10 @@ class Classification : public Layer<T> {
     for (size_t i = 0; i < labels.size(); ++i)
       EWNET_CHECK_AS(ShapeError, labels[i] >= 0 && labels[i] < classes_, "layer '", this->name(), "': label ",
                      labels[i], " of sample ", i, " is outside [0, ", classes_, ")");
-    std::vector<std::int32_t> v(labels.begin(), labels.end());
-    const Shape s{int(v.size()), 1, 1, 1};
+    host_labels_.assign(labels.begin(), labels.end());  // keeps its capacity: no allocation per step
+    const Shape s{int(labels.size()), 1, 1, 1};
     if (labels_.shape() != s || labels_.device() != device) labels_ = Tensor<std::int32_t>::empty(s, device);
-    labels_.copy_from(Tensor<std::int32_t>::from_vector(s, v));
+    detail::copy_bytes(device, labels_.data(), Device::cpu, host_labels_.data(), labels.size() * sizeof(std::int32_t));
     has_labels_ = true;
   }
   /// Labels already on the device (copied device to device; not range-checked).
@@ -77,6 +77,7 @@ class Classification : public Layer<T> {
   bool fused_ = false;
   bool has_labels_ = false;
   Tensor<std::int32_t> labels_;
+  std::vector<std::int32_t> host_labels_;
 };
 
 }  // namespace ewnet
