@@ -1,0 +1,102 @@
+// kernels/softmax.cu: softmax over channels, cross-entropy, and the fused softmax + cross-entropy
+// gradient (ops/softmax.hpp).
+//
+//   y[c]  = exp(x[c] - max_j x[j]) / sum_j exp(x[j] - max_j x[j])     at each (n, pixel)
+//   dx[c] = y[c] * (dy[c] - sum_j dy[j] y[j])
+//   loss[n] = -log(max(p[n, t_n], FLT_MIN))
+//   dlogits[n, c] = scale * (p[n, c] - [c == t_n])
+// One thread per (n, pixel) walks the C channels (hw apart) for softmax; classifiers have hw = 1
+// and C of a few to a thousand classes, where one thread per sample is already memory-bound.
+#include <cfloat>
+
+#include <ewnet/ops/softmax.hpp>
+
+#include "cuda/launch.cuh"
+
+namespace ewnet::cuda {
+
+using detail::View;
+
+__global__ void softmax_forward_kernel(View x, View y) {
+  EWNET_GRID_LOOP(t, x.n * x.hw) {
+    const std::int64_t n = t / x.hw, p = t % x.hw;
+    const float* a = x.data + n * x.stride + p;
+    float* b = y.data + n * y.stride + p;
+    float m = -INFINITY;
+    for (std::int64_t c = 0; c < x.c; ++c) m = fmaxf(m, a[c * x.hw]);
+    float s = 0.0f;
+    for (std::int64_t c = 0; c < x.c; ++c) {
+      const float e = expf(a[c * x.hw] - m);
+      b[c * x.hw] = e;
+      s += e;
+    }
+    for (std::int64_t c = 0; c < x.c; ++c) b[c * x.hw] /= s;
+  }
+}
+
+__global__ void softmax_backward_kernel(View y, View dy, View dx, bool accumulate) {
+  EWNET_GRID_LOOP(t, y.n * y.hw) {
+    const std::int64_t n = t / y.hw, p = t % y.hw;
+    const float* q = y.data + n * y.stride + p;
+    const float* g = dy.data + n * dy.stride + p;
+    float* d = dx.data + n * dx.stride + p;
+    float dot = 0.0f;
+    for (std::int64_t c = 0; c < y.c; ++c) dot += g[c * y.hw] * q[c * y.hw];
+    for (std::int64_t c = 0; c < y.c; ++c) {
+      const float v = q[c * y.hw] * (g[c * y.hw] - dot);
+      d[c * y.hw] = accumulate ? d[c * y.hw] + v : v;
+    }
+  }
+}
+
+// One thread per sample; probs is [N, K, 1, 1], loss [N, 1, 1, 1].
+__global__ void cross_entropy_forward_kernel(View probs, const std::int32_t* labels, View loss) {
+  EWNET_GRID_LOOP(n, probs.n) {
+    const float p = probs.data[n * probs.stride + labels[n]];
+    loss.data[n * loss.stride] = -logf(fmaxf(p, FLT_MIN));
+  }
+}
+
+// One thread per (n, c).
+__global__ void softmax_cross_entropy_backward_kernel(View probs, const std::int32_t* labels, View dlogits,
+                                                      float scale, bool accumulate) {
+  EWNET_GRID_LOOP(i, probs.count()) {
+    const std::int64_t n = i / probs.sample, c = i % probs.sample;
+    const float g = scale * (probs.data[n * probs.stride + c] - (c == labels[n] ? 1.0f : 0.0f));
+    float& d = dlogits.data[n * dlogits.stride + c];
+    d = accumulate ? d + g : g;
+  }
+}
+
+void softmax_forward(const Tensor<float>& x, const Tensor<float>& y) {
+  const View vx = detail::view(x);
+  if (vx.count() == 0) return;
+  softmax_forward_kernel<<<detail::grid_for(vx.n * vx.hw), detail::kBlock, 0, stream()>>>(vx, detail::view(y));
+  EWNET_CUDA_CHECK_LAUNCH(softmax_forward_kernel);
+}
+
+void softmax_backward(const Tensor<float>& y, const Tensor<float>& dy, const Tensor<float>& dx, GradWrite mode) {
+  const View vy = detail::view(y);
+  if (vy.count() == 0) return;
+  softmax_backward_kernel<<<detail::grid_for(vy.n * vy.hw), detail::kBlock, 0, stream()>>>(
+      vy, detail::view(dy), detail::view(dx), mode == GradWrite::accumulate);
+  EWNET_CUDA_CHECK_LAUNCH(softmax_backward_kernel);
+}
+
+void cross_entropy_forward(const Tensor<float>& probs, const Tensor<std::int32_t>& labels, const Tensor<float>& loss) {
+  if (probs.n() == 0) return;
+  cross_entropy_forward_kernel<<<detail::grid_for(std::size_t(probs.n())), detail::kBlock, 0, stream()>>>(
+      detail::view(probs), labels.data(), detail::view(loss));
+  EWNET_CUDA_CHECK_LAUNCH(cross_entropy_forward_kernel);
+}
+
+void softmax_cross_entropy_backward(const Tensor<float>& probs, const Tensor<std::int32_t>& labels,
+                                    const Tensor<float>& dlogits, float scale, GradWrite mode) {
+  const View vp = detail::view(probs);
+  if (vp.count() == 0) return;
+  softmax_cross_entropy_backward_kernel<<<detail::grid_for(vp.count()), detail::kBlock, 0, stream()>>>(
+      vp, labels.data(), detail::view(dlogits), scale, mode == GradWrite::accumulate);
+  EWNET_CUDA_CHECK_LAUNCH(softmax_cross_entropy_backward_kernel);
+}
+
+}  // namespace ewnet::cuda
