@@ -1,0 +1,183 @@
+// pipeline.hpp: the steps of the transfer pipeline, shared by ewnet-train, ewnet-finetune and
+// ewnet-transfer so that the one-command pipeline runs exactly what the separate programs run.
+//   load_data     scan an image folder, decode and cache it, split it (seeded 80/20 or a file)
+//   train_scratch the paper's model from random weights, normalised on the training split
+//   finetune      a source checkpoint with a new classifier, frozen up to the head, trained with
+//                 the paper's schedule (rate halved every 20 epochs)
+#pragma once
+
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <ewnet/data/dataset.hpp>
+#include <ewnet/data/loader.hpp>
+#include <ewnet/model.hpp>
+#include <ewnet/models/paper_model.hpp>
+#include <ewnet/train/trainer.hpp>
+
+namespace pipeline {
+
+using Real = float;
+
+struct Data {
+  std::unique_ptr<ewnet::data::ImageCache> cache;
+  ewnet::data::Split split;
+  std::vector<std::string> classes;
+  size_t files = 0;  // image files found, bad ones included
+};
+
+struct DataOptions {
+  std::string dir;
+  std::string split_file;        // empty: stratified split
+  double train_fraction = 0.8;   // the paper's 80/20
+  int image_size = 64;
+  std::uint64_t seed = 0;
+  int threads = ewnet::data::default_threads();
+};
+
+/// Scans, decodes and splits; prints one line about the data set (and a warning per bad file).
+inline Data load_data(const DataOptions& o, std::ostream& out) {
+  Data d;
+  const ewnet::data::Dataset scanned = ewnet::data::scan_image_folder(o.dir);
+  d.files = scanned.size();
+  d.cache = std::make_unique<ewnet::data::ImageCache>(scanned, o.image_size, &std::cerr, o.threads);
+  const ewnet::data::Dataset& ds = d.cache->dataset();
+  d.classes = ds.classes;
+  d.split = o.split_file.empty() ? ewnet::data::split_each_label(ds, o.train_fraction, o.seed)
+                                 : ewnet::data::split_from_file(ds, o.split_file);
+  out << o.dir << ": " << ds.size() << " images in " << ds.class_count() << " classes";
+  if (!d.cache->skipped().empty()) out << ", " << d.cache->skipped().size() << " bad files skipped";
+  out << "; " << d.split.train.size() << " for training, " << d.split.validation.size() << " for validation ("
+      << (o.split_file.empty() ? "stratified " + std::to_string(int(o.train_fraction * 100 + 0.5)) + "% split, seed " +
+                                     std::to_string(o.seed)
+                               : "split file " + o.split_file)
+      << "); cached at " << o.image_size << "x" << o.image_size << "\n";
+  return d;
+}
+
+/// What report.json says about the data.
+inline ewnet::json::Value data_report(const Data& d, const std::string& dir) {
+  ewnet::json::Value v = ewnet::json::Value::object();
+  v["folder"] = dir;
+  v["files"] = d.files;
+  v["images"] = d.cache->size();
+  v["skipped_files"] = d.cache->skipped().size();
+  ewnet::json::Value skipped = ewnet::json::Value::array();
+  for (const auto& s : d.cache->skipped()) skipped.push_back(s.reason);
+  v["skipped"] = skipped;
+  v["training_images"] = d.split.train.size();
+  v["validation_images"] = d.split.validation.size();
+  return v;
+}
+
+struct RunOptions {
+  int epochs = 320;
+  int batch = 64;
+  double learn_rate = 1e-3;
+  std::uint64_t seed = 0;
+  ewnet::Device device = ewnet::Device::cpu;
+  std::string out_dir;
+  bool resume = false;
+  bool progress = true;
+  int threads = ewnet::data::default_threads();
+};
+
+inline ewnet::train::TrainOptions train_options(const RunOptions& r, const Data& d, const std::string& title,
+                                                const std::string& data_dir) {
+  ewnet::train::TrainOptions t;
+  t.epochs = r.epochs;
+  t.batch = r.batch;
+  t.schedule = ewnet::LearnRateSchedule::constant(r.learn_rate);
+  t.seed = r.seed;
+  t.device = r.device;
+  t.out_dir = r.out_dir;
+  t.title = title;
+  t.classes = d.classes;
+  t.resume = r.resume;
+  t.progress = r.progress;
+  t.threads = r.threads;
+  t.report_extra["data"] = data_report(d, data_dir);
+  t.metadata["ewnet.data"] = data_dir;
+  return t;
+}
+
+/// Sets the input layer's zscore normalisation from the training split (saved with the model).
+inline void normalise_on_training_split(ewnet::Model<Real>& m, const Data& d) {
+  const ewnet::data::ChannelStats s = ewnet::data::channel_stats(*d.cache, d.split.train);
+  m.input_layer().set_normalization({Real(s.mean[0]), Real(s.mean[1]), Real(s.mean[2])},
+                                    {Real(s.std[0]), Real(s.std[1]), Real(s.std[2])});
+}
+
+/// Trains the paper's model from random weights. `schedule` defaults to a constant rate.
+inline ewnet::train::History train_scratch(const Data& d, const RunOptions& r, const std::string& title,
+                                           const std::string& data_dir, std::ostream& out,
+                                           const ewnet::LearnRateSchedule* schedule = nullptr) {
+  ewnet::PaperModelOptions mo;
+  mo.classes = int(d.classes.size());
+  mo.image_size = d.cache->image_size();
+  mo.seed = r.seed;
+  ewnet::Model<Real> m = ewnet::build_paper_model<Real>(mo);
+  normalise_on_training_split(m, d);
+  ewnet::train::TrainOptions t = train_options(r, d, title, data_dir);
+  if (schedule) t.schedule = *schedule;
+  return ewnet::train::fit(m, *d.cache, d.split, t, out);
+}
+
+/// The input size of a checkpoint's model (the target data must be cached at it).
+inline int checkpoint_image_size(const std::string& path) {
+  ewnet::Model<Real> m = ewnet::model_from_checkpoint<Real>(path);
+  return m.input_shape().h;
+}
+
+/// The layer to freeze up to so that training starts at `from`: an exact layer name, or a module
+/// prefix such as "inception_4a" (its first layer). "head" is the default (the task-specific
+/// layers after kLastFrozenLayer), "all" trains every layer (returns "").
+inline std::string freeze_boundary(ewnet::Model<Real>& m, const std::string& from) {
+  if (from.empty() || from == "head") return ewnet::kLastFrozenLayer;
+  if (from == "all") return "";
+  const std::vector<ewnet::Layer<Real>*> layers = m.layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const std::string& n = layers[i]->name();
+    if (n == from || n.rfind(from + "-", 0) == 0) {
+      if (i == 0) return "";
+      return layers[i - 1]->name();
+    }
+  }
+  throw ewnet::Error("--train-from: no layer or module named '" + from + "' (see docs/model.md for the names)");
+}
+
+/// Fine-tunes a source checkpoint on the target data: the classifier is replaced for the target's
+/// classes, every layer up to the boundary gets learning-rate factor 0, and the rate follows the
+/// paper's schedule (halved every 20 epochs). The source's input normalisation is kept: the frozen
+/// features were learned on inputs normalised that way.
+inline ewnet::train::History finetune(const std::string& source_checkpoint, const Data& d, const RunOptions& r,
+                                      const std::string& train_from, double drop_factor, int drop_period,
+                                      const std::string& title, const std::string& data_dir, std::ostream& out) {
+  ewnet::Model<Real> m = ewnet::model_from_checkpoint<Real>(source_checkpoint, r.seed);
+  EWNET_CHECK(m.input_shape().h == d.cache->image_size(), source_checkpoint, " expects ", m.input_shape().hwc(),
+              " images but the target was cached at ", d.cache->image_size());
+  m.replace(ewnet::kClassifierLayer, ewnet::make_paper_classifier<Real>(int(d.classes.size())));
+  m.build();
+  ewnet::Sgdm<Real>::reset_momentum(m);  // the source's velocities belong to another task
+  m.set_iteration(0);
+  m.set_learn_rate_factors_up_to(m.layers().back()->name(), 1, 1);
+  const std::string boundary = freeze_boundary(m, train_from);
+  if (!boundary.empty()) m.freeze_up_to(boundary);
+  size_t frozen = 0, trainable = 0;
+  for (auto& [layer, p] : m.parameters()) (p->trainable() ? trainable : frozen) += p->count();
+  out << "fine-tuning " << source_checkpoint << ": "
+      << (boundary.empty() ? std::string("every layer trains") : "frozen up to and including '" + boundary + "'")
+      << "; " << trainable << " trainable and " << frozen << " frozen parameters\n";
+  ewnet::train::TrainOptions t = train_options(r, d, title, data_dir);
+  t.schedule = ewnet::LearnRateSchedule::piecewise(r.learn_rate, drop_factor, drop_period);
+  t.metadata["ewnet.source_checkpoint"] = source_checkpoint;
+  t.metadata["ewnet.finetune.frozen_up_to"] = boundary;
+  t.report_extra["source_checkpoint"] = source_checkpoint;
+  t.report_extra["frozen_up_to"] = boundary;
+  t.report_extra["trainable_parameters"] = trainable;
+  t.report_extra["frozen_parameters"] = frozen;
+  return ewnet::train::fit(m, *d.cache, d.split, t, out);
+}
+
+}  // namespace pipeline

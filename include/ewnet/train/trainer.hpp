@@ -1,0 +1,412 @@
+// ewnet/train/trainer.hpp: the epoch loop shared by ewnet-train, ewnet-finetune and ewnet-transfer
+// (MATLAB's trainNetwork with trainingOptions('sgdm', ...)).
+//
+// Each epoch: shuffle and augment the training split (data/loader.hpp), one SGDM step per
+// mini-batch at the schedule's rate for the epoch, then validate in inference mode. A run shows
+//   - a progress bar on stderr (loss, accuracy, images/s, time left),
+//   - a table on `out` with MATLAB's columns, and the same rows in OUT/log.csv,
+//   - at the end the validation report of the best epoch: overall accuracy, per-class precision
+//     and recall, the confusion matrix, in text and in OUT/report.json,
+//   - OUT/training-curves.svg (mini-batch accuracy and loss per iteration, smoothed, with the
+//     validation figures per epoch, as the paper's figure 4) and OUT/confusion.svg.
+// Checkpoints: OUT/last.safetensors after every epoch (with momentum and the run's history, so
+// --resume continues exactly where it stopped), OUT/best.safetensors when validation accuracy
+// improves (ties go to the earlier epoch). On the CPU a resumed run equals an uninterrupted one
+// bitwise: the loader draws every shuffle and augmentation from (seed, epoch), dropout draws from
+// the model's step counter, and momentum and the counter are restored from the checkpoint.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <ewnet/data/loader.hpp>
+#include <ewnet/graph.hpp>
+#include <ewnet/io/checkpoint.hpp>
+#include <ewnet/io/json.hpp>
+#include <ewnet/optim/schedule.hpp>
+#include <ewnet/optim/sgdm.hpp>
+#include <ewnet/train/metrics.hpp>
+#include <ewnet/train/plots.hpp>
+
+namespace ewnet::train {
+
+struct TrainOptions {
+  int epochs = 320;                                                  // the paper's maximum
+  int batch = 64;                                                    // the paper's
+  LearnRateSchedule schedule = LearnRateSchedule::constant(1e-3);    // the paper's source rate
+  SgdmOptions sgdm;                                                  // momentum 0.9, L2 1e-4
+  std::uint64_t seed = 0;                                            // shuffling and augmentation
+  Device device = Device::cpu;
+  std::string out_dir;
+  std::string title = "training";
+  std::vector<std::string> classes;     // label names, saved in the checkpoints
+  bool resume = false;
+  bool progress = true;                 // the progress bar on stderr
+  data::AugmentOptions augment;
+  int threads = data::default_threads();
+  std::map<std::string, std::string> metadata;  // extra checkpoint entries
+  json::Value report_extra = json::Value::object();  // extra members of report.json
+};
+
+struct EpochRecord {
+  int epoch = 0;              // 1-based, as printed
+  long long iteration = 0;    // iterations done at the end of the epoch
+  double seconds = 0;         // elapsed since the start of training (resumed runs included)
+  double train_accuracy = 0, train_loss = 0;  // means over the epoch's mini-batches
+  double val_accuracy = NAN, val_loss = NAN;
+  double learn_rate = 0;
+};
+
+struct IterationRecord {
+  long long iteration = 0;
+  double accuracy = 0, loss = 0;
+};
+
+struct History {
+  std::vector<EpochRecord> epochs;
+  std::vector<IterationRecord> iterations;
+  int best_epoch = 0;  // 1-based; 0 before any validation
+  double best_val_accuracy = -1;
+  ConfusionMatrix best_confusion, last_confusion;
+  double seconds = 0;
+  long long images = 0;  // training images seen
+
+  double images_per_second() const { return seconds > 0 ? double(images) / seconds : 0; }
+  double seconds_per_epoch() const { return epochs.empty() ? 0 : seconds / double(epochs.size()); }
+
+  json::Value to_json(const std::vector<std::string>& classes) const {
+    json::Value v = json::Value::object();
+    json::Value e = json::Value::array();
+    for (const EpochRecord& r : epochs)
+      e.push_back(json::Value::Array{r.epoch, r.iteration, r.seconds, r.train_accuracy, r.train_loss,
+                                     finite_or_null(r.val_accuracy), finite_or_null(r.val_loss), r.learn_rate});
+    v["epochs"] = e;
+    json::Value it = json::Value::array();
+    for (const IterationRecord& r : iterations) it.push_back(json::Value::Array{r.iteration, r.accuracy, r.loss});
+    v["iterations"] = it;
+    v["best_epoch"] = best_epoch;
+    v["best_val_accuracy"] = best_val_accuracy;
+    if (best_confusion.classes()) v["best_confusion"] = best_confusion.to_json(classes);
+    if (last_confusion.classes()) v["last_confusion"] = last_confusion.to_json(classes);
+    v["seconds"] = seconds;
+    v["images"] = images;
+    return v;
+  }
+  static History from_json(const json::Value& v) {
+    History h;
+    auto number = [](const json::Value& x) { return x.is_null() ? NAN : x.as_number(); };
+    for (const json::Value& r : v.at("epochs").as_array()) {
+      const auto& a = r.as_array();
+      h.epochs.push_back({int(a.at(0).as_int()), a.at(1).as_int(), a.at(2).as_number(), a.at(3).as_number(),
+                          a.at(4).as_number(), number(a.at(5)), number(a.at(6)), a.at(7).as_number()});
+    }
+    for (const json::Value& r : v.at("iterations").as_array()) {
+      const auto& a = r.as_array();
+      h.iterations.push_back({a.at(0).as_int(), a.at(1).as_number(), a.at(2).as_number()});
+    }
+    h.best_epoch = int(v.at("best_epoch").as_int());
+    h.best_val_accuracy = v.at("best_val_accuracy").as_number();
+    if (const json::Value* c = v.find("best_confusion")) h.best_confusion = ConfusionMatrix::from_json(*c);
+    if (const json::Value* c = v.find("last_confusion")) h.last_confusion = ConfusionMatrix::from_json(*c);
+    h.seconds = v.at("seconds").as_number();
+    h.images = v.at("images").as_int();
+    return h;
+  }
+
+ private:
+  static json::Value finite_or_null(double x) { return std::isfinite(x) ? json::Value(x) : json::Value(); }
+};
+
+struct Evaluation {
+  double loss = NAN, accuracy = NAN;
+  ConfusionMatrix confusion;
+};
+
+namespace detail {
+
+inline int argmax(const float* p, int k) { return int(std::max_element(p, p + k) - p); }
+inline int argmax(const double* p, int k) { return int(std::max_element(p, p + k) - p); }
+
+inline std::string hms(double seconds) {
+  const long long s = std::llround(std::max(0.0, seconds));
+  char b[32];
+  std::snprintf(b, sizeof b, "%02lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  return b;
+}
+
+inline std::string table_rule() { return std::string(110, '=') + "\n"; }
+inline std::string table_header() {
+  char b[512];
+  std::snprintf(b, sizeof b, "| %7s | %9s | %12s | %10s | %10s | %10s | %10s | %13s |\n| %7s | %9s | %12s | %10s | %10s | %10s | %10s | %13s |\n",
+                "Epoch", "Iteration", "Time Elapsed", "Mini-batch", "Validation", "Mini-batch", "Validation",
+                "Base Learning", "", "", "(hh:mm:ss)", "Accuracy", "Accuracy", "Loss", "Loss", "Rate");
+  return table_rule() + b + table_rule();
+}
+inline std::string table_row(const EpochRecord& r) {
+  char va[32] = "", vl[32] = "";
+  if (std::isfinite(r.val_accuracy)) std::snprintf(va, sizeof va, "%9.2f%%", 100 * r.val_accuracy);
+  if (std::isfinite(r.val_loss)) std::snprintf(vl, sizeof vl, "%10.4f", r.val_loss);
+  char b[256];
+  std::snprintf(b, sizeof b, "| %7d | %9lld | %12s | %9.2f%% | %10s | %10.4f | %10s | %13.4e |\n", r.epoch,
+                r.iteration, hms(r.seconds).c_str(), 100 * r.train_accuracy, va, r.train_loss, vl, r.learn_rate);
+  return b;
+}
+
+inline std::string csv_log(const History& h) {
+  std::string s =
+      "epoch,iteration,time_elapsed_s,minibatch_accuracy,minibatch_loss,validation_accuracy,validation_loss,"
+      "base_learning_rate\n";
+  char b[256];
+  for (const EpochRecord& r : h.epochs) {
+    std::snprintf(b, sizeof b, "%d,%lld,%.3f,%.6f,%.6f,%s,%s,%.6g\n", r.epoch, r.iteration, r.seconds, r.train_accuracy,
+                  r.train_loss, std::isfinite(r.val_accuracy) ? std::to_string(r.val_accuracy).c_str() : "",
+                  std::isfinite(r.val_loss) ? std::to_string(r.val_loss).c_str() : "", r.learn_rate);
+    s += b;
+  }
+  return s;
+}
+
+inline json::Value string_array(const std::vector<std::string>& v) {
+  json::Value a = json::Value::array();
+  for (const std::string& s : v) a.push_back(s);
+  return a;
+}
+
+/// The progress bar: one line on stderr, rewritten in place.
+inline void progress_line(int epoch, int epochs, int batch, int batches, double loss, double accuracy,
+                          double images_per_second, double seconds_left) {
+  const int width = 24, done = batches ? width * batch / batches : width;
+  std::fprintf(stderr, "\repoch %d/%d [%s%s] %d/%d  loss %.4f  acc %5.1f%%  %6.1f img/s  left %s ", epoch, epochs,
+               std::string(size_t(done), '#').c_str(), std::string(size_t(width - done), '.').c_str(), batch,
+               batches, loss, 100 * accuracy, images_per_second, hms(seconds_left).c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace detail
+
+/// Loss, accuracy and confusion matrix of `model` on the chosen cached images (inference mode,
+/// no augmentation).
+template <class T>
+Evaluation evaluate(Model<T>& model, const data::ImageCache& cache, const std::vector<size_t>& indices, int batch,
+                    int threads = data::default_threads()) {
+  Evaluation ev;
+  ev.confusion = ConfusionMatrix(model.classes());
+  if (indices.empty()) return ev;
+  data::LoaderOptions lo;
+  lo.batch = batch;
+  lo.shuffle = false;
+  lo.augment.enabled = false;
+  lo.threads = threads;
+  data::BatchLoader<T> loader(cache, indices, lo);
+  loader.start_epoch(0);
+  data::Batch<T> b;
+  double loss_sum = 0;
+  const int k = model.classes();
+  while (loader.next(b)) {
+    const Tensor<T> x = model.device() == Device::cpu ? b.images : b.images.to(model.device());
+    const std::vector<T> p = model.forward(x, b.labels, Mode::inference).to_vector();
+    loss_sum += double(model.loss()) * double(b.labels.size());
+    for (size_t i = 0; i < b.labels.size(); ++i) ev.confusion.add(b.labels[i], detail::argmax(p.data() + i * size_t(k), k));
+  }
+  ev.loss = loss_sum / double(indices.size());
+  ev.accuracy = ev.confusion.accuracy();
+  return ev;
+}
+
+inline std::string last_checkpoint(const std::string& out_dir) { return out_dir + "/last.safetensors"; }
+inline std::string best_checkpoint(const std::string& out_dir) { return out_dir + "/best.safetensors"; }
+
+/// Writes OUT/log.csv, the two SVG charts and OUT/report.json for the history so far.
+inline void write_run_files(const TrainOptions& o, const History& h) {
+  write_text_file(o.out_dir + "/log.csv", detail::csv_log(h));
+  Series batch_acc{"mini-batch", {}, {}, "#1f77b4", false, false, 1.0, 0.35};
+  Series batch_loss{"mini-batch", {}, {}, "#d95f02", false, false, 1.0, 0.35};
+  for (const IterationRecord& r : h.iterations) {
+    batch_acc.x.push_back(double(r.iteration));
+    batch_acc.y.push_back(100 * r.accuracy);
+    batch_loss.x.push_back(double(r.iteration));
+    batch_loss.y.push_back(r.loss);
+  }
+  Series acc_smooth{"smoothed", batch_acc.x, smooth(batch_acc.y), "#1f77b4", false, false, 2.0, 1.0};
+  Series loss_smooth{"smoothed", batch_loss.x, smooth(batch_loss.y), "#d95f02", false, false, 2.0, 1.0};
+  Series val_acc{"validation", {}, {}, "#222222", true, true, 1.5, 1.0};
+  Series val_loss{"validation", {}, {}, "#222222", true, true, 1.5, 1.0};
+  for (const EpochRecord& r : h.epochs) {
+    val_acc.x.push_back(double(r.iteration));
+    val_acc.y.push_back(100 * r.val_accuracy);
+    val_loss.x.push_back(double(r.iteration));
+    val_loss.y.push_back(r.val_loss);
+  }
+  Panel acc{"Accuracy", "iteration", "accuracy (%)", {batch_acc, acc_smooth, val_acc}, 0, 100};
+  Panel loss{"Loss", "iteration", "cross-entropy loss", {batch_loss, loss_smooth, val_loss}, 0, NAN};
+  write_text_file(o.out_dir + "/training-curves.svg", panels_svg(o.title + ": training progress", {acc, loss}));
+
+  json::Value report = json::Value::object();
+  report["title"] = o.title;
+  report["classes"] = detail::string_array(o.classes);
+  report["epochs_run"] = int(h.epochs.size());
+  report["best_epoch"] = h.best_epoch;
+  report["seconds"] = h.seconds;
+  report["seconds_per_epoch"] = h.seconds_per_epoch();
+  report["images_per_second"] = h.images_per_second();
+  report["device"] = device_name(o.device);
+  if (h.best_confusion.classes()) {
+    report["validation"] = h.best_confusion.to_json(o.classes);
+    write_text_file(o.out_dir + "/confusion.svg",
+                    confusion_svg(str(o.title, ": validation, epoch ", h.best_epoch), h.best_confusion, o.classes));
+  }
+  if (h.last_confusion.classes()) report["validation_last_epoch"] = h.last_confusion.to_json(o.classes);
+  for (const auto& [k, v] : o.report_extra.as_object()) report[k] = v;
+  write_text_file(o.out_dir + "/report.json", report.dump(2) + "\n");
+}
+
+/// Trains `model` on split.train of `cache`, validating on split.validation every epoch; see the
+/// file comment for what it writes. The model is left as it is after the last epoch (load
+/// best_checkpoint(out_dir) for the best one).
+template <class T>
+History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& split, const TrainOptions& o,
+            std::ostream& out) {
+  namespace fs = std::filesystem;
+  EWNET_CHECK(!o.out_dir.empty(), "train: no output folder given");
+  EWNET_CHECK(o.epochs >= 1 && o.batch >= 1, "train: epochs and batch size must be positive, got ", o.epochs,
+              " and ", o.batch);
+  EWNET_CHECK(int(o.classes.size()) == model.classes(), "train: ", o.classes.size(), " class names for a model of ",
+              model.classes(), " classes");
+  fs::create_directories(o.out_dir);
+  model.to(o.device);
+
+  History h;
+  const std::string last = last_checkpoint(o.out_dir), best = best_checkpoint(o.out_dir);
+  if (o.resume && fs::exists(last)) {
+    const auto meta = load_checkpoint(model, last);
+    const auto it = meta.find("ewnet.train.history");
+    EWNET_CHECK_AS(IoError, it != meta.end(), last, ": no training history in the metadata, cannot resume");
+    h = History::from_json(json::parse(it->second, last));
+    out << "resuming from " << last << " after epoch " << h.epochs.size() << " (iteration " << model.iteration()
+        << ")\n";
+  } else if (o.resume) {
+    out << "nothing to resume in " << o.out_dir << "; starting from the beginning\n";
+  }
+
+  data::LoaderOptions lo;
+  lo.batch = o.batch;
+  lo.shuffle = true;
+  lo.augment = o.augment;
+  lo.seed = o.seed;
+  lo.threads = o.threads;
+  data::BatchLoader<T> loader(cache, split.train, lo);
+  Sgdm<T> solver(o.sgdm);
+  const int k = model.classes(), batches = loader.batches();
+
+  auto save = [&](const std::string& path, bool momentum) {
+    SaveOptions so;
+    so.include_momentum = momentum;
+    so.metadata = o.metadata;
+    so.metadata["ewnet.classes"] = detail::string_array(o.classes).dump();
+    so.metadata["ewnet.train.epoch"] = std::to_string(h.epochs.size());
+    so.metadata["ewnet.train.schedule"] = o.schedule.to_json().dump();
+    so.metadata["ewnet.train.history"] = h.to_json(o.classes).dump();
+    save_checkpoint(model, path, so);
+  };
+
+  out << o.title << ": " << split.train.size() << " training and " << split.validation.size()
+      << " validation images, " << k << " classes, " << batches << " iterations an epoch, on "
+      << device_name(o.device) << "\n";
+  out << detail::table_header();
+  for (const EpochRecord& r : h.epochs) out << detail::table_row(r);
+  out.flush();
+
+  const int first_epoch = int(h.epochs.size());
+  const auto session_start = std::chrono::steady_clock::now();
+  const double seconds_before = h.seconds;
+  long long session_iterations = 0;
+  for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
+    const double rate = o.schedule.rate(epoch);
+    loader.start_epoch(epoch);
+    data::Batch<T> b;
+    double loss_sum = 0, correct = 0, seen = 0;
+    int step = 0;
+    while (loader.next(b)) {
+      const Tensor<T> x = o.device == Device::cpu ? b.images : b.images.to(o.device);
+      const std::vector<T> p = model.forward(x, b.labels, Mode::training).to_vector();
+      model.backward();
+      solver.step(model, rate);
+      const double loss = double(model.loss());
+      EWNET_CHECK(std::isfinite(loss), "train: the loss became ", loss, " at iteration ", model.iteration(),
+                  "; lower the learning rate");
+      int right = 0;
+      for (size_t i = 0; i < b.labels.size(); ++i) right += detail::argmax(p.data() + i * size_t(k), k) == b.labels[i];
+      const double n = double(b.labels.size());
+      loss_sum += loss * n;
+      correct += right;
+      seen += n;
+      h.images += (long long)n;
+      h.iterations.push_back({(long long)model.iteration(), right / n, loss});
+      ++step;
+      ++session_iterations;
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start).count();
+      h.seconds = seconds_before + elapsed;
+      if (o.progress) {
+        const double per_iteration = elapsed / double(session_iterations);
+        const double left = per_iteration * double((long long)(o.epochs - epoch) * batches - step);
+        detail::progress_line(epoch + 1, o.epochs, step, batches, loss_sum / seen, correct / seen,
+                              double(o.batch) / per_iteration, left);
+      }
+    }
+    EpochRecord r;
+    r.epoch = epoch + 1;
+    r.iteration = (long long)model.iteration();
+    r.train_accuracy = correct / seen;
+    r.train_loss = loss_sum / seen;
+    r.learn_rate = rate;
+    if (!split.validation.empty()) {
+      const Evaluation ev = evaluate(model, cache, split.validation, o.batch, o.threads);
+      r.val_accuracy = ev.accuracy;
+      r.val_loss = ev.loss;
+      h.last_confusion = ev.confusion;
+      if (ev.accuracy > h.best_val_accuracy) {
+        h.best_val_accuracy = ev.accuracy;
+        h.best_epoch = r.epoch;
+        h.best_confusion = ev.confusion;
+      }
+    }
+    h.seconds = seconds_before +
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start).count();
+    r.seconds = h.seconds;
+    h.epochs.push_back(r);
+    if (o.progress) std::fprintf(stderr, "\r%s\r", std::string(118, ' ').c_str());
+    out << detail::table_row(r);
+    out.flush();
+    if (h.best_epoch == r.epoch || split.validation.empty()) save(best, false);
+    save(last, true);
+    write_run_files(o, h);
+  }
+  out << detail::table_rule();
+  out << "training finished: " << h.epochs.size() << " epochs in " << detail::hms(h.seconds) << " ("
+      << str(std::llround(h.seconds_per_epoch() * 10) / 10.0) << " s an epoch, "
+      << std::llround(h.images_per_second()) << " images/s)\n";
+  if (h.best_confusion.classes()) {
+    out << "\nvalidation at the best epoch (" << h.best_epoch << "):\n" << h.best_confusion.text(o.classes);
+  }
+  out << "\nwritten to " << o.out_dir << ": best.safetensors, last.safetensors, log.csv, report.json, "
+      << "training-curves.svg, confusion.svg\n";
+  out.flush();
+  write_run_files(o, h);
+  return h;
+}
+
+/// Loads the best checkpoint of a finished run into `model` (weights and normalisation only).
+template <class T>
+void load_best(Model<T>& model, const std::string& out_dir) {
+  LoadOptions lo;
+  lo.load_momentum = false;
+  load_checkpoint(model, best_checkpoint(out_dir), lo);
+}
+
+}  // namespace ewnet::train
