@@ -215,3 +215,31 @@ TEST_CASE("training reduces the loss on a learnable problem", "[graph][training]
   m.forward(x, labels, Mode::inference);
   REQUIRE(m.loss() < 0.5f * first);
 }
+
+TEST_CASE("forward_from a frozen cut equals the full pass, and trains the head alike", "[graph][freeze]") {
+  Model<float> a = small_network<float>(4), b = small_network<float>(4);
+  Random rng(9);
+  const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{2, 0, 1, 1};
+  REQUIRE_THROWS_WITH(a.forward_from("gap", Tensor<float>({4, 9, 1, 1})), Catch::Contains("trainable"));
+  a.freeze_up_to("gap");
+  b.freeze_up_to("gap");
+  REQUIRE_THROWS_WITH(a.forward_from("inc1-3x3", Tensor<float>({4, 3, 4, 4})), Catch::Contains("reads"));
+
+  a.forward(x, Mode::inference);
+  const Tensor<float> features = a.activation("gap").clone();  // computed once, reused each step
+  REQUIRE_THROWS_AS(a.forward_from("gap", Tensor<float>({4, 8, 1, 1})), ShapeError);
+  Sgdm<float> sa, sb;
+  for (int step = 0; step < 3; ++step) {
+    a.forward(x, labels);
+    a.backward();
+    sa.step(a, 0.1);
+    b.forward_from("gap", features, labels);
+    b.backward();
+    sb.step(b, 0.1);
+    REQUIRE(test::bitwise_equal(a.prediction(), b.prediction()));
+  }
+  REQUIRE(test::bitwise_equal(a.layer_as<FullyConnected<float>>("fc").weight().value,
+                              b.layer_as<FullyConnected<float>>("fc").weight().value));
+  REQUIRE(b.layer("conv1").backward_calls() == 0);
+}

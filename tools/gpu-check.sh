@@ -91,7 +91,8 @@ for b in "$BUILD"/bench/*; do [[ -f $b && -x $b ]] && BENCHES+=("$b"); done
 if ((${#BENCHES[@]})); then
   for b in "${BENCHES[@]}"; do
     n=$(basename "$b")
-    step "bench-$n" "$b" --benchmark_out="$OUTDIR/bench-$n.json" --benchmark_out_format=json
+    # GPU benchmarks only (the CPU ones are measured on the CPU machine; see docs/benchmarks.md).
+    step "bench-$n" "$b" --benchmark_filter='^cuda/' --benchmark_out="$OUTDIR/bench-$n.json" --benchmark_out_format=json
   done
 else
   skip benchmarks "no benchmark executables in $BUILD/bench"
@@ -99,6 +100,9 @@ fi
 if [[ -f bench/pytorch_compare.py ]]; then
   step pytorch-compare-cuda python3 bench/pytorch_compare.py --bin-dir "$BUILD/bench" --device cuda --out "$OUTDIR/pytorch-compare-cuda.md"
   step pytorch-compare-cuda-tf32 python3 bench/pytorch_compare.py --bin-dir "$BUILD/bench" --device cuda --tf32 --out "$OUTDIR/pytorch-compare-cuda-tf32.md"
+  # torch.compile rows where the PyTorch there has it (2.0 and later); a failure here fails only this step.
+  step pytorch-compare-cuda-compile python3 bench/pytorch_compare.py --bin-dir "$BUILD/bench" --device cuda --compile --out "$OUTDIR/pytorch-compare-cuda-compile.md"
+  step pytorch-compare-cuda-tf32-compile python3 bench/pytorch_compare.py --bin-dir "$BUILD/bench" --device cuda --tf32 --compile --out "$OUTDIR/pytorch-compare-cuda-tf32-compile.md"
 else
   skip pytorch-compare "bench/pytorch_compare.py not present"
 fi

@@ -6,6 +6,8 @@
 //                 the paper's schedule (rate halved every 20 epochs)
 #pragma once
 
+#include <unistd.h>
+
 #include <iostream>
 #include <memory>
 #include <string>
@@ -95,7 +97,8 @@ inline ewnet::train::TrainOptions train_options(const RunOptions& r, const Data&
   t.title = title;
   t.classes = d.classes;
   t.resume = r.resume;
-  t.progress = r.progress;
+  // The bar rewrites one line with \r: only on a terminal, never into a log file.
+  t.progress = r.progress && ::isatty(STDERR_FILENO);
   t.threads = r.threads;
   t.report_extra["data"] = data_report(d, data_dir);
   t.metadata["ewnet.data"] = data_dir;

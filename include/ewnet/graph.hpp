@@ -188,6 +188,25 @@ class Model {
     return prediction();
   }
 
+  /// Runs only the layers after `cut`, on `activations` standing for cut's output: with the base
+  /// frozen, features computed once by forward() (activation(cut)) can be reused every epoch, so
+  /// fine-tuning the head costs the head alone. Everything up to `cut` must be frozen and no later
+  /// layer may read a layer before it (GraphError otherwise). backward() then works as usual.
+  const Tensor<T>& forward_from(const std::string& cut, const Tensor<T>& activations, Mode mode = Mode::inference) {
+    run_from(cut, activations, mode, false);
+    return prediction();
+  }
+  const Tensor<T>& forward_from(const std::string& cut, const Tensor<T>& activations, const std::vector<int>& labels,
+                                Mode mode = Mode::training) {
+    build();
+    EWNET_CHECK_AS(GraphError, loss_node_ >= 0, "the model has no classification (loss) layer");
+    EWNET_CHECK_AS(ShapeError, labels.size() == size_t(activations.n()), labels.size(),
+                   " labels for a batch of ", activations.n());
+    loss_layer().set_labels(labels, device_);
+    run_from(cut, activations, mode, true);
+    return prediction();
+  }
+
   /// Back-propagates the mean loss of the last labelled forward pass.
   void backward() {
     EWNET_CHECK(loss_ready_, "backward: call forward(images, labels) first");
@@ -582,14 +601,51 @@ class Model {
     EWNET_CHECK_AS(DeviceError, images.device() == device_, "the batch is on ", device_name(images.device()),
                    " but the model is on ", device_name(device_));
     if (batch_ != images.n()) allocate(images.n());
+    nodes_[size_t(input_node_)].forward_inputs.assign(1, &images);
+    run_layers(0, mode, with_loss);
+  }
+
+  /// Runs the layers at positions [first, end) of the execution order.
+  void run_layers(size_t first, Mode mode, bool with_loss) {
     last_context_ = ForwardContext{mode, iteration_};
-    for (int i : order_) {
-      Node& n = nodes_[size_t(i)];
+    for (size_t k = first; k < order_.size(); ++k) {
+      Node& n = nodes_[size_t(order_[k])];
       if (n.layer->is_loss() && !with_loss) continue;
-      if (i == input_node_) n.forward_inputs.assign(1, &images);
       n.layer->forward(n.forward_inputs, n.out, last_context_);
     }
     loss_ready_ = with_loss;
+  }
+
+  /// Checks that `cut` separates the graph (no layer after it reads a layer before it) and that
+  /// nothing up to it trains; returns its position in the execution order.
+  size_t check_cut(const std::string& cut) {
+    build();
+    refresh_plan();
+    const int c = find_checked(cut);
+    const size_t pos = size_t(std::find(order_.begin(), order_.end(), c) - order_.begin());
+    std::vector<bool> before(nodes_.size(), false);
+    for (size_t k = 0; k < pos; ++k) before[size_t(order_[k])] = true;
+    for (size_t k = pos + 1; k < order_.size(); ++k)
+      for (int j : nodes_[size_t(order_[k])].in_idx)
+        EWNET_CHECK_AS(GraphError, !before[size_t(j)], "cannot run from '", cut, "': layer '",
+                       nodes_[size_t(order_[k])].layer->name(), "' after it reads '", nodes_[size_t(j)].layer->name(),
+                       "' before it");
+    EWNET_CHECK_AS(GraphError, !nodes_[size_t(c)].runs_backward, "cannot run from '", cut,
+                   "': it or a layer before it is trainable, and its gradient would need the layers skipped");
+    return pos;
+  }
+
+  void run_from(const std::string& cut, const Tensor<T>& activations, Mode mode, bool with_loss) {
+    const size_t pos = check_cut(cut);
+    Node& c = nodes_[size_t(order_[pos])];
+    EWNET_CHECK_AS(ShapeError, activations.shape() == c.shape.with_batch(activations.n()), "forward_from '", cut,
+                   "': activations of shape ", activations.shape(), " for a layer whose output is ",
+                   c.shape.hwc(), " a sample");
+    EWNET_CHECK_AS(DeviceError, activations.device() == device_, "the activations are on ",
+                   device_name(activations.device()), " but the model is on ", device_name(device_));
+    if (batch_ != activations.n()) allocate(activations.n());
+    c.out.copy_from(activations);
+    run_layers(pos + 1, mode, with_loss);
   }
 
   std::uint64_t seed_;

