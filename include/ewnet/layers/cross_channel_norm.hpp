@@ -17,8 +17,8 @@ class CrossChannelNorm : public Layer<T> {
   }
   std::string type() const override { return "cross_channel_norm"; }
   std::string describe() const override {
-    return str("cross-channel normalization, window ", p_.window, ", alpha ", p_.alpha, ", beta ", p_.beta, ", k ",
-               p_.k);
+    return str("cross-channel normalization (n=", p_.window, ", alpha=", p_.alpha, ", beta=", p_.beta, ", k=", p_.k,
+               ")");
   }
   const CrossChannelNormParams& parameters() const { return p_; }
 
