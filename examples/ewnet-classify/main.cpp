@@ -57,8 +57,10 @@ int main(int argc, char** argv) {
     const int k = model.classes(), size = model.input_shape().h;
     std::vector<std::string> classes;
     const auto meta = ewnet::read_checkpoint_metadata(checkpoint);
-    if (auto it = meta.find("ewnet.classes"); it != meta.end())
-      for (const auto& c : ewnet::json::parse(it->second, checkpoint).as_array()) classes.push_back(c.as_string());
+    if (auto it = meta.find("ewnet.classes"); it != meta.end()) {
+      const ewnet::json::Value names = ewnet::json::parse(it->second, checkpoint);  // outlives the loop
+      for (const auto& c : names.as_array()) classes.push_back(c.as_string());
+    }
     if (int(classes.size()) != k) {
       classes.clear();
       for (int c = 0; c < k; ++c) classes.push_back("class_" + std::to_string(c));

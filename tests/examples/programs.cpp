@@ -2,15 +2,22 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <sys/wait.h>
 
+#include <ewnet/data/generated.hpp>
+#include <ewnet/data/image.hpp>
+#include <ewnet/io/checkpoint.hpp>
+#include <ewnet/models/paper_model.hpp>
+
 #ifdef EWNET_TRANSFER_BIN
 namespace {
-/// Runs a command; returns its exit status and its stdout and stderr together.
-std::pair<int, std::string> run(const std::string& command) {
+/// Runs a command; returns its exit status and its stdout, with stderr unless `stdout_only`.
+std::pair<int, std::string> run(const std::string& command, bool stdout_only = false) {
   std::string out;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  FILE* p = popen((command + (stdout_only ? " 2>/dev/null" : " 2>&1")).c_str(), "r");
   REQUIRE(p != nullptr);
   char buf[4096];
   while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
@@ -47,5 +54,44 @@ TEST_CASE("asking for --device cuda without a usable CUDA device is a clear erro
 #ifdef EWNET_PROGRAMS_WITHOUT_CUDA
   REQUIRE_THAT(out, Catch::Contains("CUDA"));
 #endif
+}
+
+TEST_CASE("ewnet-classify ranks the classes of each image and skips a bad file") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "ewnet_test_classify";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "images");
+  // A 4-class checkpoint with class names, as ewnet-finetune writes one.
+  ewnet::Model<float> model = ewnet::build_paper_model<float>({4, 32, 5});
+  ewnet::SaveOptions save;
+  save.metadata["ewnet.classes"] = R"(["drill", "pliers", "screwdriver", "stapler"])";
+  ewnet::save_checkpoint(model, (dir / "model.safetensors").string(), save);
+  ewnet::data::Image img;
+  img.width = img.height = 40;
+  img.rgb.assign(40 * 40 * 3, 0);
+  for (size_t i = 0; i < img.rgb.size(); ++i) img.rgb[i] = std::uint8_t(i * 7);
+  ewnet::data::write_png((dir / "images" / "tool.png").string(), img);
+  std::ofstream(dir / "images" / "notes.jpg") << "not an image";
+
+  const auto [status, out] = run(kClassify + " \"" + (dir / "model.safetensors").string() + "\" \"" +
+                                 (dir / "images").string() + "\" --json --top 2", true);
+  REQUIRE(status == 0);
+  const ewnet::json::Value v = ewnet::json::parse(out, "ewnet-classify output");
+  REQUIRE(v.at("skipped_files").as_int() == 1);
+  const auto& results = v.at("results").as_array();
+  REQUIRE(results.size() == 1);
+  const auto& top = results[0].at("top").as_array();
+  REQUIRE(top.size() == 2);
+  const double p0 = top[0].at("probability").as_number(), p1 = top[1].at("probability").as_number();
+  REQUIRE(p0 >= p1);
+  REQUIRE(p0 + p1 <= 1.0 + 1e-6);
+  const std::string names = "drill pliers screwdriver stapler";
+  REQUIRE(names.find(top[0].at("class").as_string()) != std::string::npos);
+
+  const auto [bad, message] = run(kClassify + " \"" + (dir / "missing.safetensors").string() + "\" \"" +
+                                  (dir / "images").string() + "\"");
+  REQUIRE(bad == 1);
+  REQUIRE_THAT(message, Catch::Contains("missing.safetensors"));
+  fs::remove_all(dir);
 }
 #endif
