@@ -3,7 +3,8 @@
 //   load_data     scan an image folder, decode and cache it, split it (seeded 80/20 or a file)
 //   train_scratch the paper's model from random weights, normalised on the training split
 //   finetune      a source checkpoint with a new classifier, frozen up to the head, trained with
-//                 the paper's schedule (rate halved every 20 epochs)
+//                 the paper's schedule (rate halved every 20 epochs); with the whole base frozen it
+//                 trains from features computed once (train::TrainOptions::feature_cache)
 #pragma once
 
 #include <unistd.h>
@@ -82,6 +83,9 @@ struct RunOptions {
   std::string out_dir;
   bool resume = false;
   bool progress = true;
+  // Fine-tuning with the whole base frozen: compute the features once and train the head from them,
+  // without augmentation; false runs the base every step on augmented images.
+  bool feature_cache = true;
   int threads = ewnet::data::default_threads();
 };
 
@@ -153,7 +157,10 @@ inline std::string freeze_boundary(ewnet::Model<Real>& m, const std::string& fro
 /// Fine-tunes a source checkpoint on the target data: the classifier is replaced for the target's
 /// classes, every layer up to the boundary gets learning-rate factor 0, and the rate follows the
 /// paper's schedule (halved every 20 epochs). The source's input normalisation is kept: the frozen
-/// features were learned on inputs normalised that way.
+/// features were learned on inputs normalised that way. When everything up to kFeatureLayer is
+/// frozen and r.feature_cache is set, the images are not augmented and the head trains from their
+/// features computed once; otherwise (--train-from below it, or r.feature_cache false) every step
+/// runs the whole model on augmented images.
 inline ewnet::train::History finetune(const std::string& source_checkpoint, const Data& d, const RunOptions& r,
                                       const std::string& train_from, double drop_factor, int drop_period,
                                       const std::string& title, const std::string& data_dir, std::ostream& out) {
@@ -169,10 +176,19 @@ inline ewnet::train::History finetune(const std::string& source_checkpoint, cons
   if (!boundary.empty()) m.freeze_up_to(boundary);
   size_t frozen = 0, trainable = 0;
   for (auto& [layer, p] : m.parameters()) (p->trainable() ? trainable : frozen) += p->count();
+  const bool cached = r.feature_cache && ewnet::train::can_cache_features(m, ewnet::kFeatureLayer);
   out << "fine-tuning " << source_checkpoint << ": "
       << (boundary.empty() ? std::string("every layer trains") : "frozen up to and including '" + boundary + "'")
-      << "; " << trainable << " trainable and " << frozen << " frozen parameters\n";
+      << "; " << trainable << " trainable and " << frozen << " frozen parameters; "
+      << (cached ? "no augmentation, the head trains from the features of '" + std::string(ewnet::kFeatureLayer) +
+                       "' computed once"
+                 : std::string("augmented images through the whole model every step"))
+      << "\n";
   ewnet::train::TrainOptions t = train_options(r, d, title, data_dir);
+  if (cached) {
+    t.feature_cache = ewnet::kFeatureLayer;
+    t.augment.enabled = false;
+  }
   t.schedule = ewnet::LearnRateSchedule::piecewise(r.learn_rate, drop_factor, drop_period);
   t.metadata["ewnet.source_checkpoint"] = source_checkpoint;
   t.metadata["ewnet.finetune.frozen_up_to"] = boundary;

@@ -7,12 +7,17 @@
 namespace {
 const char* kUsage = "ewnet-finetune SOURCE_CHECKPOINT DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] "
                      "[--drop-period N] [--drop-factor F] [--train-from LAYER] [--seed N] [--split-file CSV] "
-                     "[--device cpu|cuda] [--resume] [--no-progress]";
+                     "[--device cpu|cuda] [--no-feature-cache] [--resume] [--no-progress]";
 const char* kHelp =
     "Loads a checkpoint written by ewnet-train (its best.safetensors), replaces the classifier ('fc') for\n"
     "the classes of DATA_DIR/<class>/<image>, freezes every layer but the task-specific head (learning-rate\n"
     "factor 0: global pooling, dropout, fc, softmax, output), and trains with the paper's schedule: the\n"
     "learning rate halved every 20 epochs. Images are resized to the checkpoint's input size.\n\n"
+    "With only the head training (the default), the frozen base gives an image the same features every\n"
+    "epoch: they (the output of 'pool5-gap', 512 values an image) are computed once for every image, and\n"
+    "each epoch trains the head from them, so an epoch costs a fraction of one that runs the base. The\n"
+    "images are then not augmented (an augmented image would need new features). --no-feature-cache runs\n"
+    "the whole model on augmented images every step instead; so does --train-from a layer before the head.\n\n"
     "  --out DIR          output folder (default ewnet-finetune-run)\n"
     "  --epochs N         epochs (default 80)\n"
     "  --batch N          mini-batch size (default 64)\n"
@@ -24,6 +29,8 @@ const char* kHelp =
     "  --seed N           new classifier's weights, split, shuffling, augmentation (default 0)\n"
     "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
+    "  --no-feature-cache run the frozen base every step, on augmented images (random crop, shift,\n"
+    "                     rotation, flip), instead of training the head from features computed once\n"
     "  --resume           continue OUT's interrupted run from OUT/last.safetensors\n"
     "  --no-progress      no progress bar on stderr\n";
 }  // namespace
@@ -33,7 +40,7 @@ int main(int argc, char** argv) {
     const cli::Args a(argc, argv,
                       {"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from", "seed",
                        "split-file", "device"},
-                      {"resume", "no-progress"});
+                      {"resume", "no-progress", "no-feature-cache"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() != 2) throw cli::UsageError("give a source checkpoint and a data folder");
     const std::string source = a.positional()[0];
@@ -52,6 +59,7 @@ int main(int argc, char** argv) {
     r.out_dir = a.get("out", "ewnet-finetune-run");
     r.resume = a.flag("resume");
     r.progress = !a.flag("no-progress");
+    r.feature_cache = !a.flag("no-feature-cache");
     const int drop_period = a.get_int("drop-period", 20);
     d.image_size = pipeline::checkpoint_image_size(source);
     const pipeline::Data data = pipeline::load_data(d, std::cout);

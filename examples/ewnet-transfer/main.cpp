@@ -11,13 +11,15 @@
 namespace {
 const char* kUsage = "ewnet-transfer [--source DIR --target DIR] [--out DIR] [--baseline] [--image-size N] "
                      "[--source-epochs N] [--target-epochs N] [--batch N] [--lr RATE] [--target-lr RATE] [--finetune-lr RATE] "
-                     "[--drop-period N] [--train-from LAYER] [--seed N] [--device cpu|cuda] [--resume] "
-                     "[--no-progress]";
+                     "[--drop-period N] [--train-from LAYER] [--no-feature-cache] [--seed N] [--device cpu|cuda] "
+                     "[--resume] [--no-progress]";
 const char* kHelp =
     "Runs the paper's transfer pipeline: (1) trains the 67-layer model from scratch on the source domain,\n"
     "(2) fine-tunes its best checkpoint on the target domain with everything but the task-specific head\n"
     "frozen, and (3) with --baseline trains the same model from scratch on the target for the same number\n"
-    "of epochs and the same schedule, so (2) against (3) measures what transfer gained.\n\n"
+    "of epochs and the same schedule, so (2) against (3) measures what transfer gained. In (2) the frozen\n"
+    "base gives an image the same features every epoch, so they are computed once and the head trains\n"
+    "from them, without augmentation (--no-feature-cache: the base runs every step on augmented images).\n\n"
     "With no --source/--target it writes and uses a small GENERATED data set (procedurally drawn device-like\n"
     "objects, 8 source and 4 target classes, into OUT/generated-data) and turns --baseline on. That default\n"
     "uses 48x48 images, 20 source and 12 target epochs, so it finishes in a few minutes on 2 CPU cores;\n"
@@ -38,7 +40,10 @@ const char* kHelp =
     "  --finetune-lr RATE initial rate when only the head trains (default 0.01: a new linear layer on fixed\n"
     "                     features takes a larger rate, as MATLAB's transfer recipe raises its factor)\n"
     "  --drop-period N    target schedule: rate halved every N epochs (default 20, the paper's)\n"
-    "  --train-from LAYER fine-tune LAYER and everything after it (default: the head only; 'all': every layer)\n"
+    "  --train-from LAYER fine-tune LAYER and everything after it (default: the head only; 'all': every layer);\n"
+    "                     from a layer before the head, every step runs the whole model on augmented images\n"
+    "  --no-feature-cache fine-tune the head with the base run every step on augmented images, instead of\n"
+    "                     from features computed once without augmentation\n"
     "  --source-split-file CSV, --target-split-file CSV   splits from files instead of a seeded 80/20\n"
     "  --seed N           everything random (default 0)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
@@ -80,7 +85,7 @@ int main(int argc, char** argv) {
                       {"source", "target", "out", "image-size", "source-epochs", "target-epochs", "batch", "lr",
                        "target-lr", "finetune-lr", "drop-period", "train-from", "seed", "device", "source-split-file",
                        "target-split-file"},
-                      {"baseline", "resume", "no-progress"});
+                      {"baseline", "resume", "no-progress", "no-feature-cache"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (!a.positional().empty()) throw cli::UsageError("unexpected argument '" + a.positional()[0] + "'");
     if (a.has("source") != a.has("target")) throw cli::UsageError("give both --source and --target, or neither");
@@ -98,6 +103,7 @@ int main(int argc, char** argv) {
     r.device = a.get_device();
     r.resume = a.flag("resume");
     r.progress = !a.flag("no-progress");
+    r.feature_cache = !a.flag("no-feature-cache");
     const int source_epochs = a.get_int("source-epochs", generated ? 20 : 30);
     const int target_epochs = a.get_int("target-epochs", generated ? 12 : 30);
     const double source_lr = a.get_double("lr", 3e-3), target_lr = a.get_double("target-lr", 3e-3);

@@ -137,3 +137,123 @@ TEST_CASE("fine-tuning leaves every frozen weight bitwise unchanged and trains t
   REQUIRE(after.input_layer().mean() == before.input_layer().mean());
   REQUIRE(after.classes() == 4);
 }
+
+namespace {
+/// A one-epoch source model, written once for the feature-cache cases.
+const std::string& cache_source() {
+  static const std::string path = [] {
+    fs::remove_all(kRoot / "cache-src");
+    std::ostringstream log;
+    pipeline::train_scratch(load(generated().first), run("cache-src", 1), "source", "generated", log);
+    return train::best_checkpoint((kRoot / "cache-src").string());
+  }();
+  return path;
+}
+
+/// Fine-tunes the head of cache_source() on the target without augmentation, from cached
+/// features or through the whole model; returns the history and the final model.
+std::pair<train::History, Model<float>> finetune_head(const pipeline::Data& target, const std::string& out,
+                                                      bool cached) {
+  Model<float> m = model_from_checkpoint<float>(cache_source(), 3);
+  m.replace(kClassifierLayer, make_paper_classifier<float>(4));
+  m.build();
+  Sgdm<float>::reset_momentum(m);
+  m.set_iteration(0);
+  m.freeze_up_to(kLastFrozenLayer);
+  fs::remove_all(kRoot / out);
+  train::TrainOptions t = pipeline::train_options(run(out, 3), target, out, "generated");
+  t.schedule = LearnRateSchedule::piecewise(1e-2, 0.5, 2);
+  t.augment.enabled = false;
+  if (cached) t.feature_cache = kFeatureLayer;
+  std::ostringstream log;
+  train::History h = train::fit(m, *target.cache, target.split, t, log);
+  INFO(log.str());
+  REQUIRE((log.str().find("computed once") != std::string::npos) == cached);
+  return {std::move(h), std::move(m)};
+}
+}  // namespace
+
+TEST_CASE("fine-tuning from cached features equals running the frozen base every step, bitwise") {
+  const pipeline::Data target = load(generated().second);
+  auto [hc, mc] = finetune_head(target, "ft-cached", true);
+  auto [hu, mu] = finetune_head(target, "ft-uncached", false);
+  // Dropout after the cut draws its mask from the step counter: equal counters, equal masks.
+  REQUIRE(mc.iteration() == mu.iteration());
+  REQUIRE(hc.iterations.size() == hu.iterations.size());
+  for (size_t i = 0; i < hc.iterations.size(); ++i) {
+    INFO("iteration " << i);
+    REQUIRE(hc.iterations[i].loss == hu.iterations[i].loss);
+    REQUIRE(hc.iterations[i].accuracy == hu.iterations[i].accuracy);
+  }
+  for (size_t e = 0; e < hc.epochs.size(); ++e) {
+    INFO("epoch " << e);
+    REQUIRE(hc.epochs[e].val_loss == hu.epochs[e].val_loss);
+    REQUIRE(hc.epochs[e].val_accuracy == hu.epochs[e].val_accuracy);
+  }
+  auto& fc = mc.layer_as<FullyConnected<float>>(kClassifierLayer);
+  auto& fu = mu.layer_as<FullyConnected<float>>(kClassifierLayer);
+  REQUIRE(fc.weight().value.to_vector() == fu.weight().value.to_vector());
+  REQUIRE(fc.bias().value.to_vector() == fu.bias().value.to_vector());
+  REQUIRE(fc.weight().velocity.to_vector() == fu.weight().velocity.to_vector());
+  // The best checkpoints agree too, and the frozen base was never written.
+  Model<float> bc = model_from_checkpoint<float>(train::best_checkpoint((kRoot / "ft-cached").string()));
+  Model<float> bu = model_from_checkpoint<float>(train::best_checkpoint((kRoot / "ft-uncached").string()));
+  Model<float> src = model_from_checkpoint<float>(cache_source());
+  const auto wc = weights(bc), wu = weights(bu), ws = weights(src);
+  for (const auto& [name, v] : wc) {
+    INFO(name);
+    REQUIRE(v == wu.at(name));
+    if (name.rfind(std::string(kClassifierLayer) + ".", 0) != 0) REQUIRE(v == ws.at(name));
+  }
+}
+
+TEST_CASE("a resumed fine-tuning run from cached features equals an uninterrupted one bitwise") {
+  const pipeline::Data target = load(generated().second);
+  std::ostringstream log;
+  fs::remove_all(kRoot / "ft-whole");
+  fs::remove_all(kRoot / "ft-halves");
+  pipeline::finetune(cache_source(), target, run("ft-whole", 3), "head", 0.5, 2, "whole", "generated", log);
+  pipeline::finetune(cache_source(), target, run("ft-halves", 1), "head", 0.5, 2, "halves", "generated", log);
+  pipeline::RunOptions again = run("ft-halves", 3);
+  again.resume = true;
+  const train::History h =
+      pipeline::finetune(cache_source(), target, again, "head", 0.5, 2, "halves", "generated", log);
+  INFO(log.str());
+  REQUIRE(h.epochs.size() == 3);
+  REQUIRE_THAT(log.str(), Catch::Contains("computed once"));
+  Model<float> a = model_from_checkpoint<float>(train::last_checkpoint((kRoot / "ft-whole").string()));
+  Model<float> b = model_from_checkpoint<float>(train::last_checkpoint((kRoot / "ft-halves").string()));
+  REQUIRE(a.iteration() == b.iteration());
+  const auto wa = weights(a), wb = weights(b);
+  for (const auto& [name, v] : wa) {
+    INFO(name);
+    REQUIRE(v == wb.at(name));
+  }
+}
+
+TEST_CASE("fine-tuning falls back to the whole model when it cannot cache the features") {
+  Model<float> m = build_paper_model<float>(PaperModelOptions{4, 32, 0});
+  CHECK_FALSE(train::can_cache_features(m, kFeatureLayer));  // nothing frozen
+  m.freeze_up_to(kLastFrozenLayer);
+  CHECK(train::can_cache_features(m, kFeatureLayer));
+  CHECK_FALSE(train::can_cache_features(m, "pool5-drop"));     // dropout acts in training only
+  CHECK_FALSE(train::can_cache_features(m, "inception_4a-3x3"));  // 4a's other branches read past it
+  m.set_learn_rate_factors("inception_4a-3x3", 1, 1);          // --train-from inside the base
+  CHECK_FALSE(train::can_cache_features(m, kFeatureLayer));
+
+  const pipeline::Data target = load(generated().second);
+  std::ostringstream log;
+  pipeline::RunOptions r = run("ft-augmented", 1);
+  r.feature_cache = false;  // --no-feature-cache
+  fs::remove_all(kRoot / "ft-augmented");
+  pipeline::finetune(cache_source(), target, r, "head", 0.5, 2, "augmented", "generated", log);
+  CHECK_THAT(log.str(), Catch::Contains("augmented images") && !Catch::Contains("computed once"));
+
+  // The trainer refuses a cache it cannot honour rather than train on stale features.
+  Model<float> f = model_from_checkpoint<float>(cache_source());
+  f.replace(kClassifierLayer, make_paper_classifier<float>(4));
+  f.freeze_up_to(kLastFrozenLayer);
+  train::TrainOptions t = pipeline::train_options(run("ft-refused", 1), target, "refused", "generated");
+  t.feature_cache = kFeatureLayer;  // augmentation still on
+  REQUIRE_THROWS_WITH(train::fit(f, *target.cache, target.split, t, log), Catch::Contains("augmentation off"));
+}

@@ -126,6 +126,17 @@ inline ChannelStats channel_stats(const ImageCache& cache, const std::vector<siz
   return s;
 }
 
+/// The order in which an epoch visits `indices`: as given, or a Fisher-Yates shuffle drawn from
+/// (seed, epoch). BatchLoader uses it, and so does anything that must visit the same samples in the
+/// same mini-batches without loading images (training from cached features, train/trainer.hpp).
+inline std::vector<size_t> epoch_order(std::vector<size_t> indices, bool shuffle, std::uint64_t seed, int epoch) {
+  if (shuffle) {
+    Random rng(seed, 0x5a0ff1e00000ull + std::uint64_t(epoch));
+    for (size_t i = indices.size(); i > 1; --i) std::swap(indices[i - 1], indices[size_t(rng.below(i))]);
+  }
+  return indices;
+}
+
 template <class T>
 struct Batch {
   Tensor<T> images;             // N x 3 x S x S, values 0..255 (the model's input layer normalises)
@@ -161,11 +172,7 @@ class BatchLoader {
   /// Starts preparing epoch `epoch` (0-based) in the background.
   void start_epoch(int epoch) {
     stop();
-    std::vector<size_t> order = indices_;
-    if (opt_.shuffle) {
-      Random rng(opt_.seed, 0x5a0ff1e00000ull + std::uint64_t(epoch));
-      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[size_t(rng.below(i))]);
-    }
+    std::vector<size_t> order = epoch_order(indices_, opt_.shuffle, opt_.seed, epoch);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.clear();

@@ -51,6 +51,11 @@ inline constexpr const char* kClassifierLayer = "fc";
 /// The last layer of the transferable part; fine-tuning freezes every layer up to and including it,
 /// leaving the task-specific head (pooling, dropout, fc, softmax, output) to train.
 inline constexpr const char* kLastFrozenLayer = "inception_4a-residual_relu";
+/// The global average pooling at the start of the head: its output (a 512-vector an image) is the
+/// last activation that depends on the frozen base alone, and only dropout and the classifier read
+/// it. Fine-tuning the head computes it once per image and trains from it (train::TrainOptions::
+/// feature_cache).
+inline constexpr const char* kFeatureLayer = "pool5-gap";
 inline constexpr const char* kOutputLayer = "output";
 /// The layer count the paper gives (figure 3).
 inline constexpr int kPaperModelLayers = 67;
@@ -103,7 +108,7 @@ Model<T> build_paper_model(const PaperModelOptions& o) {
   x = add_inception(m, kPaperModules[1], x, f3b, Residual::identity_or_projection);
   x = add_inception(m, kPaperModules[2], x, f4a, Residual::identity_or_projection);
 
-  m.add(std::make_unique<GlobalAvgPool<T>>("pool5-gap"), x);
+  m.add(std::make_unique<GlobalAvgPool<T>>(kFeatureLayer), x);
   m.add(std::make_unique<Dropout<T>>("pool5-drop", 0.4, o.seed));
   m.add(make_paper_classifier<T>(o.classes));
   m.add(std::make_unique<Softmax<T>>("prob"));

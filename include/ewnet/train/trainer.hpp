@@ -9,6 +9,11 @@
 //     and recall, the confusion matrix, in text and in OUT/report.json,
 //   - OUT/training-curves.svg (mini-batch accuracy and loss per iteration, smoothed, with the
 //     validation figures per epoch, as the paper's figure 4) and OUT/confusion.svg.
+// Fine-tuning a frozen base (TrainOptions::feature_cache): when every layer up to a cut is frozen
+// and augmentation is off, the cut's output for an image is the same every epoch, so fit computes
+// it once for every training and validation image (inference mode, on the model's device, kept on
+// the host) and each step runs only the layers after the cut (Model::forward_from) on the same
+// shuffled mini-batches. On the CPU such a run equals the uncached one bitwise.
 // Checkpoints: OUT/last.safetensors after every epoch (with momentum and the run's history, so
 // --resume continues exactly where it stopped), OUT/best.safetensors when validation accuracy
 // improves (ties go to the earlier epoch). On the CPU a resumed run equals an uninterrupted one
@@ -16,12 +21,14 @@
 // the model's step counter, and momentum and the counter are restored from the checkpoint.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +56,9 @@ struct TrainOptions {
   bool resume = false;
   bool progress = true;                 // the progress bar on stderr
   data::AugmentOptions augment;
+  // Train from cached activations of this layer (empty: run every layer every step). Needs
+  // augmentation off and can_cache_features(model, feature_cache); see the file comment.
+  std::string feature_cache;
   int threads = data::default_threads();
   std::map<std::string, std::string> metadata;  // extra checkpoint entries
   json::Value report_extra = json::Value::object();  // extra members of report.json
@@ -219,6 +229,92 @@ Evaluation evaluate(Model<T>& model, const data::ImageCache& cache, const std::v
   return ev;
 }
 
+/// Whether `model` can train from cached activations of `cut`: the cut separates the graph (no
+/// layer after it reads a layer before it), every layer up to and including it is frozen, and none
+/// of those computes differently in training mode (dropout, batch statistics), so one inference
+/// pass gives the activations every training pass would.
+template <class T>
+bool can_cache_features(Model<T>& model, const std::string& cut) {
+  if (cut.empty() || !model.has_layer(cut)) return false;
+  model.build();
+  std::set<std::string> before;
+  bool past_cut = false;
+  for (Layer<T>* l : model.layers()) {
+    if (past_cut) {
+      for (const std::string& in : model.inputs_of(l->name()))
+        if (before.count(in)) return false;
+      continue;
+    }
+    if (l->has_trainable_params() || l->type() == "dropout" || l->type() == "batch_norm") return false;
+    if (l->name() == cut) past_cut = true;
+    else before.insert(l->name());
+  }
+  return past_cut;
+}
+
+namespace detail {
+
+/// The activations of `cut` for the chosen images, one sample each in the order of `indices`, on
+/// the host; computed in inference mode, `batch` images at a time, on the model's device.
+template <class T>
+Tensor<T> extract_features(Model<T>& model, const std::string& cut, const data::ImageCache& cache,
+                           const std::vector<size_t>& indices, int batch, int threads) {
+  Tensor<T> features = Tensor<T>::empty(model.output_shape(cut).with_batch(int(indices.size())));
+  if (indices.empty()) return features;
+  data::LoaderOptions lo;
+  lo.batch = batch;
+  lo.shuffle = false;
+  lo.augment.enabled = false;
+  lo.threads = threads;
+  data::BatchLoader<T> loader(cache, indices, lo);
+  loader.start_epoch(0);
+  data::Batch<T> b;
+  int row = 0;
+  while (loader.next(b)) {
+    model.forward(model.device() == Device::cpu ? b.images : b.images.to(model.device()), Mode::inference);
+    features.batch(row, b.images.n()).copy_from(model.activation(cut));
+    row += b.images.n();
+  }
+  return features;
+}
+
+/// Samples `rows` of host `features`, packed into one batch on `device`.
+template <class T>
+Tensor<T> gather_rows(const Tensor<T>& features, const std::vector<size_t>& rows, Device device) {
+  Tensor<T> x = Tensor<T>::empty(features.shape().with_batch(int(rows.size())));
+  const size_t per = features.shape().sample_size();
+  for (size_t k = 0; k < rows.size(); ++k) std::copy_n(features.sample(int(rows[k])), per, x.sample(int(k)));
+  return device == Device::cpu ? x : x.to(device);
+}
+
+/// evaluate() on cached activations of `cut` (samples in the order of `labels`), in the same
+/// mini-batches, so on the CPU its figures equal evaluate()'s on the images bitwise.
+template <class T>
+Evaluation evaluate_features(Model<T>& model, const std::string& cut, const Tensor<T>& features,
+                             const std::vector<int>& labels, int batch) {
+  Evaluation ev;
+  ev.confusion = ConfusionMatrix(model.classes());
+  if (labels.empty()) return ev;
+  double loss_sum = 0;
+  const int k = model.classes();
+  std::vector<size_t> rows;
+  for (size_t first = 0; first < labels.size(); first += size_t(batch)) {
+    const size_t n = std::min(labels.size() - first, size_t(batch));
+    rows.resize(n);
+    for (size_t i = 0; i < n; ++i) rows[i] = first + i;
+    const std::vector<int> bl(labels.begin() + std::ptrdiff_t(first), labels.begin() + std::ptrdiff_t(first + n));
+    const std::vector<T> p =
+        model.forward_from(cut, gather_rows(features, rows, model.device()), bl, Mode::inference).to_vector();
+    loss_sum += double(model.loss()) * double(n);
+    for (size_t i = 0; i < n; ++i) ev.confusion.add(bl[i], argmax(p.data() + i * size_t(k), k));
+  }
+  ev.loss = loss_sum / double(labels.size());
+  ev.accuracy = ev.confusion.accuracy();
+  return ev;
+}
+
+}  // namespace detail
+
 inline std::string last_checkpoint(const std::string& out_dir) { return out_dir + "/last.safetensors"; }
 inline std::string best_checkpoint(const std::string& out_dir) { return out_dir + "/best.safetensors"; }
 
@@ -303,6 +399,14 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
   data::BatchLoader<T> loader(cache, split.train, lo);
   Sgdm<T> solver(o.sgdm);
   const int k = model.classes(), batches = loader.batches();
+  const bool cached = !o.feature_cache.empty();
+  if (cached) {
+    EWNET_CHECK(!o.augment.enabled, "train: a feature cache at '", o.feature_cache,
+                "' needs augmentation off (an augmented image has new features every epoch)");
+    EWNET_CHECK(can_cache_features(model, o.feature_cache), "train: cannot cache the features of '",
+                o.feature_cache, "': a layer up to it trains or acts differently in training, or a later layer "
+                "reads a layer before it");
+  }
 
   auto save = [&](const std::string& path, bool momentum) {
     SaveOptions so;
@@ -315,34 +419,80 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
     save_checkpoint(model, path, so);
   };
 
-  out << o.title << ": " << split.train.size() << " training and " << split.validation.size()
-      << " validation images, " << k << " classes, " << batches << " iterations an epoch, on "
-      << device_name(o.device) << "\n";
-  out << detail::table_header();
-  for (const EpochRecord& r : h.epochs) out << detail::table_row(r);
-  out.flush();
-
   const int first_epoch = int(h.epochs.size());
   const auto session_start = std::chrono::steady_clock::now();
   const double seconds_before = h.seconds;
   long long session_iterations = 0;
+
+  out << o.title << ": " << split.train.size() << " training and " << split.validation.size()
+      << " validation images, " << k << " classes, " << batches << " iterations an epoch, on "
+      << device_name(o.device) << "\n";
+  // The cache: features of split.train (row i for split.train[i]) and of split.validation.
+  Tensor<T> train_features, val_features;
+  std::vector<size_t> row_of;  // cache index -> row of train_features
+  std::vector<int> val_labels;
+  if (cached && first_epoch < o.epochs) {
+    train_features = detail::extract_features(model, o.feature_cache, cache, split.train, o.batch, o.threads);
+    if (!split.validation.empty())
+      val_features = detail::extract_features(model, o.feature_cache, cache, split.validation, o.batch, o.threads);
+    row_of.assign(cache.size(), 0);
+    for (size_t i = 0; i < split.train.size(); ++i) row_of[split.train[i]] = i;
+    for (size_t i : split.validation) val_labels.push_back(cache.label(i));
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start).count();
+    out << "features of '" << o.feature_cache << "' (" << model.output_shape(o.feature_cache).hwc()
+        << " an image) computed once for the " << split.train.size() + split.validation.size() << " images in "
+        << str(std::llround(s * 10) / 10.0) << " s; every step trains from them\n";
+    out.flush();
+  }
+
+  out << detail::table_header();
+  for (const EpochRecord& r : h.epochs) out << detail::table_row(r);
+  out.flush();
+
   for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
     const double rate = o.schedule.rate(epoch);
-    loader.start_epoch(epoch);
+    // The epoch's mini-batches: the loader's, or the same samples in the same order from the cache.
+    std::vector<size_t> order;
+    size_t next_sample = 0;
+    if (cached) order = data::epoch_order(split.train, true, o.seed, epoch);
+    else loader.start_epoch(epoch);
     data::Batch<T> b;
+    Tensor<T> x;  // the step's input on the device: images, or the cut's activations
+    std::vector<int> labels;
+    std::vector<size_t> rows;
+    auto next_batch = [&]() -> bool {
+      if (!cached) {
+        if (!loader.next(b)) return false;
+        x = o.device == Device::cpu ? b.images : b.images.to(o.device);
+        labels = std::move(b.labels);
+        return true;
+      }
+      if (next_sample == order.size()) return false;
+      const size_t n = std::min(order.size() - next_sample, size_t(o.batch));
+      rows.resize(n);
+      labels.resize(n);
+      for (size_t i = 0; i < n; ++i) {
+        rows[i] = row_of[order[next_sample + i]];
+        labels[i] = cache.label(order[next_sample + i]);
+      }
+      next_sample += n;
+      x = detail::gather_rows(train_features, rows, o.device);
+      return true;
+    };
     double loss_sum = 0, correct = 0, seen = 0;
     int step = 0;
-    while (loader.next(b)) {
-      const Tensor<T> x = o.device == Device::cpu ? b.images : b.images.to(o.device);
-      const std::vector<T> p = model.forward(x, b.labels, Mode::training).to_vector();
+    while (next_batch()) {
+      const std::vector<T> p = (cached ? model.forward_from(o.feature_cache, x, labels, Mode::training)
+                                       : model.forward(x, labels, Mode::training))
+                                   .to_vector();
       model.backward();
       solver.step(model, rate);
       const double loss = double(model.loss());
       EWNET_CHECK(std::isfinite(loss), "train: the loss became ", loss, " at iteration ", model.iteration(),
                   "; lower the learning rate");
       int right = 0;
-      for (size_t i = 0; i < b.labels.size(); ++i) right += detail::argmax(p.data() + i * size_t(k), k) == b.labels[i];
-      const double n = double(b.labels.size());
+      for (size_t i = 0; i < labels.size(); ++i) right += detail::argmax(p.data() + i * size_t(k), k) == labels[i];
+      const double n = double(labels.size());
       loss_sum += loss * n;
       correct += right;
       seen += n;
@@ -366,7 +516,9 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
     r.train_loss = loss_sum / seen;
     r.learn_rate = rate;
     if (!split.validation.empty()) {
-      const Evaluation ev = evaluate(model, cache, split.validation, o.batch, o.threads);
+      const Evaluation ev =
+          cached ? detail::evaluate_features(model, o.feature_cache, val_features, val_labels, o.batch)
+                 : evaluate(model, cache, split.validation, o.batch, o.threads);
       r.val_accuracy = ev.accuracy;
       r.val_loss = ev.loss;
       h.last_confusion = ev.confusion;
