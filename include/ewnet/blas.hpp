@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <thread>
 
@@ -35,5 +36,34 @@ inline int thread_count() {
   }();
   return n;
 }
+
+/// While one exists, OpenBLAS runs each call on its caller's thread (openblas_set_num_threads(1)),
+/// then goes back to thread_count() threads. ewnet's pool holds one for a region whose threads
+/// each run their own GEMMs (ops/parallel.hpp, parallel_gemm_for): the BLAS's own workers stay
+/// asleep instead of spinning for a share of the cores the pool is using, and the GEMMs do not
+/// queue on OpenBLAS's one server. Nested and concurrent scopes count: the last one out restores.
+/// A no-op with another BLAS.
+class SerialBlasScope {
+ public:
+  SerialBlasScope() {
+#ifdef OPENBLAS_VERSION
+    (void)thread_count();  // read the user's count before it is changed
+    if (depth().fetch_add(1) == 0 && thread_count() > 1) openblas_set_num_threads(1);
+#endif
+  }
+  ~SerialBlasScope() {
+#ifdef OPENBLAS_VERSION
+    if (depth().fetch_sub(1) == 1 && thread_count() > 1) openblas_set_num_threads(thread_count());
+#endif
+  }
+  SerialBlasScope(const SerialBlasScope&) = delete;
+  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
+
+ private:
+  static std::atomic<int>& depth() {
+    static std::atomic<int> d{0};
+    return d;
+  }
+};
 
 }  // namespace ewnet::cpu

@@ -1,16 +1,18 @@
 // ewnet/ops/parallel.hpp: parallel_for for the CPU backend's element-wise and pooling loops.
 //
-// The GEMMs run on OpenBLAS's threads; everything between them (im2col, pooling, normalisation,
-// activations) used to run on one thread while the BLAS threads spun idle. parallel_for splits a
-// range of independent items into one contiguous chunk per thread, the same chunks on every run,
-// and each item is computed by exactly one thread in a fixed order: results are bitwise
-// reproducible and independent of timing (no atomics, no cross-thread reductions).
+// Everything between the GEMMs (im2col, pooling, normalisation, activations) used to run on one
+// thread while the BLAS threads spun idle; the convolutions' GEMMs now run on this pool too, one
+// single-threaded GEMM per sample (parallel_gemm_for), so one pool owns the cores.
+// parallel_for splits a range of independent items into one contiguous chunk per thread, the same
+// chunks on every run, and each item is computed by exactly one thread in a fixed order: results
+// are bitwise reproducible and independent of timing (no atomics, no cross-thread reductions).
 //
 // The pool has cpu::thread_count() - 1 workers (the caller takes the first chunk), so ewnet keeps
 // to the thread count the user gave the BLAS (OPENBLAS_NUM_THREADS).
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -130,6 +132,31 @@ template <class F>
 void parallel_samples(int samples, size_t per_sample, F&& body) {
   const size_t grain = (size_t(1) << 15) / std::max<size_t>(per_sample, 1) + 1;
   parallel_for(size_t(std::max(samples, 0)), grain, [&](size_t n0, size_t n1) { body(int(n0), int(n1)); });
+}
+
+/// For loops whose items each run their own (small) GEMMs, such as the samples of a convolution:
+/// calls body(chunk, begin, end) once for every chunk in [0, chunks), chunk c covering items
+/// [count*c/chunks, count*(c+1)/chunks), with the BLAS single-threaded meanwhile (SerialBlasScope):
+/// ewnet's pool is then the only owner of the cores. The pool's threads take the chunks in turn
+/// from a shared counter, so a thread slowed by another process takes fewer; what a chunk computes
+/// depends on its items only, never on which thread runs it, so per-chunk results (partial sums
+/// reduced in chunk order afterwards) are bitwise reproducible. Runs every chunk on the calling
+/// thread, in order, when there is one thread or when called from inside a parallel region.
+template <class F>
+void parallel_gemm_for(size_t count, size_t chunks, F&& body) {
+  chunks = std::min(chunks, count);
+  if (chunks == 0) return;
+  auto run_chunk = [&](size_t c) { body(int(c), count * c / chunks, count * (c + 1) / chunks); };
+  if (chunks == 1 || thread_count() <= 1 || pool_detail::ThreadPool::inside()) {
+    for (size_t c = 0; c < chunks; ++c) run_chunk(c);
+    return;
+  }
+  SerialBlasScope serial_blas;
+  std::atomic<size_t> next{0};
+  const std::function<void(int)> job = [&](int) {
+    for (size_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) run_chunk(c);
+  };
+  pool_detail::pool().run(job);
 }
 
 }  // namespace ewnet::cpu

@@ -84,18 +84,32 @@ void max_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry
 }
 
 // Backward routes each dy to the first position of its window (row-major) that holds the
-// maximum; a plane's dx is written by one thread, in output order, so overlapping windows add up
-// in the same order on every run.
+// maximum; a plane's dx is written by one thread, adding in output order, so overlapping windows
+// add up in the same order on every run. The position is found branch-free: for one output row,
+// the window offsets (p, q) are visited in reverse row-major order and each pass selects, along
+// the row, the offset where x equals the maximum (the last select written is the first match);
+// then one pass adds dy at the selected positions. Same positions and the same order of additions
+// as the search with an early exit it replaces (bitwise the same dx), without its branch misses.
+// Measured at batch 32 on 2 threads (in-process A/B, alternating, best of 3 to 5, ms; the machine
+// shared, load average about 6 on 2 cores): pool1 3x3/2 on 64x56x56 26.2-28.8 -> 11.8-13.5; pool2
+// 3x3/2 on 192x28x28 20.3-23.6 -> 14.7-16.5; an inception 3x3/1 on 192x14x14 15.1-17.5 ->
+// 13.9-16.1 (rows of 14 outputs leave little to vectorise).
 template <class T>
 void max_pool_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& dx,
                        const PoolGeometry& g, GradWrite mode) {
   const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w(), C = x.c();
   parallel_for(size_t(x.n()) * C, 4, [&](size_t begin, size_t end) {
-    std::vector<int> x0(static_cast<size_t>(Wo)), x1(static_cast<size_t>(Wo));
-    for (int j = 0; j < Wo; ++j) {
-      x0[size_t(j)] = std::max(0, j * g.stride_w - g.pad_w);
-      x1[size_t(j)] = std::min(W, j * g.stride_w - g.pad_w + g.kernel_w);
+    std::vector<int> at(static_cast<size_t>(Wo));
+    std::vector<int> lo(size_t(g.kernel_w)), hi(size_t(g.kernel_w));
+    for (int q = 0; q < g.kernel_w; ++q) {
+      // Output columns j whose window column j*stride - pad + q lies in [0, W).
+      const int first = g.pad_w - q, last = W - 1 + g.pad_w - q;
+      const int l = first <= 0 ? 0 : (first + g.stride_w - 1) / g.stride_w;
+      const int h = last < 0 ? 0 : std::min(Wo, last / g.stride_w + 1);
+      lo[size_t(q)] = std::min(l, h);
+      hi[size_t(q)] = h;
     }
+    const int sw = g.stride_w;
     for (size_t item = begin; item < end; ++item) {
       const int n = int(item / size_t(C)), c = int(item % size_t(C));
       const T* in = x.sample(n) + size_t(c) * H * W;
@@ -104,19 +118,22 @@ void max_pool_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& 
       T* gin = dx.sample(n) + size_t(c) * H * W;
       if (mode == GradWrite::overwrite) std::fill(gin, gin + size_t(H) * W, T(0));
       for (int i = 0; i < Ho; ++i) {
-        const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
-        for (int j = 0; j < Wo; ++j) {
-          const T m = out[i * Wo + j];
-          const int a = x0[size_t(j)], b = x1[size_t(j)];
-          int at = -1;
-          for (int yy = y0; yy < y1 && at < 0; ++yy)
-            for (int xx = a; xx < b; ++xx)
-              if (in[yy * W + xx] == m) {
-                at = yy * W + xx;
-                break;
-              }
-          if (at >= 0) gin[at] += gout[i * Wo + j];
+        const T* m = out + size_t(i) * Wo;
+        int* a = at.data();
+        std::fill(a, a + Wo, -1);
+        // Window positions in reverse row-major order, each pass a select along the output row:
+        // the last match written is the first in row-major order.
+        for (int p = g.kernel_h - 1; p >= 0; --p) {
+          const int yy = i * g.stride_h - g.pad_h + p;
+          if (yy < 0 || yy >= H) continue;
+          for (int q = g.kernel_w - 1; q >= 0; --q) {
+            const int base = yy * W + q - g.pad_w;
+            for (int j = lo[size_t(q)]; j < hi[size_t(q)]; ++j) a[j] = in[base + j * sw] == m[j] ? base + j * sw : a[j];
+          }
         }
+        const T* gr = gout + size_t(i) * Wo;
+        for (int j = 0; j < Wo; ++j)
+          if (a[j] >= 0) gin[a[j]] += gr[j];
       }
     }
   });
