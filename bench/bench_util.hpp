@@ -223,4 +223,18 @@ inline int bench_main(int argc, char** argv, void (*register_cpu)(), void (*regi
   return 0;
 }
 
+/// Defines main() for a benchmark program whose benchmarks `register_all<Device>()` registers.
+#ifdef EWNET_WITH_CUDA
+#define EWNET_BENCH_MAIN(register_all)                                                                  \
+  int main(int argc, char** argv) {                                                                    \
+    return ::ewnet::bench::bench_main(argc, argv, &register_all<::ewnet::Device::cpu>,                 \
+                                      &register_all<::ewnet::Device::cuda>);                           \
+  }
+#else
+#define EWNET_BENCH_MAIN(register_all)                                                                  \
+  int main(int argc, char** argv) {                                                                    \
+    return ::ewnet::bench::bench_main(argc, argv, &register_all<::ewnet::Device::cpu>, nullptr);       \
+  }
+#endif
+
 }  // namespace ewnet::bench

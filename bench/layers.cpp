@@ -322,13 +322,4 @@ void register_all() {
 }  // namespace
 }  // namespace ewnet::bench
 
-int main(int argc, char** argv) {
-  using ewnet::Device;
-  return ewnet::bench::bench_main(argc, argv, &ewnet::bench::register_all<Device::cpu>,
-#ifdef EWNET_WITH_CUDA
-                                  &ewnet::bench::register_all<Device::cuda>
-#else
-                                  nullptr
-#endif
-  );
-}
+EWNET_BENCH_MAIN(ewnet::bench::register_all)
