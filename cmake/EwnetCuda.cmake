@@ -52,8 +52,8 @@ target_compile_options(ewnet_cuda PRIVATE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra>
   $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra --expt-relaxed-constexpr>)
 
-install(TARGETS ewnet_cuda EXPORT ewnetCudaTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(EXPORT ewnetCudaTargets NAMESPACE ewnet:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ewnet)
+install(TARGETS ewnet_cuda EXPORT ewnetCudaTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT ewnet)
+install(EXPORT ewnetCudaTargets NAMESPACE ewnet:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ewnet COMPONENT ewnet)
 
 set(EWNET_HAVE_CUDA ON)
 message(STATUS "ewnet: CUDA backend on (CUDA ${CUDAToolkit_VERSION}, cuDNN ${CUDNN_VERSION}, "
