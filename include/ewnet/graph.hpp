@@ -207,6 +207,13 @@ class Model {
     return prediction();
   }
 
+  /// True when forward_from(cut) can run: no layer after `cut` reads a layer before it, and
+  /// nothing up to and including `cut` trains.
+  bool can_run_from(const std::string& cut) {
+    size_t pos = 0;
+    return has_layer(cut) && cut_problem(cut, pos).empty();
+  }
+
   /// Back-propagates the mean loss of the last labelled forward pass.
   void backward() {
     EWNET_CHECK(loss_ready_, "backward: call forward(images, labels) first");
@@ -616,22 +623,29 @@ class Model {
     loss_ready_ = with_loss;
   }
 
-  /// Checks that `cut` separates the graph (no layer after it reads a layer before it) and that
-  /// nothing up to it trains; returns its position in the execution order.
-  size_t check_cut(const std::string& cut) {
+  /// Why forward_from(cut) cannot run (empty when it can): a layer after `cut` reads a layer
+  /// before it, or something up to `cut` trains. `pos` receives cut's place in the execution order.
+  std::string cut_problem(const std::string& cut, size_t& pos) {
     build();
     refresh_plan();
     const int c = find_checked(cut);
-    const size_t pos = size_t(std::find(order_.begin(), order_.end(), c) - order_.begin());
+    pos = size_t(std::find(order_.begin(), order_.end(), c) - order_.begin());
     std::vector<bool> before(nodes_.size(), false);
     for (size_t k = 0; k < pos; ++k) before[size_t(order_[k])] = true;
     for (size_t k = pos + 1; k < order_.size(); ++k)
       for (int j : nodes_[size_t(order_[k])].in_idx)
-        EWNET_CHECK_AS(GraphError, !before[size_t(j)], "cannot run from '", cut, "': layer '",
-                       nodes_[size_t(order_[k])].layer->name(), "' after it reads '", nodes_[size_t(j)].layer->name(),
-                       "' before it");
-    EWNET_CHECK_AS(GraphError, !nodes_[size_t(c)].runs_backward, "cannot run from '", cut,
-                   "': it or a layer before it is trainable, and its gradient would need the layers skipped");
+        if (before[size_t(j)])
+          return str("layer '", nodes_[size_t(order_[k])].layer->name(), "' after it reads '",
+                     nodes_[size_t(j)].layer->name(), "' before it");
+    if (nodes_[size_t(c)].runs_backward)
+      return "it or a layer before it is trainable, and its gradient would need the layers skipped";
+    return "";
+  }
+
+  size_t check_cut(const std::string& cut) {
+    size_t pos = 0;
+    const std::string problem = cut_problem(cut, pos);
+    EWNET_CHECK_AS(GraphError, problem.empty(), "cannot run from '", cut, "': ", problem);
     return pos;
   }
 

@@ -200,14 +200,12 @@ inline void progress_line(int epoch, int epochs, int batch, int batches, double 
 
 }  // namespace detail
 
-/// Loss, accuracy and confusion matrix of `model` on the chosen cached images (inference mode,
-/// no augmentation).
-template <class T>
-Evaluation evaluate(Model<T>& model, const data::ImageCache& cache, const std::vector<size_t>& indices, int batch,
-                    int threads = data::default_threads()) {
-  Evaluation ev;
-  ev.confusion = ConfusionMatrix(model.classes());
-  if (indices.empty()) return ev;
+namespace detail {
+/// Calls f(images on `device`, batch) for the chosen images in order, `batch` at a time, without
+/// augmentation: the pass evaluation and feature extraction share.
+template <class T, class F>
+void for_each_batch_in_order(const data::ImageCache& cache, const std::vector<size_t>& indices, int batch,
+                             int threads, Device device, F&& f) {
   data::LoaderOptions lo;
   lo.batch = batch;
   lo.shuffle = false;
@@ -216,14 +214,26 @@ Evaluation evaluate(Model<T>& model, const data::ImageCache& cache, const std::v
   data::BatchLoader<T> loader(cache, indices, lo);
   loader.start_epoch(0);
   data::Batch<T> b;
+  while (loader.next(b)) f(device == Device::cpu ? b.images : b.images.to(device), b);
+}
+}  // namespace detail
+
+/// Loss, accuracy and confusion matrix of `model` on the chosen cached images (inference mode,
+/// no augmentation).
+template <class T>
+Evaluation evaluate(Model<T>& model, const data::ImageCache& cache, const std::vector<size_t>& indices, int batch,
+                    int threads = data::default_threads()) {
+  Evaluation ev;
+  ev.confusion = ConfusionMatrix(model.classes());
+  if (indices.empty()) return ev;
   double loss_sum = 0;
   const int k = model.classes();
-  while (loader.next(b)) {
-    const Tensor<T> x = model.device() == Device::cpu ? b.images : b.images.to(model.device());
+  detail::for_each_batch_in_order<T>(cache, indices, batch, threads, model.device(),
+                                     [&](const Tensor<T>& x, const data::Batch<T>& b) {
     const std::vector<T> p = model.forward(x, b.labels, Mode::inference).to_vector();
     loss_sum += double(model.loss()) * double(b.labels.size());
     for (size_t i = 0; i < b.labels.size(); ++i) ev.confusion.add(b.labels[i], detail::argmax(p.data() + i * size_t(k), k));
-  }
+  });
   ev.loss = loss_sum / double(indices.size());
   ev.accuracy = ev.confusion.accuracy();
   return ev;
@@ -235,21 +245,12 @@ Evaluation evaluate(Model<T>& model, const data::ImageCache& cache, const std::v
 /// pass gives the activations every training pass would.
 template <class T>
 bool can_cache_features(Model<T>& model, const std::string& cut) {
-  if (cut.empty() || !model.has_layer(cut)) return false;
-  model.build();
-  std::set<std::string> before;
-  bool past_cut = false;
+  if (cut.empty() || !model.can_run_from(cut)) return false;
   for (Layer<T>* l : model.layers()) {
-    if (past_cut) {
-      for (const std::string& in : model.inputs_of(l->name()))
-        if (before.count(in)) return false;
-      continue;
-    }
-    if (l->has_trainable_params() || l->type() == "dropout" || l->type() == "batch_norm") return false;
-    if (l->name() == cut) past_cut = true;
-    else before.insert(l->name());
+    if (l->type() == "dropout" || l->type() == "batch_norm") return false;
+    if (l->name() == cut) return true;
   }
-  return past_cut;
+  return false;
 }
 
 namespace detail {
@@ -261,20 +262,13 @@ Tensor<T> extract_features(Model<T>& model, const std::string& cut, const data::
                            const std::vector<size_t>& indices, int batch, int threads) {
   Tensor<T> features = Tensor<T>::empty(model.output_shape(cut).with_batch(int(indices.size())));
   if (indices.empty()) return features;
-  data::LoaderOptions lo;
-  lo.batch = batch;
-  lo.shuffle = false;
-  lo.augment.enabled = false;
-  lo.threads = threads;
-  data::BatchLoader<T> loader(cache, indices, lo);
-  loader.start_epoch(0);
-  data::Batch<T> b;
   int row = 0;
-  while (loader.next(b)) {
-    model.forward(model.device() == Device::cpu ? b.images : b.images.to(model.device()), Mode::inference);
-    features.batch(row, b.images.n()).copy_from(model.activation(cut));
-    row += b.images.n();
-  }
+  for_each_batch_in_order<T>(cache, indices, batch, threads, model.device(),
+                             [&](const Tensor<T>& x, const data::Batch<T>&) {
+    model.forward(x, Mode::inference);
+    features.batch(row, x.n()).copy_from(model.activation(cut));
+    row += x.n();
+  });
   return features;
 }
 
