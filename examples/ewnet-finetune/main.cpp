@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     if (a.positional().size() != 2) throw cli::UsageError("give a source checkpoint and a data folder");
     const std::string source = a.positional()[0];
     const double drop_factor = a.get_double("drop-factor", 0.5);
-    if (drop_factor > 1) throw cli::UsageError("--drop-factor must be in (0, 1]");
+    if (drop_factor <= 0 || drop_factor > 1) throw cli::UsageError("--drop-factor must be in (0, 1]");
     pipeline::DataOptions d;
     d.dir = a.positional()[1];
     d.seed = a.get_seed("seed", 0);

@@ -201,6 +201,16 @@ inline void progress_line(int epoch, int epochs, int batch, int batches, double 
 }  // namespace detail
 
 namespace detail {
+/// `host` on `device`: the tensor itself on the CPU, else a copy in `staged`, which keeps its
+/// allocation from batch to batch.
+template <class T>
+const Tensor<T>& on_device(const Tensor<T>& host, Device device, Tensor<T>& staged) {
+  if (device == Device::cpu) return host;
+  if (staged.shape() != host.shape() || staged.device() != device) staged = Tensor<T>::empty(host.shape(), device);
+  staged.copy_from(host);
+  return staged;
+}
+
 /// Calls f(images on `device`, batch) for the chosen images in order, `batch` at a time, without
 /// augmentation: the pass evaluation and feature extraction share.
 template <class T, class F>
@@ -214,7 +224,8 @@ void for_each_batch_in_order(const data::ImageCache& cache, const std::vector<si
   data::BatchLoader<T> loader(cache, indices, lo);
   loader.start_epoch(0);
   data::Batch<T> b;
-  while (loader.next(b)) f(device == Device::cpu ? b.images : b.images.to(device), b);
+  Tensor<T> staged;
+  while (loader.next(b)) f(on_device(b.images, device, staged), b);
 }
 }  // namespace detail
 
@@ -274,11 +285,11 @@ Tensor<T> extract_features(Model<T>& model, const std::string& cut, const data::
 
 /// Samples `rows` of host `features`, packed into one batch on `device`.
 template <class T>
-Tensor<T> gather_rows(const Tensor<T>& features, const std::vector<size_t>& rows, Device device) {
-  Tensor<T> x = Tensor<T>::empty(features.shape().with_batch(int(rows.size())));
+void gather_rows(const Tensor<T>& features, const std::vector<size_t>& rows, Tensor<T>& out) {
+  const Shape s = features.shape().with_batch(int(rows.size()));
+  if (out.shape() != s) out = Tensor<T>::empty(s);
   const size_t per = features.shape().sample_size();
-  for (size_t k = 0; k < rows.size(); ++k) std::copy_n(features.sample(int(rows[k])), per, x.sample(int(k)));
-  return device == Device::cpu ? x : x.to(device);
+  for (size_t k = 0; k < rows.size(); ++k) std::copy_n(features.sample(int(rows[k])), per, out.sample(int(k)));
 }
 
 /// evaluate() on cached activations of `cut` (samples in the order of `labels`), in the same
@@ -292,13 +303,15 @@ Evaluation evaluate_features(Model<T>& model, const std::string& cut, const Tens
   double loss_sum = 0;
   const int k = model.classes();
   std::vector<size_t> rows;
+  Tensor<T> rows_host, staged;
   for (size_t first = 0; first < labels.size(); first += size_t(batch)) {
     const size_t n = std::min(labels.size() - first, size_t(batch));
     rows.resize(n);
     for (size_t i = 0; i < n; ++i) rows[i] = first + i;
     const std::vector<int> bl(labels.begin() + std::ptrdiff_t(first), labels.begin() + std::ptrdiff_t(first + n));
+    gather_rows(features, rows, rows_host);
     const std::vector<T> p =
-        model.forward_from(cut, gather_rows(features, rows, model.device()), bl, Mode::inference).to_vector();
+        model.forward_from(cut, on_device(rows_host, model.device(), staged), bl, Mode::inference).to_vector();
     loss_sum += double(model.loss()) * double(n);
     for (size_t i = 0; i < n; ++i) ev.confusion.add(bl[i], argmax(p.data() + i * size_t(k), k));
   }
@@ -443,6 +456,7 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
   for (const EpochRecord& r : h.epochs) out << detail::table_row(r);
   out.flush();
 
+  Tensor<T> rows_host, staged;  // a step's gathered activations and its input on the device, reused
   for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
     const double rate = o.schedule.rate(epoch);
     // The epoch's mini-batches: the loader's, or the same samples in the same order from the cache.
@@ -451,13 +465,13 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
     if (cached) order = data::epoch_order(split.train, true, o.seed, epoch);
     else loader.start_epoch(epoch);
     data::Batch<T> b;
-    Tensor<T> x;  // the step's input on the device: images, or the cut's activations
+    const Tensor<T>* x = nullptr;  // the step's input on the device: images, or the cut's activations
     std::vector<int> labels;
     std::vector<size_t> rows;
     auto next_batch = [&]() -> bool {
       if (!cached) {
         if (!loader.next(b)) return false;
-        x = o.device == Device::cpu ? b.images : b.images.to(o.device);
+        x = &detail::on_device(b.images, o.device, staged);
         labels = std::move(b.labels);
         return true;
       }
@@ -470,14 +484,15 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
         labels[i] = cache.label(order[next_sample + i]);
       }
       next_sample += n;
-      x = detail::gather_rows(train_features, rows, o.device);
+      detail::gather_rows(train_features, rows, rows_host);
+      x = &detail::on_device(rows_host, o.device, staged);
       return true;
     };
     double loss_sum = 0, correct = 0, seen = 0;
     int step = 0;
     while (next_batch()) {
-      const std::vector<T> p = (cached ? model.forward_from(o.feature_cache, x, labels, Mode::training)
-                                       : model.forward(x, labels, Mode::training))
+      const std::vector<T> p = (cached ? model.forward_from(o.feature_cache, *x, labels, Mode::training)
+                                       : model.forward(*x, labels, Mode::training))
                                    .to_vector();
       model.backward();
       solver.step(model, rate);
