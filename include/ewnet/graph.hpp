@@ -270,6 +270,12 @@ class Model {
       for (StateTensor<T>& s : nodes_[size_t(i)].layer->state()) out.emplace_back(nodes_[size_t(i)].layer->name(), s);
     return out;
   }
+  /// Every parameter in execution order, without layer names: the list the solver walks each
+  /// step, kept since build() (valid until the graph changes).
+  const std::vector<Param<T>*>& parameter_list() {
+    build();
+    return param_list_;
+  }
   size_t parameter_count() {
     size_t n = 0;
     for (auto& [name, p] : parameters()) n += p->count();
@@ -369,6 +375,7 @@ class Model {
     int alias_of = -1;     // the concat node whose output slice holds this node's output
     int alias_offset = 0;  // first channel of that slice
     bool fresh = true;     // parameters not yet initialised
+    std::vector<Param<T>*> params;  // the layer's parameters, listed once by build()
     std::vector<const Tensor<T>*> forward_inputs;  // built with the buffers, reused every step
     BackwardArgs<T> backward_args;
   };
@@ -403,6 +410,7 @@ class Model {
   }
   void invalidate() {
     built_ = false;
+    checked_cut_ = -1;
     batch_ = -1;
     loss_ready_ = false;
   }
@@ -495,6 +503,12 @@ class Model {
       }
       if (n.fresh) initialize_node(n);
     }
+    param_list_.clear();
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      n.params = n.layer->params();
+      param_list_.insert(param_list_.end(), n.params.begin(), n.params.end());
+    }
     prediction_node_ = loss_node_ >= 0 ? nodes_[size_t(loss_node_)].in_idx[0] : order_.back();
   }
 
@@ -519,6 +533,7 @@ class Model {
 
   /// Decides which layers run backward and which outputs need a gradient.
   void plan_backward() {
+    checked_cut_ = -1;
     std::vector<bool> upstream_trainable(nodes_.size(), false);
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
@@ -591,12 +606,18 @@ class Model {
 
   /// Re-plans backward when a learning-rate factor changed since the last plan (factors may be
   /// set on the parameters directly).
+  /// Runs on every forward pass, so it reads the parameter lists kept since build() and a reused
+  /// flag vector: it allocates nothing.
   void refresh_plan() {
-    std::vector<bool> trainable;
-    for (int i : order_) trainable.push_back(nodes_[size_t(i)].layer->has_trainable_params());
-    if (trainable != planned_trainable_) {
+    trainable_now_.resize(order_.size());
+    for (size_t k = 0; k < order_.size(); ++k) {
+      bool t = false;
+      for (const Param<T>* p : nodes_[size_t(order_[k])].params) t = t || p->trainable();
+      trainable_now_[k] = t;
+    }
+    if (trainable_now_ != planned_trainable_) {
       plan_backward();
-      planned_trainable_ = trainable;
+      planned_trainable_ = trainable_now_;
     }
   }
 
@@ -643,9 +664,15 @@ class Model {
   }
 
   size_t check_cut(const std::string& cut) {
+    build();
+    refresh_plan();
+    const int c = find_checked(cut);
+    if (c == checked_cut_) return checked_cut_pos_;  // checked already under the current plan
     size_t pos = 0;
     const std::string problem = cut_problem(cut, pos);
     EWNET_CHECK_AS(GraphError, problem.empty(), "cannot run from '", cut, "': ", problem);
+    checked_cut_ = c;
+    checked_cut_pos_ = pos;
     return pos;
   }
 
@@ -666,7 +693,10 @@ class Model {
   std::vector<Node> nodes_;
   std::vector<int> order_;
   std::vector<bool> grad_written_;
-  std::vector<bool> planned_trainable_;
+  std::vector<bool> planned_trainable_, trainable_now_;
+  std::vector<Param<T>*> param_list_;  // every parameter in execution order, kept since build()
+  int checked_cut_ = -1;               // the cut forward_from last accepted, valid until the plan changes
+  size_t checked_cut_pos_ = 0;
   int input_node_ = -1, loss_node_ = -1, prediction_node_ = -1;
   bool built_ = false;
   bool loss_ready_ = false;

@@ -31,7 +31,7 @@ class Sgdm {
   /// backward pass, then advances the model's step counter.
   void step(Model<T>& model, double learn_rate) {
     slots_.clear();
-    for (auto& [layer, p] : model.parameters()) {
+    for (Param<T>* p : model.parameter_list()) {
       if (!p->trainable()) continue;
       slots_.push_back(SgdmSlot<T>{p->value.data(), p->grad.data(), p->velocity.data(), p->count(),
                                    T(learn_rate * p->learn_rate_factor), T(opt_.l2 * p->l2_factor)});
@@ -42,7 +42,7 @@ class Sgdm {
 
   /// Zeroes every momentum buffer (a fresh start, e.g. after replacing the classifier).
   static void reset_momentum(Model<T>& model) {
-    for (auto& [layer, p] : model.parameters()) p->velocity.zero();
+    for (Param<T>* p : model.parameter_list()) p->velocity.zero();
   }
 
  private:
