@@ -243,3 +243,20 @@ TEST_CASE("forward_from a frozen cut equals the full pass, and trains the head a
                               b.layer_as<FullyConnected<float>>("fc").weight().value));
   REQUIRE(b.layer("conv1").backward_calls() == 0);
 }
+
+TEST_CASE("connections can be removed and made again, as MATLAB's disconnect/connectLayers", "[graph]") {
+  Model<float> m;
+  m.add(std::make_unique<ImageInput<float>>("input", 3, 4, 4));
+  m.add(conv<float>("a", 3));
+  m.add(conv<float>("b", 3), "input");
+  m.add(std::make_unique<Add<float>>("sum"), std::vector<std::string>{"a", "b"});
+  m.build();
+  m.disconnect("b", "sum");
+  REQUIRE_THROWS_WITH(m.build(), Catch::Contains("'sum'") && Catch::Contains("1 inputs"));
+  REQUIRE_THROWS_WITH(m.disconnect("b", "sum"), Catch::Contains("no input from 'b'"));
+  m.connect("b", "sum");
+  m.build();
+  REQUIRE(m.inputs_of("sum") == std::vector<std::string>{"a", "b"});
+  Random rng(1);
+  REQUIRE(m.forward(random_tensor<float>({2, 3, 4, 4}, rng)).shape() == Shape(2, 3, 4, 4));
+}

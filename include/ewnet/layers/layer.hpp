@@ -161,12 +161,4 @@ class Layer {
   std::uint64_t backward_calls_ = 0;
 };
 
-namespace detail {
-inline std::string shape_list(const std::vector<Shape>& shapes) {
-  std::string s;
-  for (size_t i = 0; i < shapes.size(); ++i) s += (i ? ", " : "") + shapes[i].hwc();
-  return s;
-}
-}  // namespace detail
-
 }  // namespace ewnet
