@@ -11,10 +11,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include <ewnet/cpu_engine.hpp>
 #include <ewnet/model.hpp>
 #include <ewnet/models/paper_model.hpp>
 
@@ -206,6 +208,10 @@ inline Tensor<std::int32_t> cyclic_labels(int batch, int classes, Device d) {
 /// environment lets cuDNN and cuBLAS use TF32 (strict float32 otherwise), for the TF32 rows of
 /// bench/pytorch_compare.py.
 inline int bench_main(int argc, char** argv, void (*register_cpu)(), void (*register_cuda)()) {
+  // The CPU engine and instruction set, in the report's context (and its JSON).
+  const std::string engine = ewnet::cpu::cpu_engine().summary();
+  benchmark::AddCustomContext("ewnet_cpu_engine", engine);
+  if (ewnet::cpu::cpu_engine().generic) std::fprintf(stderr, "%s\n", ewnet::cpu::cpu_engine().warning().c_str());
   register_cpu();
 #ifdef EWNET_WITH_CUDA
   if (ewnet::cuda::available()) {

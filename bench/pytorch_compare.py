@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side comparison of ewnet and PyTorch on the same machine, in the same run.
+"""Side-by-side comparison of ewnet with PyTorch (eager and torch.compile) and ONNX Runtime.
 
 Builds in PyTorch exactly what the ewnet benchmarks build (include/ewnet/models/paper_model.hpp,
 include/ewnet/blocks/inception.hpp, bench/inception.cpp):
@@ -7,30 +7,50 @@ include/ewnet/blocks/inception.hpp, bench/inception.cpp):
     head (global average pooling, a 10-way linear layer, cross-entropy), forward plus backward;
   - the paper's model (GoogLeNet's stem with local response normalisation, modules 3a, 3b, 4a each
     with a residual projection, global average pooling, dropout 0.4, linear, cross-entropy): a full
-    training step (forward, backward, SGD with momentum 0.9 and L2 1e-4 on the weights) and a
-    fine-tuning step with the base frozen;
-then runs the ewnet benchmark programs (--benchmark_format=json) and prints one table: ewnet
-images/s, PyTorch images/s, their ratio, the target and whether it is met. The fine-tuning epoch
-row compares, on each side, a fine-tuning epoch with a full one: ewnet trains the head from
-features of the frozen base computed once (bench/train_step.cpp's epoch benchmarks, as
-ewnet-finetune does by default); PyTorch runs the frozen base on every batch, as a plain
-requires_grad=False fine-tuning loop does.
+    training step (forward, backward, SGD with momentum 0.9 and L2 1e-4 on the weights), a
+    fine-tuning step with the base frozen (the base runs forward every step on both sides), and
+    inference (the forward pass in inference mode; ONNX Runtime runs the model exported from PyTorch).
+It runs the ewnet benchmark programs (--benchmark_format=json), and each anchor in a fresh Python
+process of its own (the Python given by --python, e.g. a virtual environment with the current
+PyTorch from PyPI; --extra-python adds a column for another one, e.g. Debian's python3-torch).
+Every side is measured --repeats times, alternating, and the best rate of each is kept, so that a
+burst of load from other processes penalises no side alone.
 
-Each side is timed `--repeats` times, alternating ewnet and PyTorch, and the best rate of each is
-kept, so that a burst of load from other processes penalises neither side alone.
+The table gives ewnet's images/s, each anchor's, the ratio to the best anchor that applies (eager
+and torch.compile for the training rows; those and ONNX Runtime for inference), the target and
+whether it is met, and ewnet's FLOP/s as a fraction of the machine's GEMM ceiling (ewnet's
+reference/gemm_2048 benchmark, a 2048-cube float product on the same threads).
 
-  python3 bench/pytorch_compare.py --bin-dir build/bench --device cpu --threads 2 --out table.md
+  python3 bench/pytorch_compare.py --bin-dir build/bench --python venv/bin/python --threads 2 --out table.md
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+def _reexec_under_requested_python():
+    """--python PATH: run this whole script under that interpreter (before importing torch)."""
+    if "--python" not in sys.argv:
+        return
+    i = sys.argv.index("--python")
+    if i + 1 >= len(sys.argv):
+        sys.exit("pytorch_compare: --python needs a path")
+    python = sys.argv[i + 1]
+    if os.path.realpath(python) == os.path.realpath(sys.executable) or os.environ.get("EWNET_COMPARE_CHILD"):
+        return
+    env = dict(os.environ, EWNET_COMPARE_CHILD="1")
+    os.execve(python, [python, os.path.abspath(__file__)] + sys.argv[1:], env)
+
+
+_reexec_under_requested_python()
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 # ---- the models, layer for layer as in ewnet --------------------------------------------------
 
@@ -126,19 +146,20 @@ def time_steps(step, device, min_time, warmup=3):
             return elapsed / n
 
 
-def torch_rates(args, dtype=torch.float32):
-    """images/s of each PyTorch case, keyed like the ewnet benchmark names."""
+def shapes(device):
+    return (64, 224) if device == "cuda" else (32, 112)
+
+
+def torch_rates(args, compiled):
+    """images/s of each PyTorch case (eager or torch.compile), keyed like the ewnet benchmarks."""
     dev = args.device
-    batch = 64 if dev == "cuda" else 32
-    size = 224 if dev == "cuda" else 112
+    batch, size = shapes(dev)
     gen = torch.Generator().manual_seed(1)
     out = {}
 
     def prepare(model):
         model = model.to(dev)
-        if args.compile:
-            model = torch.compile(model)
-        return model
+        return torch.compile(model) if compiled else model
 
     for name in args.modules:
         c_in, s = MODULES[name][0], MODULES[name][1]
@@ -171,108 +192,195 @@ def torch_rates(args, dtype=torch.float32):
 
         key = "paper_model/finetune_step" if finetune else "paper_model/train_step"
         out[key] = batch / time_steps(step, dev, args.min_time)
+
+    torch.manual_seed(1)
+    model = prepare(PaperModel().eval())
+    x = torch.rand(batch, 3, size, size, generator=gen).to(dev) * 2 - 1
+
+    def infer():
+        with torch.inference_mode():
+            model(x)
+
+    out["paper_model/inference"] = batch / time_steps(infer, dev, args.min_time)
     return out
 
 
+def onnxruntime_rates(args):
+    """images/s of the paper's model exported from PyTorch (opset 17) and run by ONNX Runtime."""
+    import onnxruntime as ort
+    batch, size = shapes(args.device)
+    torch.manual_seed(1)
+    model = PaperModel().eval()
+    x = torch.rand(batch, 3, size, size)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "paper_model.onnx")
+        kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+        torch.onnx.export(model, (x,), path, opset_version=17, input_names=["x"], output_names=["y"], **kwargs)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = args.threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CUDAExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
+        session = ort.InferenceSession(path, so, providers=providers)
+    feed = {"x": x.numpy()}
+    return {"paper_model/inference": batch / time_steps(lambda: session.run(None, feed), "cpu", args.min_time)}
+
+
+def worker(args):
+    """One anchor, measured in this process; prints its rates as JSON."""
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cudnn.benchmark = True
+    if args.worker == "eager":
+        rates = torch_rates(args, False)
+    elif args.worker == "compile":
+        rates = torch_rates(args, True)
+    else:
+        rates = onnxruntime_rates(args)
+    print(json.dumps({"rates": rates, "version": anchor_version(args.worker)}))
+
+
+def anchor_version(kind):
+    if kind == "onnxruntime":
+        import onnxruntime
+        return f"ONNX Runtime {onnxruntime.__version__}"
+    return f"PyTorch {torch.__version__} {'torch.compile' if kind == 'compile' else 'eager'}"
+
+
+def run_worker(args, python, kind):
+    cmd = [python, os.path.abspath(__file__), "--worker", kind, "--device", args.device, "--threads",
+           str(args.threads), "--min-time", str(args.min_time), "--modules"] + args.modules
+    if args.tf32:
+        cmd.append("--tf32")
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), EWNET_COMPARE_CHILD="1")
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"pytorch_compare: the {kind} measurement failed under {python}:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def ewnet_rates(args):
-    """images/s of the ewnet benchmarks, from their JSON output."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads))
+    """images/s and FLOP/s of the ewnet benchmarks, and the GEMM ceiling, from their JSON output."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     if args.tf32:
         env["EWNET_BENCH_TF32"] = "1"
-    pattern = "|".join([f"{args.device}/inception_({'|'.join(args.modules)})_residual/forward_backward",
-                        f"{args.device}/paper_model/"])
-    out = {}
-    for prog in ("ewnet_bench_inception", "ewnet_bench_train_step"):
+    d = args.device
+    patterns = {
+        "ewnet_bench_inception": f"{d}/inception_({'|'.join(args.modules)})_residual/forward_backward",
+        "ewnet_bench_train_step": f"{d}/paper_model/(train_step|finetune_step|inference)/",
+        "ewnet_bench_layers": f"{d}/reference/gemm_2048",
+    }
+    out, flops = {}, {}
+    for prog, pattern in patterns.items():
         path = os.path.join(args.bin_dir, prog)
         res = subprocess.run([path, f"--benchmark_filter={pattern}", "--benchmark_format=json",
                               f"--benchmark_min_time={args.min_time}"],
                              env=env, check=True, capture_output=True, text=True)
-        for b in json.loads(res.stdout)["benchmarks"]:
+        report = json.loads(res.stdout)
+        for b in report["benchmarks"]:
             name = b["name"].split("/", 1)[1].rsplit("/manual_time", 1)[0]
-            out[name] = b["images/s"]
-    return out
+            if "images/s" in b:
+                out[name] = b["images/s"]
+            if "FLOP/s" in b:
+                flops[name] = b["FLOP/s"]
+        context = report.get("context", {})
+    return out, flops, context
 
 
 # ---- the table ------------------------------------------------------------------------------
 
+ROWS = [("inception_{m}_residual/forward_backward", "inception {m} + residual, fwd+bwd", ("eager", "compile")),
+        ("paper_model/train_step", "paper model, training step", ("eager", "compile")),
+        ("paper_model/finetune_step", "paper model, fine-tuning step (base frozen)", ("eager", "compile")),
+        ("paper_model/inference", "paper model, inference", ("eager", "compile", "onnxruntime"))]
 
-def build_table(args, ew, pt):
-    rows = []
-    label = {"train_step": "paper model, training step", "finetune_step": "paper model, fine-tuning step"}
-    for key in [f"inception_{m}_residual/forward_backward" for m in args.modules] + \
-               ["paper_model/train_step", "paper_model/finetune_step"]:
-        if key not in ew or key not in pt:
-            continue
-        name = label.get(key.split("/")[-1]) if key.startswith("paper_model") else \
-            f"inception {key.split('_')[1]} + residual, fwd+bwd"
-        ratio = ew[key] / pt[key]
-        target = None
-        if args.device == "cpu" and (key == "paper_model/train_step" or key.startswith("inception_")):
-            target = 1.0
-        rows.append((name, f"{ew[key]:.1f}", f"{pt[key]:.1f}", f"{ratio:.2f}x",
-                     f">= {target:.1f}x" if target else "-",
-                     ("met" if ratio >= target else "missed") if target else "-"))
-    # ewnet's epoch benchmarks (bench/train_step.cpp): 4 full steps against 4 head steps from
-    # features cached beforehand; the caching is timed on its own, as it happens once per run.
-    for key, name in (("paper_model/train_epoch", "paper model, full epoch (4 steps)"),
-                      ("paper_model/finetune_epoch_cached", "paper model, fine-tuning epoch, head from cached features"),
-                      ("paper_model/feature_extraction", "paper model, feature extraction (once per run)")):
-        if key in ew:
-            rows.append((name, f"{ew[key]:.1f}", "-", "-", "-", "-"))
-    if "paper_model/train_step" in pt and "paper_model/finetune_step" in pt:
-        # ewnet: the head trains from cached features (ewnet-finetune's default); without the epoch
-        # benchmarks, the frozen base every step as PyTorch. PyTorch: the frozen base every step
-        # (an epoch of identical steps, so the ratio of the step rates).
-        if "paper_model/train_epoch" in ew and "paper_model/finetune_epoch_cached" in ew:
-            r = ew["paper_model/finetune_epoch_cached"] / ew["paper_model/train_epoch"]
-            how = "ewnet: head from cached features"
-        else:
-            r = ew["paper_model/finetune_step"] / ew["paper_model/train_step"]
-            how = "ewnet: frozen base every step"
-        rp = pt["paper_model/finetune_step"] / pt["paper_model/train_step"]
-        rows.append((f"fine-tuning / full epoch speed-up ({how}; PyTorch: frozen base every step)",
-                     f"{r:.2f}x", f"{rp:.2f}x", "-", ">= 10x", "met" if r >= 10 else "missed"))
-    head = ("benchmark", "ewnet images/s", "PyTorch images/s", "ratio", "target", "result")
+
+def build_table(args, ew, flops, anchors, versions, extra):
+    cols = [k for k in ("eager", "compile", "onnxruntime") if k in anchors]
+    head = ["benchmark", "ewnet"] + [versions[k] for k in cols]
+    if extra:
+        head.append(f"{versions['extra']} (extra)")
+    head += ["best anchor", "ewnet / best", "target", "result", "ewnet % of GEMM ceiling"]
+    ceiling = flops.get("reference/gemm_2048")
+    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key_t, label_t, applies in ROWS:
+        keys = [(key_t.format(m=m), label_t.format(m=m)) for m in args.modules] if "{m}" in key_t else [(key_t, label_t)]
+        for key, label in keys:
+            if key not in ew:
+                continue
+            cells = [label, f"{ew[key]:.1f}"]
+            best, best_kind = 0.0, None
+            for k in cols:
+                v = anchors[k].get(key)
+                cells.append(f"{v:.1f}" if v else "-")
+                if v and k in applies and v > best:
+                    best, best_kind = v, k
+            if extra:
+                v = extra.get(key)
+                cells.append(f"{v:.1f}" if v else "-")
+            target = 1.2 if args.device == "cpu" else None
+            ratio = ew[key] / best if best else None
+            cells += [best_kind or "-", f"{ratio:.2f}x" if ratio else "-",
+                      f">= {target:.1f}x" if target and ratio else "-",
+                      ("met" if ratio >= target else "missed") if target and ratio else "-",
+                      f"{100 * flops[key] / ceiling:.0f}%" if ceiling and key in flops else "-"]
+            md.append("| " + " | ".join(cells) + " |")
     precision = "TF32 allowed" if args.tf32 else "strict float32"
-    mode = "torch.compile" if args.compile else "eager"
-    title = (f"{args.device}, {args.threads} threads, {precision}, PyTorch {torch.__version__} {mode}, "
-             f"batch {64 if args.device == 'cuda' else 32}")
-    md = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(md) + "\n"
+    batch, size = shapes(args.device)
+    title = (f"{args.device}, {args.threads} threads, {precision}, batch {batch}, {size}x{size}; images/s, best of "
+             f"{args.repeats} alternating measurements")
+    if ceiling:
+        title += f"; GEMM ceiling {ceiling / 1e9:.0f} GFLOP/s"
+    return f"**{title}**\n\n" + "\n".join(md) + "\n"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin-dir", required=True, help="directory holding the ewnet_bench_* programs")
+    ap.add_argument("--bin-dir", help="directory holding the ewnet_bench_* programs")
+    ap.add_argument("--python", help="the Python (with torch, onnxruntime) to measure with; default: this one")
+    ap.add_argument("--extra-python", help="another Python whose PyTorch gets an extra eager column")
+    ap.add_argument("--anchors", nargs="+", default=["eager", "compile", "onnxruntime"],
+                    choices=["eager", "compile", "onnxruntime"])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both (CPU)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every side (CPU)")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 tensor-core math on both sides")
-    ap.add_argument("--compile", action="store_true", help="use torch.compile for PyTorch (2.0 and later)")
     ap.add_argument("--modules", nargs="+", default=["3a", "3b", "4a"], choices=list(MODULES))
     ap.add_argument("--min-time", type=float, default=2.0, help="seconds per measurement")
     ap.add_argument("--repeats", type=int, default=2, help="alternating measurements of each side")
     ap.add_argument("--out", help="also write the table (markdown) to this file")
+    ap.add_argument("--worker", choices=["eager", "compile", "onnxruntime"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-
-    torch.set_num_threads(args.threads)
-    if args.device == "cuda":
-        if not torch.cuda.is_available():
-            sys.exit("pytorch_compare: --device cuda, but PyTorch sees no GPU")
-        # Strict float32 unless --tf32 (cuDNN allows TF32 by default, so say it both ways).
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
-        torch.backends.cudnn.allow_tf32 = args.tf32
-        torch.backends.cudnn.benchmark = True
-    if args.compile and not hasattr(torch, "compile"):
-        sys.exit(f"pytorch_compare: torch.compile needs PyTorch 2.0 or later (this is {torch.__version__})")
-
-    ew, pt = {}, {}
+    if args.worker:
+        return worker(args)
+    if not args.bin_dir:
+        ap.error("--bin-dir is required")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("pytorch_compare: --device cuda, but PyTorch sees no GPU")
+    python = sys.executable
+    ew, flops, anchors, versions, extra = {}, {}, {k: {} for k in args.anchors}, {}, {}
+    context = {}
     for _ in range(args.repeats):
-        for k, v in ewnet_rates(args).items():
+        rates, fl, context = ewnet_rates(args)
+        for k, v in rates.items():
             ew[k] = max(v, ew.get(k, 0.0))
-        for k, v in torch_rates(args).items():
-            pt[k] = max(v, pt.get(k, 0.0))
-    table = build_table(args, ew, pt)
+        for k, v in fl.items():
+            flops[k] = max(v, flops.get(k, 0.0))
+        for kind in args.anchors:
+            r = run_worker(args, python, kind)
+            versions[kind] = r["version"]
+            for k, v in r["rates"].items():
+                anchors[kind][k] = max(v, anchors[kind].get(k, 0.0))
+        if args.extra_python:
+            r = run_worker(args, args.extra_python, "eager")
+            versions["extra"] = r["version"]
+            for k, v in r["rates"].items():
+                extra[k] = max(v, extra.get(k, 0.0))
+    table = build_table(args, ew, flops, anchors, versions, extra)
+    engine = context.get("ewnet_cpu_engine")
+    if engine:
+        table = f"ewnet {engine}\n\n" + table
     print(table)
     if args.out:
         with open(args.out, "w") as f:

@@ -37,6 +37,18 @@ void forward(benchmark::State& st) {
   set_counters(st, N, model_flops(m, N, true, false), 0);
 }
 
+/// Inference: the forward pass without labels, in inference mode (what ewnet-classify and
+/// ewnet::Model::forward(images) run).
+template <Device D>
+void inference(benchmark::State& st) {
+  const int N = batch_for(D), S = image_size_for(D), classes = 8;
+  Model<float> m = build_paper_model<float>(PaperModelOptions{classes, S, 1});
+  m.to(D);
+  auto xs = rotating_inputs({N, 3, S, S}, D, 1);
+  timed_loop<D>(st, [&](int i) { m.forward(xs[size_t(i) % xs.size()], Mode::inference); });
+  set_counters(st, N, model_flops(m, N, true, false), 0);
+}
+
 template <Device D>
 void step(benchmark::State& st, bool finetune) {
   const int N = batch_for(D), S = image_size_for(D), classes = 8;
@@ -127,6 +139,10 @@ void finetune_epoch_cached(benchmark::State& st) {
 template <Device D>
 void register_all() {
   benchmark::RegisterBenchmark(bench_name(D, "paper_model/forward").c_str(), [](benchmark::State& st) { forward<D>(st); })
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark(bench_name(D, "paper_model/inference").c_str(),
+                               [](benchmark::State& st) { inference<D>(st); })
       ->UseManualTime()
       ->Unit(benchmark::kMillisecond);
   for (bool finetune : {false, true}) {

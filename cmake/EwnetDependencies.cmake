@@ -1,25 +1,23 @@
 # Finds what the header-only library needs and wraps each in an imported target, so the same
 # file serves the build tree and an installed ewnet (ewnetConfig.cmake includes it).
-#   ewnet_deps::blas  a CBLAS (OpenBLAS from Debian: libopenblas-dev)
-#   ewnet_deps::stb   stb_image from Debian's libstb-dev (its compiled libstb.so)
+#   ewnet_deps::cpu_engine  oneDNN (Debian: libdnnl-dev) and the OpenMP runtime it threads with
+#   ewnet_deps::stb         stb_image from Debian's libstb-dev (its compiled libstb.so)
 include_guard(GLOBAL)
 find_package(Threads REQUIRED)
 
-if(NOT TARGET ewnet_deps::blas)
-  set(BLA_VENDOR OpenBLAS)
-  find_package(BLAS QUIET)
-  if(NOT BLAS_FOUND)
-    unset(BLA_VENDOR)
-    find_package(BLAS REQUIRED)
+if(NOT TARGET ewnet_deps::cpu_engine)
+  # oneDNN's own CMake package also asks for the OpenCL development files of the GPU runtime that
+  # Debian builds it with; ewnet uses only its CPU engine, so the library and header are enough.
+  find_path(EWNET_DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.h)
+  find_library(EWNET_DNNL_LIBRARY NAMES dnnl)
+  if(NOT EWNET_DNNL_INCLUDE_DIR OR NOT EWNET_DNNL_LIBRARY)
+    message(FATAL_ERROR "ewnet: oneDNN (oneapi/dnnl/dnnl.h and libdnnl) not found; on Debian: apt-get install libdnnl-dev")
   endif()
-  find_path(EWNET_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas x86_64-linux-gnu/openblas-pthread)
-  if(NOT EWNET_CBLAS_INCLUDE_DIR)
-    message(FATAL_ERROR "ewnet: cblas.h not found; on Debian: apt-get install libopenblas-dev")
-  endif()
-  add_library(ewnet_deps::blas INTERFACE IMPORTED)
-  set_target_properties(ewnet_deps::blas PROPERTIES
-    INTERFACE_LINK_LIBRARIES "${BLAS_LIBRARIES}"
-    INTERFACE_INCLUDE_DIRECTORIES "${EWNET_CBLAS_INCLUDE_DIR}")
+  find_package(OpenMP REQUIRED COMPONENTS CXX)
+  add_library(ewnet_deps::cpu_engine INTERFACE IMPORTED)
+  set_target_properties(ewnet_deps::cpu_engine PROPERTIES
+    INTERFACE_LINK_LIBRARIES "${EWNET_DNNL_LIBRARY};OpenMP::OpenMP_CXX"
+    INTERFACE_INCLUDE_DIRECTORIES "${EWNET_DNNL_INCLUDE_DIR}")
 endif()
 
 if(NOT TARGET ewnet_deps::stb)

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 tools/install-deps.sh
 build=${EWNET_BUILD_DIR:-build}
 jobs=${EWNET_JOBS:-$(nproc)}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEWNET_WITH_CUDA=ON -DEWNET_BUILD_TESTS=ON \
+  -DEWNET_BUILD_EXAMPLES=ON -DEWNET_BUILD_BENCHMARKS=ON
 cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" --output-on-failure -j "$jobs"

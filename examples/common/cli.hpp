@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <ewnet/cpu_engine.hpp>
 #include <ewnet/device.hpp>
 #include <ewnet/error.hpp>
 
@@ -117,6 +118,17 @@ inline int run(const char* program, const char* usage, const std::function<int()
     std::fprintf(stderr, "%s: error: %s\n", program, e.what());
     return 1;
   }
+}
+
+/// Prints once, on stderr (stdout may carry JSON), which CPU engine and instruction set the program
+/// runs on, and a warning when that is a generic fallback on a processor with AVX2 or AVX-512.
+inline void report_cpu_engine() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  const ewnet::cpu::CpuEngineInfo& e = ewnet::cpu::cpu_engine();
+  std::cerr << e.summary() << std::endl;
+  if (e.generic) std::cerr << e.warning() << std::endl;
 }
 
 inline int print_help(const char* usage, const char* help) {

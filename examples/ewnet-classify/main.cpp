@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
     const int top = a.get_int("top", 3), batch = a.get_int("batch", 32);
     const bool as_json = a.flag("json");
     const ewnet::Device device = a.get_device();
+    cli::report_cpu_engine();
     const std::string checkpoint = a.positional()[0];
 
     ewnet::Model<float> model = ewnet::model_from_checkpoint<float>(checkpoint);

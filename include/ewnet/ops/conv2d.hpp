@@ -127,8 +127,8 @@ void col2im_add(const T* col, int C, int H, int W, const Conv2dGeometry& g, int 
 }
 
 // One owner of the cores: the samples are handed to ewnet's pool (parallel_gemm_for), each thread
-// unfolding into its own scratch and calling a single-threaded GEMM per sample, with OpenBLAS set
-// to one thread meanwhile. Before, each sample's GEMM was split over OpenBLAS's two threads, whose
+// unfolding into its own scratch and calling a single-threaded GEMM per sample (the engine's own
+// threads stay idle meanwhile: cpu_engine.hpp). Measured when the GEMM was OpenBLAS's: before, each sample's GEMM was split over OpenBLAS's two threads, whose
 // idle worker spun in sched_yield while ewnet's pool ran the loops in between (16% of a training
 // step's samples in the scheduler); at 14x14 maps a 64..512 x 196 x C product is too small to
 // split well. Forward and backward data write each sample from one thread (bitwise the same for a

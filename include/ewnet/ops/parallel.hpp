@@ -8,7 +8,7 @@
 // are bitwise reproducible and independent of timing (no atomics, no cross-thread reductions).
 //
 // The pool has cpu::thread_count() - 1 workers (the caller takes the first chunk), so ewnet keeps
-// to the thread count the user gave the BLAS (OPENBLAS_NUM_THREADS).
+// to the thread count the user gave (OMP_NUM_THREADS; cpu_engine.hpp).
 #pragma once
 
 #include <algorithm>
@@ -62,11 +62,9 @@ class ThreadPool {
     job_ = nullptr;
   }
 
-  /// True on a pool thread, or on the caller while it runs its chunk: nested loops run serially.
-  static bool& inside() {
-    thread_local bool flag = false;
-    return flag;
-  }
+  /// True on a pool thread, or on the caller while it runs its chunk: nested loops run serially,
+  /// and GEMMs on the calling thread alone (cpu_engine.hpp, serial_region()).
+  static bool& inside() { return serial_region(); }
 
  private:
   void work(int t) {
@@ -136,8 +134,8 @@ void parallel_samples(int samples, size_t per_sample, F&& body) {
 
 /// For loops whose items each run their own (small) GEMMs, such as the samples of a convolution:
 /// calls body(chunk, begin, end) once for every chunk in [0, chunks), chunk c covering items
-/// [count*c/chunks, count*(c+1)/chunks), with the BLAS single-threaded meanwhile (SerialBlasScope):
-/// ewnet's pool is then the only owner of the cores. The pool's threads take the chunks in turn
+/// [count*c/chunks, count*(c+1)/chunks), each chunk's GEMMs single-threaded on the thread that runs
+/// it: ewnet's pool is then the only owner of the cores. The pool's threads take the chunks in turn
 /// from a shared counter, so a thread slowed by another process takes fewer; what a chunk computes
 /// depends on its items only, never on which thread runs it, so per-chunk results (partial sums
 /// reduced in chunk order afterwards) are bitwise reproducible. Runs every chunk on the calling
@@ -151,7 +149,6 @@ void parallel_gemm_for(size_t count, size_t chunks, F&& body) {
     for (size_t c = 0; c < chunks; ++c) run_chunk(c);
     return;
   }
-  SerialBlasScope serial_blas;
   std::atomic<size_t> next{0};
   const std::function<void(int)> job = [&](int) {
     for (size_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) run_chunk(c);
