@@ -19,6 +19,8 @@
 #include <ewnet/models/paper_model.hpp>
 #include <ewnet/train/trainer.hpp>
 
+#include "cli.hpp"
+
 namespace pipeline {
 
 using Real = float;
@@ -154,16 +156,66 @@ inline std::string freeze_boundary(ewnet::Model<Real>& m, const std::string& fro
   throw ewnet::Error("--train-from: no layer or module named '" + from + "' (see docs/model.md for the names)");
 }
 
+/// How the target is fine-tuned from the source model. docs/transfer-learning.md measures each
+/// on the shared pairs over seeds; `all` won there and is ewnet-transfer's default.
+///   frozen-base            the paper's: the base frozen (factor 0), only the head trains, from
+///                          features computed once, without augmentation
+///   frozen-base-augmented  the base frozen, the head trains on augmented images (the frozen base
+///                          runs forward every step)
+///   last-block             the last inception module at base_factor times the rate, the head at
+///                          the full rate, the layers before frozen; augmented images
+///   all                    every layer: the base at base_factor times the rate, the head at the
+///                          full rate (MATLAB's recipe raises the new layer's factor to 10 instead,
+///                          the same ratio); augmented images
+enum class Recipe { frozen_base, frozen_base_augmented, last_block, all };
+
+inline const char* recipe_name(Recipe r) {
+  switch (r) {
+    case Recipe::frozen_base: return "frozen-base";
+    case Recipe::frozen_base_augmented: return "frozen-base-augmented";
+    case Recipe::last_block: return "last-block";
+    case Recipe::all: return "all";
+  }
+  return "?";
+}
+
+inline Recipe parse_recipe(const std::string& name) {
+  for (Recipe r : {Recipe::frozen_base, Recipe::frozen_base_augmented, Recipe::last_block, Recipe::all})
+    if (name == recipe_name(r)) return r;
+  throw ewnet::Error("unknown fine-tuning recipe '" + name +
+                     "' (frozen-base, frozen-base-augmented, last-block or all)");
+}
+
+/// The recipe the programs use unless told otherwise: the one that won on the shared pairs.
+inline constexpr Recipe kDefaultRecipe = Recipe::all;
+
+/// parse_recipe for a command-line option: a wrong name is a usage error, not a run-time one.
+inline Recipe parse_recipe_option(const std::string& name) {
+  try {
+    return parse_recipe(name);
+  } catch (const ewnet::Error& e) {
+    throw cli::UsageError(std::string("--recipe: ") + e.what());
+  }
+}
+
+struct FinetuneOptions {
+  Recipe recipe = Recipe::all;
+  double base_factor = 0.1;   // learning-rate factor of the trainable base layers (last-block, all)
+  double drop_factor = 0.5;   // the paper's target schedule: the rate halved...
+  int drop_period = 20;       // ...every 20 epochs
+  std::string train_from;     // overrides the recipe's boundary: train LAYER and after (ewnet-finetune)
+};
+
 /// Fine-tunes a source checkpoint on the target data: the classifier is replaced for the target's
-/// classes, every layer up to the boundary gets learning-rate factor 0, and the rate follows the
-/// paper's schedule (halved every 20 epochs). The source's input normalisation is kept: the frozen
-/// features were learned on inputs normalised that way. When everything up to kFeatureLayer is
-/// frozen and r.feature_cache is set, the images are not augmented and the head trains from their
-/// features computed once; otherwise (--train-from below it, or r.feature_cache false) every step
-/// runs the whole model on augmented images.
+/// classes, the layers before the recipe's trainable part get learning-rate factor 0, the trainable
+/// base layers base_factor, the head 1, and the rate follows the paper's schedule (halved every 20
+/// epochs). The source's input normalisation is kept: the base's features were learned on inputs
+/// normalised that way. With the whole base frozen and the recipe frozen-base, the images are not
+/// augmented and the head trains from their features computed once; otherwise every step runs the
+/// whole model on augmented images.
 inline ewnet::train::History finetune(const std::string& source_checkpoint, const Data& d, const RunOptions& r,
-                                      const std::string& train_from, double drop_factor, int drop_period,
-                                      const std::string& title, const std::string& data_dir, std::ostream& out) {
+                                      const FinetuneOptions& f, const std::string& title, const std::string& data_dir,
+                                      std::ostream& out) {
   ewnet::Model<Real> m = ewnet::model_from_checkpoint<Real>(source_checkpoint, r.seed);
   EWNET_CHECK(m.input_shape().h == d.cache->image_size(), source_checkpoint, " expects ", m.input_shape().hwc(),
               " images but the target was cached at ", d.cache->image_size());
@@ -172,14 +224,28 @@ inline ewnet::train::History finetune(const std::string& source_checkpoint, cons
   ewnet::Sgdm<Real>::reset_momentum(m);  // the source's velocities belong to another task
   m.set_iteration(0);
   m.set_learn_rate_factors_up_to(m.layers().back()->name(), 1, 1);
-  const std::string boundary = freeze_boundary(m, train_from);
-  if (!boundary.empty()) m.freeze_up_to(boundary);
+  // frozen: the last layer with factor 0 ("" when none); slow: the last layer at base_factor.
+  std::string frozen_to, slow_to;
+  if (!f.train_from.empty()) {
+    frozen_to = freeze_boundary(m, f.train_from);
+  } else if (f.recipe == Recipe::frozen_base || f.recipe == Recipe::frozen_base_augmented) {
+    frozen_to = ewnet::kLastFrozenLayer;
+  } else if (f.recipe == Recipe::last_block) {
+    frozen_to = freeze_boundary(m, ewnet::kPaperModules[2]);
+    slow_to = ewnet::kLastFrozenLayer;
+  } else {
+    slow_to = ewnet::kLastFrozenLayer;
+  }
+  if (!slow_to.empty() && f.base_factor != 1) m.set_learn_rate_factors_up_to(slow_to, f.base_factor, f.base_factor);
+  if (!frozen_to.empty()) m.freeze_up_to(frozen_to);
   size_t frozen = 0, trainable = 0;
   for (auto& [layer, p] : m.parameters()) (p->trainable() ? trainable : frozen) += p->count();
-  const bool cached = r.feature_cache && ewnet::train::can_cache_features(m, ewnet::kFeatureLayer);
-  out << "fine-tuning " << source_checkpoint << ": "
-      << (boundary.empty() ? std::string("every layer trains") : "frozen up to and including '" + boundary + "'")
-      << "; " << trainable << " trainable and " << frozen << " frozen parameters; "
+  const bool cached = r.feature_cache && f.recipe == Recipe::frozen_base && f.train_from.empty() &&
+                      ewnet::train::can_cache_features(m, ewnet::kFeatureLayer);
+  out << "fine-tuning " << source_checkpoint << " (recipe " << recipe_name(f.recipe) << "): "
+      << (frozen_to.empty() ? std::string("nothing frozen") : "frozen up to and including '" + frozen_to + "'");
+  if (!slow_to.empty()) out << ", the base up to '" << slow_to << "' at " << f.base_factor << "x the rate";
+  out << "; " << trainable << " trainable and " << frozen << " frozen parameters; "
       << (cached ? "no augmentation, the head trains from the features of '" + std::string(ewnet::kFeatureLayer) +
                        "' computed once"
                  : std::string("augmented images through the whole model every step"))
@@ -189,11 +255,14 @@ inline ewnet::train::History finetune(const std::string& source_checkpoint, cons
     t.feature_cache = ewnet::kFeatureLayer;
     t.augment.enabled = false;
   }
-  t.schedule = ewnet::LearnRateSchedule::piecewise(r.learn_rate, drop_factor, drop_period);
+  t.schedule = ewnet::LearnRateSchedule::piecewise(r.learn_rate, f.drop_factor, f.drop_period);
   t.metadata["ewnet.source_checkpoint"] = source_checkpoint;
-  t.metadata["ewnet.finetune.frozen_up_to"] = boundary;
+  t.metadata["ewnet.finetune.recipe"] = recipe_name(f.recipe);
+  t.metadata["ewnet.finetune.frozen_up_to"] = frozen_to;
   t.report_extra["source_checkpoint"] = source_checkpoint;
-  t.report_extra["frozen_up_to"] = boundary;
+  t.report_extra["recipe"] = recipe_name(f.recipe);
+  t.report_extra["frozen_up_to"] = frozen_to;
+  t.report_extra["base_learn_rate_factor"] = slow_to.empty() ? 0.0 : f.base_factor;
   t.report_extra["trainable_parameters"] = trainable;
   t.report_extra["frozen_parameters"] = frozen;
   return ewnet::train::fit(m, *d.cache, d.split, t, out);

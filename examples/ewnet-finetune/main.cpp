@@ -6,14 +6,20 @@
 
 namespace {
 const char* kUsage = "ewnet-finetune SOURCE_CHECKPOINT DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] "
-                     "[--drop-period N] [--drop-factor F] [--train-from LAYER] [--seed N] [--split-file CSV] "
+                     "[--drop-period N] [--drop-factor F] [--recipe NAME] [--base-factor F] [--train-from LAYER] [--seed N] [--split-file CSV] "
                      "[--device cpu|cuda] [--no-feature-cache] [--resume] [--no-progress]";
 const char* kHelp =
     "Loads a checkpoint written by ewnet-train (its best.safetensors), replaces the classifier ('fc') for\n"
-    "the classes of DATA_DIR/<class>/<image>, freezes every layer but the task-specific head (learning-rate\n"
-    "factor 0: global pooling, dropout, fc, softmax, output), and trains with the paper's schedule: the\n"
-    "learning rate halved every 20 epochs. Images are resized to the checkpoint's input size.\n\n"
-    "With only the head training (the default), the frozen base gives an image the same features every\n"
+    "the classes of DATA_DIR/<class>/<image>, and trains with the paper's schedule (the learning rate halved\n"
+    "every 20 epochs) by one of these recipes (docs/transfer-learning.md measures them):\n"
+    "  all                    (default) every layer trains: the base at --base-factor times the rate, the\n"
+    "                         new head at the full rate, on augmented images\n"
+    "  last-block             the last inception module (at --base-factor) and the head; the rest frozen\n"
+    "  frozen-base            the paper's: every layer but the task-specific head frozen (learning-rate\n"
+    "                         factor 0: global pooling, dropout, fc, softmax, output)\n"
+    "  frozen-base-augmented  the same, but the head trains on augmented images through the frozen base\n"
+    "Images are resized to the checkpoint's input size.\n\n"
+    "With frozen-base, the frozen base gives an image the same features every\n"
     "epoch: they (the output of 'pool5-gap', 512 values an image) are computed once for every image, and\n"
     "each epoch trains the head from them, so an epoch costs a fraction of one that runs the base. The\n"
     "images are then not augmented (an augmented image would need new features). --no-feature-cache runs\n"
@@ -24,13 +30,15 @@ const char* kHelp =
     "  --lr RATE          initial learning rate (default 0.001)\n"
     "  --drop-period N    epochs between rate drops (default 20)\n"
     "  --drop-factor F    factor of each drop (default 0.5)\n"
-    "  --train-from LAYER train LAYER and everything after it: a layer name or a module such as\n"
-    "                     inception_4a; 'head' (default) trains the head only, 'all' every layer\n"
+    "  --recipe NAME      all (default), last-block, frozen-base or frozen-base-augmented (see above)\n"
+    "  --base-factor F    learning-rate factor of the trainable base layers (default 0.1)\n"
+    "  --train-from LAYER train LAYER and everything after it (replaces the recipe's choice): a layer name\n"
+    "                     or a module such as inception_4a; 'head' trains the head only, 'all' every layer\n"
     "  --seed N           new classifier's weights, split, shuffling, augmentation (default 0)\n"
     "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
-    "  --no-feature-cache run the frozen base every step, on augmented images (random crop, shift,\n"
-    "                     rotation, flip), instead of training the head from features computed once\n"
+    "  --no-feature-cache with frozen-base, run the frozen base every step on augmented images (random\n"
+    "                     crop, shift, rotation, flip) instead of training the head from features computed once\n"
     "  --resume           continue OUT's interrupted run from OUT/last.safetensors\n"
     "  --no-progress      no progress bar on stderr\n";
 }  // namespace
@@ -39,7 +47,7 @@ int main(int argc, char** argv) {
   return cli::run("ewnet-finetune", kUsage, [&] {
     const cli::Args a(argc, argv,
                       {"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from", "seed",
-                       "split-file", "device"},
+                       "split-file", "device", "recipe", "base-factor"},
                       {"resume", "no-progress", "no-feature-cache"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() != 2) throw cli::UsageError("give a source checkpoint and a data folder");
@@ -56,15 +64,21 @@ int main(int argc, char** argv) {
     r.learn_rate = a.get_double("lr", 1e-3);
     r.seed = d.seed;
     r.device = a.get_device();
+    cli::report_cpu_engine();
     r.out_dir = a.get("out", "ewnet-finetune-run");
     r.resume = a.flag("resume");
     r.progress = !a.flag("no-progress");
     r.feature_cache = !a.flag("no-feature-cache");
-    const int drop_period = a.get_int("drop-period", 20);
+    pipeline::FinetuneOptions f;
+    f.recipe = pipeline::parse_recipe_option(a.get("recipe", pipeline::recipe_name(pipeline::kDefaultRecipe)));
+    f.base_factor = a.get_double("base-factor", 0.1);
+    if (f.base_factor > 1) throw cli::UsageError("--base-factor must be in (0, 1]");
+    f.drop_factor = drop_factor;
+    f.drop_period = a.get_int("drop-period", 20);
+    f.train_from = a.get("train-from", "");
     d.image_size = pipeline::checkpoint_image_size(source);
     const pipeline::Data data = pipeline::load_data(d, std::cout);
-    pipeline::finetune(source, data, r, a.get("train-from", "head"), drop_factor, drop_period,
-                       "target fine-tuning (transfer)", d.dir, std::cout);
+    pipeline::finetune(source, data, r, f, "target fine-tuning (transfer)", d.dir, std::cout);
     return 0;
   });
 }

@@ -6,7 +6,8 @@
 
 namespace {
 const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] [--image-size N] "
-                     "[--seed N] [--split-file CSV] [--device cpu|cuda] [--resume] [--no-progress]";
+                     "[--schedule constant|cosine] [--warmup N] [--seed N] [--split-file CSV] [--device cpu|cuda] [--resume] "
+                     "[--no-progress]";
 const char* kHelp =
     "Trains the paper's 67-layer inception-residual model from random weights on DATA_DIR/<class>/<image>.\n"
     "Defaults are the paper's: SGDM with momentum 0.9, batch 64, learning rate 1e-3, up to 320 epochs,\n"
@@ -16,6 +17,9 @@ const char* kHelp =
     "  --epochs N         epochs (default 320)\n"
     "  --batch N          mini-batch size (default 64)\n"
     "  --lr RATE          learning rate (default 0.001)\n"
+    "  --schedule S       constant (default, the paper's) or cosine: a linear warm-up, then half a cosine down\n"
+    "                     to 1% of the rate at the last epoch (what ewnet-transfer uses for its source model)\n"
+    "  --warmup N         warm-up epochs of the cosine schedule (default 2)\n"
     "  --image-size N     square input size, a multiple of 8 (default 224, the paper's; 64 or 112 are quick on a CPU)\n"
     "  --seed N           weights, split, shuffling and augmentation (default 0)\n"
     "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
@@ -26,7 +30,8 @@ const char* kHelp =
 
 int main(int argc, char** argv) {
   return cli::run("ewnet-train", kUsage, [&] {
-    const cli::Args a(argc, argv, {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device"},
+    const cli::Args a(argc, argv, {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device", "schedule",
+                                            "warmup"},
                       {"resume", "no-progress"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() != 1) throw cli::UsageError("give exactly one data folder");
@@ -41,11 +46,20 @@ int main(int argc, char** argv) {
     r.learn_rate = a.get_double("lr", 1e-3);
     r.seed = d.seed;
     r.device = a.get_device();
+    cli::report_cpu_engine();
     r.out_dir = a.get("out", "ewnet-train-run");
     r.resume = a.flag("resume");
     r.progress = !a.flag("no-progress");
+    const std::string schedule = a.get("schedule", "constant");
+    if (schedule != "constant" && schedule != "cosine")
+      throw cli::UsageError("--schedule must be constant or cosine, got '" + schedule + "'");
+    const int warmup = a.get_int("warmup", 2, 0);
+    if (schedule == "cosine" && warmup >= r.epochs) throw cli::UsageError("--warmup must be less than --epochs");
+    const ewnet::LearnRateSchedule sched = schedule == "cosine"
+                                               ? ewnet::LearnRateSchedule::cosine(r.learn_rate, r.epochs, warmup, 0.01)
+                                               : ewnet::LearnRateSchedule::constant(r.learn_rate);
     const pipeline::Data data = pipeline::load_data(d, std::cout);
-    pipeline::train_scratch(data, r, "source training (from scratch)", d.dir, std::cout);
+    pipeline::train_scratch(data, r, "source training (from scratch)", d.dir, std::cout, &sched);
     return 0;
   });
 }

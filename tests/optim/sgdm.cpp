@@ -1,3 +1,4 @@
+#include <cmath>
 #include "test_util.hpp"
 
 using namespace ewnet;
@@ -81,4 +82,22 @@ TEST_CASE("learning-rate schedules", "[schedule]") {
   REQUIRE(p.rate(45) == 2.5e-4);
   REQUIRE(LearnRateSchedule::from_json(p.to_json()).rate(45) == p.rate(45));
   REQUIRE_THROWS_AS(LearnRateSchedule::piecewise(1e-3, 0.5, 0), Error);
+
+  // Cosine with 2 warm-up epochs over 10: 1/3, 2/3 of the rate, then the full rate at epoch 2,
+  // half of it half-way through the remaining 7 intervals, the floor at the last epoch.
+  const LearnRateSchedule k = LearnRateSchedule::cosine(0.3, 10, 2, 0.1);
+  REQUIRE(k.rate(0) == Approx(0.1));
+  REQUIRE(k.rate(1) == Approx(0.2));
+  REQUIRE(k.rate(2) == Approx(0.3));
+  REQUIRE(k.rate(9) == Approx(0.03));
+  REQUIRE(k.rate(40) == Approx(0.03));  // past the end: stays at the floor
+  const double mid = 0.3 * (0.1 + 0.9 * 0.5 * (1 + std::cos(3.14159265358979323846 * 3.5 / 7)));
+  REQUIRE(LearnRateSchedule::cosine(0.3, 10, 2, 0.1).rate(5) ==
+          Approx(0.3 * (0.1 + 0.9 * 0.5 * (1 + std::cos(3.14159265358979323846 * 3.0 / 7)))));
+  REQUIRE(mid == Approx(0.3 * (0.1 + 0.9 * 0.5)));
+  for (int e = 3; e < 10; ++e) REQUIRE(k.rate(e) < k.rate(e - 1));
+  REQUIRE(LearnRateSchedule::from_json(k.to_json()).rate(6) == k.rate(6));
+  REQUIRE(LearnRateSchedule::cosine(0.3, 1).rate(0) == Approx(0.3));
+  REQUIRE_THROWS_AS(LearnRateSchedule::cosine(1e-3, 5, 5), Error);
+  REQUIRE_THROWS_AS(LearnRateSchedule::cosine(1e-3, 5, 1, 1.5), Error);
 }

@@ -129,7 +129,7 @@ struct History {
     return h;
   }
 
- private:
+  /// A number, or null where it is not finite (JSON has no NaN).
   static json::Value finite_or_null(double x) { return std::isfinite(x) ? json::Value(x) : json::Value(); }
 };
 
@@ -359,6 +359,9 @@ inline void write_run_files(const TrainOptions& o, const History& h) {
   report["seconds_per_epoch"] = h.seconds_per_epoch();
   report["images_per_second"] = h.images_per_second();
   report["device"] = device_name(o.device);
+  json::Value by_epoch = json::Value::array();
+  for (const EpochRecord& r : h.epochs) by_epoch.push_back(History::finite_or_null(r.val_accuracy));
+  report["validation_accuracy_by_epoch"] = by_epoch;
   if (h.best_confusion.classes()) {
     report["validation"] = h.best_confusion.to_json(o.classes);
     write_text_file(o.out_dir + "/confusion.svg",
