@@ -40,7 +40,8 @@ def _reexec_under_requested_python():
     if i + 1 >= len(sys.argv):
         sys.exit("pytorch_compare: --python needs a path")
     python = sys.argv[i + 1]
-    if os.path.realpath(python) == os.path.realpath(sys.executable) or os.environ.get("EWNET_COMPARE_CHILD"):
+    # Compare the paths as given: a virtual environment's python is a link to the same binary.
+    if os.path.abspath(python) == os.path.abspath(sys.executable) or os.environ.get("EWNET_COMPARE_CHILD"):
         return
     env = dict(os.environ, EWNET_COMPARE_CHILD="1")
     os.execve(python, [python, os.path.abspath(__file__)] + sys.argv[1:], env)
