@@ -260,3 +260,52 @@ TEST_CASE("connections can be removed and made again, as MATLAB's disconnect/con
   Random rng(1);
   REQUIRE(m.forward(random_tensor<float>({2, 3, 4, 4}, rng)).shape() == Shape(2, 3, 4, 4));
 }
+
+TEST_CASE("the inference path fuses each convolution with its ReLU and gives the same output bitwise",
+          "[graph][inference]") {
+  // small_network has conv -> ReLU pairs in the stem and in every inception branch, and its
+  // residual projections and pool projections feed more than a ReLU (not fused). BatchNorm and
+  // dropout act the same in both modes here: inference uses running statistics either way.
+  Model<float> m = small_network<float>(7);
+  Random rng(11);
+  const Tensor<float> x = random_tensor<float>({5, 3, 8, 8}, rng);
+  m.set_inference_fusion(false);
+  const std::vector<float> plain = m.forward(x, Mode::inference).to_vector();
+  const std::vector<float> relu1 = m.activation("relu1").to_vector();
+  REQUIRE_NOTHROW(m.activation("conv1"));  // kept without the fusion
+  m.set_inference_fusion(true);
+  const std::vector<float> fused = m.forward(x, Mode::inference).to_vector();
+  CHECK(fused == plain);
+  CHECK(m.activation("relu1").to_vector() == relu1);
+  // The fused convolution's own output was not kept: asking for it is an error, not stale data.
+  REQUIRE_THROWS_AS(m.activation("conv1"), GraphError);
+  REQUIRE_THROWS_WITH(m.activation("conv1"), Catch::Contains("fused with the ReLU 'relu1'"));
+  // Training mode never fuses: the convolution's output is there again.
+  std::vector<int> labels{0, 1, 2, 0, 1};
+  m.forward(x, labels, Mode::training);
+  const std::vector<float> c1 = m.activation("conv1").to_vector(), r1 = m.activation("relu1").to_vector();
+  for (size_t i = 0; i < c1.size(); ++i) REQUIRE(std::max(c1[i], 0.0f) == r1[i]);
+}
+
+TEST_CASE("a frozen base runs the fused path in training too, with the same loss and gradients bitwise",
+          "[graph][inference][freeze]") {
+  Random rng(12);
+  const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{2, 0, 1, 1};
+  std::vector<float> loss, grad;
+  for (bool fusion : {false, true}) {
+    Model<float> m = small_network<float>(9);
+    m.freeze_up_to("pool1");  // conv1 and relu1 need no gradient
+    m.set_inference_fusion(fusion);
+    m.forward(x, labels, Mode::training);
+    m.backward();
+    loss.push_back(m.loss());
+    grad.push_back(m.layer_as<FullyConnected<float>>("fc").weight().grad.to_vector()[3]);
+    if (fusion) {
+      REQUIRE_THROWS_WITH(m.activation("conv1"), Catch::Contains("fused"));
+      REQUIRE_NOTHROW(m.activation("inc2-3x3"));  // it trains: its output is kept for backward
+    }
+  }
+  CHECK(loss[0] == loss[1]);
+  CHECK(grad[0] == grad[1]);
+}

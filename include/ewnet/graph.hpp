@@ -26,8 +26,10 @@
 
 #include <ewnet/layers/classification.hpp>
 #include <ewnet/layers/concat.hpp>
+#include <ewnet/layers/conv2d.hpp>
 #include <ewnet/layers/input.hpp>
 #include <ewnet/layers/layer.hpp>
+#include <ewnet/layers/relu.hpp>
 #include <ewnet/layers/softmax.hpp>
 
 namespace ewnet {
@@ -246,8 +248,25 @@ class Model {
 
   /// The output of the last forward pass (class probabilities for a classifier).
   const Tensor<T>& prediction() const { return nodes_[size_t(prediction_node_)].out; }
-  /// The output of any layer from the last forward pass.
-  const Tensor<T>& activation(const std::string& name) { return node(name).out; }
+  /// The output of any layer from the last forward pass. A convolution whose output only feeds a
+  /// ReLU, in a pass that needs no gradient through them (inference, or a frozen base), has
+  /// written the ReLU's output directly and kept none of its own: asking for it is an error (read
+  /// the ReLU's, or turn the fusion off with set_inference_fusion(false)).
+  const Tensor<T>& activation(const std::string& name) {
+    const int i = find_checked(name);
+    EWNET_CHECK_AS(GraphError, !(size_t(i) < fused_last_pass_.size() && fused_last_pass_[size_t(i)]),
+                   "the output of '", name, "' was not kept by the last pass: it was fused with the ReLU '",
+                   nodes_[size_t(fused_relu_[size_t(i)])].layer->name(), "' that follows it; read that layer's output, "
+                   "or call set_inference_fusion(false)");
+    return nodes_[size_t(i)].out;
+  }
+
+  /// The inference path (on by default): a convolution whose output only feeds a ReLU computes
+  /// max(0, conv + bias) straight into the ReLU's output, in one pass, and the ReLU is not run
+  /// (bitwise the same result), wherever no backward pass reads their separate outputs: in
+  /// Mode::inference, and in training below the lowest trainable layer.
+  void set_inference_fusion(bool on) { inference_fusion_ = on; }
+  bool inference_fusion() const { return inference_fusion_; }
   /// The gradient with respect to a layer's output from the last backward pass (empty when that
   /// layer needed none).
   const Tensor<T>& output_gradient(const std::string& name) { return node(name).grad; }
@@ -518,8 +537,20 @@ class Model {
     n.fresh = false;
   }
 
-  /// Marks softmax -> classification pairs for the fused gradient.
+  /// Marks softmax -> classification pairs for the fused gradient, and convolution -> ReLU pairs
+  /// for the inference path (the ReLU the only reader of the convolution's output).
   void plan_fusion() {
+    fused_relu_.assign(nodes_.size(), -1);
+    relu_fused_by_pos_.assign(nodes_.size(), -1);
+    for (size_t k = 0; k < order_.size(); ++k) {
+      const int i = order_[k];
+      Node& n = nodes_[size_t(i)];
+      if (!dynamic_cast<Conv2d<T>*>(n.layer.get()) || n.consumers.size() != 1) continue;
+      const int j = n.consumers[0];
+      if (!dynamic_cast<Relu<T>*>(nodes_[size_t(j)].layer.get()) || nodes_[size_t(j)].in_idx.size() != 1) continue;
+      fused_relu_[size_t(i)] = j;
+      relu_fused_by_pos_[size_t(j)] = int(k);
+    }
     for (Node& n : nodes_)
       if (auto* s = dynamic_cast<Softmax<T>*>(n.layer.get())) s->set_fused_with_loss(false);
     if (loss_node_ < 0) return;
@@ -633,12 +664,24 @@ class Model {
     run_layers(0, mode, with_loss);
   }
 
-  /// Runs the layers at positions [first, end) of the execution order.
+  /// Runs the layers at positions [first, end) of the execution order, each planned convolution ->
+  /// ReLU pair as one step where no backward pass will read their separate outputs: in inference
+  /// mode, and in training mode below the lowest trainable layer (a frozen base).
   void run_layers(size_t first, Mode mode, bool with_loss) {
     last_context_ = ForwardContext{mode, iteration_};
+    fused_last_pass_.assign(nodes_.size(), false);
     for (size_t k = first; k < order_.size(); ++k) {
-      Node& n = nodes_[size_t(order_[k])];
+      const int i = order_[k];
+      Node& n = nodes_[size_t(i)];
       if (n.layer->is_loss() && !with_loss) continue;
+      if (relu_fused_by_pos_[size_t(i)] >= int(first) && fused_last_pass_[size_t(n.in_idx[0])]) continue;
+      const int relu = fused_relu_[size_t(i)];
+      if (relu >= 0 && inference_fusion_ &&
+          (mode == Mode::inference || (!n.runs_backward && !nodes_[size_t(relu)].runs_backward))) {
+        static_cast<Conv2d<T>&>(*n.layer).forward_relu(n.forward_inputs, nodes_[size_t(relu)].out);
+        fused_last_pass_[size_t(i)] = true;
+        continue;
+      }
       n.layer->forward(n.forward_inputs, n.out, last_context_);
     }
     loss_ready_ = with_loss;
@@ -698,6 +741,10 @@ class Model {
   int checked_cut_ = -1;               // the cut forward_from last accepted, valid until the plan changes
   size_t checked_cut_pos_ = 0;
   int input_node_ = -1, loss_node_ = -1, prediction_node_ = -1;
+  std::vector<int> fused_relu_;         // per node: the ReLU a convolution applies in inference, or -1
+  std::vector<int> relu_fused_by_pos_;  // per node: a fused ReLU's convolution's place in order_, or -1
+  std::vector<bool> fused_last_pass_;  // per node: a convolution the last pass ran fused
+  bool inference_fusion_ = true;
   bool built_ = false;
   bool loss_ready_ = false;
   int batch_ = -1;

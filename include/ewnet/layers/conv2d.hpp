@@ -70,6 +70,12 @@ class Conv2d : public Layer<T> {
     conv2d_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, y, geom_);
   }
 
+  /// The forward pass with the ReLU that follows it applied on the way, written to that ReLU's
+  /// output (Model's inference path; nothing of it is needed for a backward pass).
+  void forward_relu(const std::vector<const Tensor<T>*>& x, const Tensor<T>& relu_out) {
+    conv2d_relu_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, relu_out, geom_);
+  }
+
   void backward(const BackwardArgs<T>& a) override {
     if (a.dx[0]) conv2d_backward_data(*a.dy, weight_.value, *a.dx[0], geom_, a.dx_mode[0]);
     if (weight_.trainable()) conv2d_backward_filter(*a.x[0], *a.dy, weight_.grad, geom_);
