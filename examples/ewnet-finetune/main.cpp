@@ -31,7 +31,7 @@ const char* kHelp =
     "  --drop-period N    epochs between rate drops (default 20)\n"
     "  --drop-factor F    factor of each drop (default 0.5)\n"
     "  --recipe NAME      all (default), last-block, frozen-base or frozen-base-augmented (see above)\n"
-    "  --base-factor F    learning-rate factor of the trainable base layers (default 0.1)\n"
+    "  --base-factor F    learning-rate factor of the trainable base layers (default 1: the same rate as the head)\n"
     "  --train-from LAYER train LAYER and everything after it (replaces the recipe's choice): a layer name\n"
     "                     or a module such as inception_4a; 'head' trains the head only, 'all' every layer\n"
     "  --seed N           new classifier's weights, split, shuffling, augmentation (default 0)\n"
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     r.feature_cache = !a.flag("no-feature-cache");
     pipeline::FinetuneOptions f;
     f.recipe = pipeline::parse_recipe_option(a.get("recipe", pipeline::recipe_name(pipeline::kDefaultRecipe)));
-    f.base_factor = a.get_double("base-factor", 0.1);
+    f.base_factor = a.get_double("base-factor", 1);
     if (f.base_factor > 1) throw cli::UsageError("--base-factor must be in (0, 1]");
     f.drop_factor = drop_factor;
     f.drop_period = a.get_int("drop-period", 20);
