@@ -33,8 +33,8 @@ const char* kHelp =
     "With no --source/--target it writes and uses a small GENERATED data set (procedurally drawn device-like\n"
     "objects, 8 source and 4 target classes sharing their parts, into OUT/generated-data) and turns\n"
     "--baseline on; at 48x48 it finishes in a few minutes on 2 CPU cores. On real data the defaults are\n"
-    "64x64 images, 30 source and 30 target epochs, mini-batches of 16, a source rate of 0.01 with a 2-epoch\n"
-    "warm-up and a cosine decay (ewnet's choice, measured against the constant rate: docs/transfer-learning.md).\n\n"
+    "64x64 images, 30 source and 30 target epochs, mini-batches of 16 and a constant source rate of 0.003\n"
+    "(a warm-up with a cosine decay measured no better: docs/transfer-learning.md).\n\n"
     "  --source DIR, --target DIR   image folders ROOT/<class>/<image> (give both or neither)\n"
     "  --out DIR          output folder (default ewnet-transfer-run): source/, transfer-RECIPE/ for each recipe\n"
     "                     run, scratch/, comparison.svg, summary.json\n"
@@ -45,8 +45,9 @@ const char* kHelp =
     "  --source-epochs N  source training epochs (paper: up to 320)\n"
     "  --target-epochs N  fine-tuning (and baseline) epochs\n"
     "  --batch N          mini-batch size (default 16)\n"
-    "  --lr RATE          source learning rate (default 0.01 with cosine, 0.003 with constant)\n"
-    "  --source-schedule S  cosine (default: warm-up, then half a cosine to 1% of the rate) or constant\n"
+    "  --lr RATE          source learning rate (default 0.003 constant, 0.01 with cosine)\n"
+    "  --source-schedule S  constant (default) or cosine (--warmup epochs rising, then half a cosine down to\n"
+    "                     1% of the rate)\n"
     "  --warmup N         warm-up epochs of the cosine schedule (default 2)\n"
     "  --target-lr RATE   initial target learning rate of the from-scratch baseline (default 0.003)\n"
     "  --finetune-lr RATE initial fine-tuning rate of the new head (default 0.01)\n"
@@ -161,7 +162,7 @@ int main(int argc, char** argv) {
     r.feature_cache = !a.flag("no-feature-cache");
     const int source_epochs = a.get_int("source-epochs", paper ? 320 : generated ? 20 : 30);
     const int target_epochs = a.get_int("target-epochs", paper ? 320 : generated ? 12 : 30);
-    const std::string source_schedule = a.get("source-schedule", paper ? "constant" : "cosine");
+    const std::string source_schedule = a.get("source-schedule", "constant");
     if (source_schedule != "cosine" && source_schedule != "constant")
       throw cli::UsageError("--source-schedule must be cosine or constant, got '" + source_schedule + "'");
     const bool cosine = source_schedule == "cosine";
