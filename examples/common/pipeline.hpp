@@ -187,6 +187,16 @@ inline Recipe parse_recipe(const std::string& name) {
                      "' (frozen-base, frozen-base-augmented, last-block or all)");
 }
 
+/// What `--recipe paper` prints: the settings the paper states, then what ewnet chose where it
+/// states none (docs/model.md separates the two for the model itself).
+inline void print_paper_recipe(std::ostream& out, const std::string& stated) {
+  out << "--recipe paper: as the paper states: " << stated << "\n"
+      << "  ewnet's choices where the paper states none: momentum 0.9 and L2 factor 1e-4 on weights (MATLAB's "
+         "defaults), GoogLeNet's stem and filter counts, LRN with k = 1, 1x1 projection shortcuts, He "
+         "initialisation, augmentation of the training images (random crop, shift, rotation, flip), seeded "
+         "shuffling; when only the head trains, it trains from the frozen base's features computed once.\n";
+}
+
 /// The recipe the programs use unless told otherwise: the one that won on the shared pairs.
 inline constexpr Recipe kDefaultRecipe = Recipe::all;
 

@@ -30,7 +30,9 @@ const char* kHelp =
     "  --lr RATE          initial learning rate (default 0.001)\n"
     "  --drop-period N    epochs between rate drops (default 20)\n"
     "  --drop-factor F    factor of each drop (default 0.5)\n"
-    "  --recipe NAME      all (default), last-block, frozen-base or frozen-base-augmented (see above)\n"
+    "  --recipe NAME      all (default), last-block, frozen-base or frozen-base-augmented (see above), or\n"
+    "                     paper: frozen-base with the paper's stated settings (up to 320 epochs, batch 64,\n"
+    "                     rate 0.001 halved every 20 epochs), printing which settings are ewnet's choice\n"
     "  --base-factor F    learning-rate factor of the trainable base layers (default 1: the same rate as the head)\n"
     "  --train-from LAYER train LAYER and everything after it (replaces the recipe's choice): a layer name\n"
     "                     or a module such as inception_4a; 'head' trains the head only, 'all' every layer\n"
@@ -59,7 +61,9 @@ int main(int argc, char** argv) {
     d.seed = a.get_seed("seed", 0);
     d.split_file = a.get("split-file", "");
     pipeline::RunOptions r;
-    r.epochs = a.get_int("epochs", 80);
+    const std::string recipe = a.get("recipe", pipeline::recipe_name(pipeline::kDefaultRecipe));
+    const bool paper = recipe == "paper";  // frozen-base with the paper's stated settings
+    r.epochs = a.get_int("epochs", paper ? 320 : 80);
     r.batch = a.get_int("batch", 64);
     r.learn_rate = a.get_double("lr", 1e-3);
     r.seed = d.seed;
@@ -70,13 +74,20 @@ int main(int argc, char** argv) {
     r.progress = !a.flag("no-progress");
     r.feature_cache = !a.flag("no-feature-cache");
     pipeline::FinetuneOptions f;
-    f.recipe = pipeline::parse_recipe_option(a.get("recipe", pipeline::recipe_name(pipeline::kDefaultRecipe)));
+    f.recipe = paper ? pipeline::Recipe::frozen_base : pipeline::parse_recipe_option(recipe);
     f.base_factor = a.get_double("base-factor", 1);
     if (f.base_factor > 1) throw cli::UsageError("--base-factor must be in (0, 1]");
     f.drop_factor = drop_factor;
     f.drop_period = a.get_int("drop-period", 20);
     f.train_from = a.get("train-from", "");
     d.image_size = pipeline::checkpoint_image_size(source);
+    if (paper)
+      pipeline::print_paper_recipe(std::cout, "batch " + std::to_string(r.batch) + ", rate " +
+                                                  ewnet::str(r.learn_rate) + " halved every " +
+                                                  std::to_string(f.drop_period) + " epochs, up to " +
+                                                  std::to_string(r.epochs) + " epochs, 80/20 split, the base "
+                                                  "frozen (learning-rate factor 0), only the head trains; the "
+                                                  "images at the checkpoint's size (the paper's: 224x224).");
     const pipeline::Data data = pipeline::load_data(d, std::cout);
     pipeline::finetune(source, data, r, f, "target fine-tuning (transfer)", d.dir, std::cout);
     return 0;

@@ -6,7 +6,7 @@
 
 namespace {
 const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] [--image-size N] "
-                     "[--schedule constant|cosine] [--warmup N] [--seed N] [--split-file CSV] [--device cpu|cuda] [--resume] "
+                     "[--schedule constant|cosine] [--warmup N] [--recipe paper] [--seed N] [--split-file CSV] [--device cpu|cuda] [--resume] "
                      "[--no-progress]";
 const char* kHelp =
     "Trains the paper's 67-layer inception-residual model from random weights on DATA_DIR/<class>/<image>.\n"
@@ -20,6 +20,7 @@ const char* kHelp =
     "  --schedule S       constant (default, the paper's) or cosine: a linear warm-up, then half a cosine down\n"
     "                     to 1% of the rate at the last epoch (what ewnet-transfer uses for its source model)\n"
     "  --warmup N         warm-up epochs of the cosine schedule (default 2)\n"
+    "  --recipe paper     say which settings the paper states (the defaults) and which are ewnet's choice\n"
     "  --image-size N     square input size, a multiple of 8 (default 224, the paper's; 64 or 112 are quick on a CPU)\n"
     "  --seed N           weights, split, shuffling and augmentation (default 0)\n"
     "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
@@ -31,7 +32,7 @@ const char* kHelp =
 int main(int argc, char** argv) {
   return cli::run("ewnet-train", kUsage, [&] {
     const cli::Args a(argc, argv, {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device", "schedule",
-                                            "warmup"},
+                                            "warmup", "recipe"},
                       {"resume", "no-progress"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() != 1) throw cli::UsageError("give exactly one data folder");
@@ -58,6 +59,16 @@ int main(int argc, char** argv) {
     const ewnet::LearnRateSchedule sched = schedule == "cosine"
                                                ? ewnet::LearnRateSchedule::cosine(r.learn_rate, r.epochs, warmup, 0.01)
                                                : ewnet::LearnRateSchedule::constant(r.learn_rate);
+    const std::string recipe = a.get("recipe", "");
+    if (!recipe.empty() && recipe != "paper") throw cli::UsageError("--recipe: only 'paper' applies to ewnet-train");
+    if (recipe == "paper") {
+      if (schedule != "constant") throw cli::UsageError("--recipe paper trains at a constant rate");
+      pipeline::print_paper_recipe(std::cout, std::to_string(d.image_size) + "x" + std::to_string(d.image_size) +
+                                                  " images, batch " + std::to_string(r.batch) + ", rate " +
+                                                  ewnet::str(r.learn_rate) + " (constant), up to " +
+                                                  std::to_string(r.epochs) + " epochs, 80/20 split (these are "
+                                                  "ewnet-train's defaults).");
+    }
     const pipeline::Data data = pipeline::load_data(d, std::cout);
     pipeline::train_scratch(data, r, "source training (from scratch)", d.dir, std::cout, &sched);
     return 0;

@@ -189,13 +189,13 @@ int main(int argc, char** argv) {
     // Fail now, not after the data are decoded, when CUDA was asked for and is not there.
     if (r.device == ewnet::Device::cuda) ewnet::build_paper_model<float>({2, 32, 0}).to(r.device);
     if (paper)
-      std::cout << "--recipe paper: as the paper states: " << image_size << "x" << image_size << " images, batch "
-                << r.batch << ", source rate " << source_lr << " (constant), target rate " << finetune_lr
-                << " halved every " << f.drop_period << " epochs, " << source_epochs
-                << " epochs, 80/20 split, the base frozen (factor 0), only the head trains.\n"
-                << "  ewnet's choices where the paper states none: momentum 0.9, L2 factor 1e-4 on weights (MATLAB's "
-                   "defaults), the stem and filter counts of GoogLeNet, LRN with k = 1, 1x1 projection shortcuts, the "
-                   "head trained from features computed once (no augmentation), He initialisation, seeded shuffling.\n";
+      pipeline::print_paper_recipe(
+          std::cout, std::to_string(image_size) + "x" + std::to_string(image_size) + " images, batch " +
+                         std::to_string(r.batch) + ", source rate " + ewnet::str(source_lr) +
+                         " (constant), target rate " + ewnet::str(finetune_lr) + " halved every " +
+                         std::to_string(f.drop_period) + " epochs, " + std::to_string(source_epochs) + " + " +
+                         std::to_string(target_epochs) + " epochs, 80/20 split, the base frozen (learning-rate "
+                         "factor 0), only the task-specific head trains.");
 
     if (generated) {
       ewnet::data::GeneratedOptions g;

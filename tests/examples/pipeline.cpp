@@ -1,6 +1,7 @@
 // The transfer pipeline on the generated data at a tiny size: it learns, transfer beats training
 // from scratch, resuming equals not stopping, and fine-tuning leaves frozen weights untouched.
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,7 +16,17 @@ namespace fs = std::filesystem;
 using namespace ewnet;
 
 namespace {
-const fs::path kRoot = fs::temp_directory_path() / "ewnet_test_pipeline";
+/// This process's own folder (CTest runs the cases in parallel processes, which must not train
+/// into or delete each other's runs), removed when the process ends.
+struct ScratchRoot {
+  fs::path path = fs::temp_directory_path() / ("ewnet_test_pipeline-" + std::to_string(::getpid()));
+  ~ScratchRoot() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+const ScratchRoot kScratch;
+const fs::path& kRoot = kScratch.path;
 
 /// The generated set, written once (48x48) for all the cases here, which train at 32x32.
 const std::pair<std::string, std::string>& generated() {

@@ -34,6 +34,26 @@ TEST_CASE("ewnet-transfer --help describes the generated default and exits 0") {
   REQUIRE_THAT(out, Catch::Contains("usage: ewnet-transfer") && Catch::Contains("GENERATED"));
 }
 
+TEST_CASE("ewnet-transfer --recipe paper states the paper's settings and names ewnet's own choices") {
+  // A run that stops at the data: the settings are printed before anything is loaded.
+  const auto [status, out] = run(kTransfer + " --recipe paper --source ewnet_no_such_dir --target ewnet_no_such_dir");
+  REQUIRE(status == 1);
+  CHECK_THAT(out, Catch::Contains("--recipe paper: as the paper states: 224x224 images, batch 64, source rate 0.001") &&
+                      Catch::Contains("320 + 320 epochs") && Catch::Contains("the base frozen") &&
+                      Catch::Contains("ewnet's choices where the paper states none: momentum 0.9"));
+  const auto [bad, msg] = run(kTransfer + " --recipe head");
+  CHECK(bad == 2);
+  CHECK_THAT(msg, Catch::Contains("unknown fine-tuning recipe 'head'"));
+}
+
+TEST_CASE("the CPU engine is reported once, on stderr, and is no generic fallback here") {
+  const auto [status, out] = run(kTransfer + " --source ewnet_no_such_dir --target ewnet_no_such_dir");
+  REQUIRE(status == 1);
+  CHECK_THAT(out, Catch::Contains("CPU: oneDNN ") && !Catch::Contains("warning: the CPU engine"));
+  const auto [status2, stdout_only] = run(kTransfer + " --source ewnet_no_such_dir --target ewnet_no_such_dir", true);
+  CHECK(stdout_only.find("CPU: oneDNN") == std::string::npos);
+}
+
 TEST_CASE("bad arguments exit 2 with a usage line") {
   for (const char* args : {" --epochs", " --no-such-option", " --source onlyone", " --batch zero",
                            " --device tpu"}) {

@@ -13,6 +13,8 @@
 // GENERATED.txt beside the classes.
 #pragma once
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -235,7 +237,9 @@ inline Image generate_image(const GeneratedOptions& o, int domain, int cls, int 
 
 /// Writes DIR/source/<class>/NNN.png and DIR/target/<class>/NNN.png with a GENERATED.txt in each
 /// domain folder, unless the folder already holds a set generated with the same options (the
-/// GENERATED.txt text matches). Returns {source dir, target dir}.
+/// GENERATED.txt text matches). Returns {source dir, target dir}. Each domain is written into a
+/// folder of its own first and renamed into place whole, so processes generating the same set at
+/// once never read each other's half-written files (the first rename wins; the others are dropped).
 inline std::pair<std::string, std::string> write_generated_dataset(const std::string& dir,
                                                                    const GeneratedOptions& o) {
   namespace fs = std::filesystem;
@@ -246,16 +250,22 @@ inline std::pair<std::string, std::string> write_generated_dataset(const std::st
   const char* domains[2] = {"source", "target"};
   for (int d = 0; d < 2; ++d) {
     const fs::path root = fs::path(dir) / domains[d];
-    const fs::path note = root / "GENERATED.txt";
-    {
-      std::ifstream in(note);
+    const std::string want = stamp + "domain: " + domains[d] + "\n";
+    auto complete = [&](const fs::path& folder) {
+      std::ifstream in(folder / "GENERATED.txt");
       const std::string existing((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (existing == stamp + "domain: " + domains[d] + "\n") continue;
-    }
+      return existing == want;
+    };
+    if (complete(root)) continue;
+    // Only a set ewnet generated (with other options) is replaced; anything else is left alone.
+    EWNET_CHECK_AS(IoError, !fs::exists(root) || fs::exists(root / "GENERATED.txt"), root.string(),
+                   " exists and holds no GENERATED.txt: not overwriting a folder ewnet did not write");
+    const fs::path staging = fs::path(dir) / str(".", domains[d], ".tmp-", ::getpid());
+    fs::remove_all(staging);
     const auto& classes = d == 0 ? generated_source_classes() : generated_target_classes();
     const int per_class = d == 0 ? o.source_per_class : o.target_per_class;
     for (size_t c = 0; c < classes.size(); ++c) {
-      const fs::path folder = root / classes[c];
+      const fs::path folder = staging / classes[c];
       fs::create_directories(folder);
       for (int i = 0; i < per_class; ++i) {
         char name[32];
@@ -263,9 +273,22 @@ inline std::pair<std::string, std::string> write_generated_dataset(const std::st
         write_png((folder / name).string(), generate_image(o, d, int(c), i));
       }
     }
-    std::ofstream out(note);
-    out << stamp << "domain: " << domains[d] << "\n";
-    EWNET_CHECK_AS(IoError, out.good(), note.string(), ": cannot write");
+    {
+      std::ofstream out(staging / "GENERATED.txt");
+      out << want;
+      EWNET_CHECK_AS(IoError, out.good(), (staging / "GENERATED.txt").string(), ": cannot write");
+    }
+    if (complete(root)) {  // another process finished first
+      fs::remove_all(staging);
+      continue;
+    }
+    std::error_code ec;
+    if (fs::exists(root / "GENERATED.txt")) fs::remove_all(root, ec);  // generated with other options
+    fs::rename(staging, root, ec);
+    if (ec) {
+      fs::remove_all(staging);
+      EWNET_CHECK_AS(IoError, complete(root), root.string(), ": cannot write the generated data (", ec.message(), ")");
+    }
   }
   return {(fs::path(dir) / "source").string(), (fs::path(dir) / "target").string()};
 }
