@@ -5,7 +5,8 @@
 #   - bench/layers.cpp's CUDA rows;
 #   - the paper model's training step with deterministic mode on and off (its cost, docs/cuda.md);
 #   - bench/pytorch_compare.py on CUDA: PyTorch eager and torch.compile, FP32 and TF32 (4 tables).
-# Every step runs under its own timeout; one that fails or times out is reported and the rest go on.
+# Every step runs under its own timeout, cut to what is left of a 460-second budget
+# (EWNET_BENCH_BUDGET); one that fails or times out is reported and the rest go on.
 #
 # Writes exactly two files into the output folder (first argument, else ./gpu-bench-out):
 # gpu-bench-logs.tar.gz (logs, JSON, tables) and gpu-bench-summary.txt (statuses and every table,
@@ -29,10 +30,19 @@ JOBS=${JOBS:-16}
   printf '%-30s %-22s %7s\n' step status seconds
 } > "$SUMMARY"
 
-# step NAME SECONDS COMMAND...: runs it under a timeout, output in NAME.log.
+BUDGET=${EWNET_BENCH_BUDGET:-460}  # seconds for the whole script; a step gets what is left of it
+
+# step NAME SECONDS COMMAND...: runs it under a timeout (at most what is left of the budget),
+# output in NAME.log; skipped when under 15 seconds are left.
 step() {
-  local name=$1 secs=$2 t0=$SECONDS rc status
+  local name=$1 secs=$2 t0=$SECONDS rc status left
   shift 2
+  left=$((BUDGET - (SECONDS - START)))
+  if ((left < 15)); then
+    printf '%-30s %-22s %7d\n' "$name" "skipped (time budget)" 0 | tee -a "$SUMMARY"
+    return 1
+  fi
+  ((secs > left)) && secs=$left
   echo "== $name: $*" | tee "$LOGS/$name.log"
   timeout --kill-after=10 "$secs" "$@" >> "$LOGS/$name.log" 2>&1
   rc=$?

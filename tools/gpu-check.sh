@@ -113,7 +113,7 @@ fi
 # ---- 5. the CUDA tests ------------------------------------------------------------------------
 CUDA_TESTS=$GPU_BUILD/tests/cuda/ewnet_cuda_tests
 step list-tests "$CUDA_TESTS" --list-tests || true
-if step ctest-cuda ctest --test-dir "$GPU_BUILD" -L cuda --no-tests=error --output-on-failure -j 4 --timeout 300; then
+if step ctest-cuda ctest --test-dir "$GPU_BUILD" -L cuda --no-tests=error --output-on-failure -j 4 --timeout 150; then
   :
 else
   FAILED=1
@@ -131,8 +131,15 @@ fi
 
 # ---- 6. compute-sanitizer ---------------------------------------------------------------------
 # sanitize NAME SECONDS TOOL FILTER: one tool on a subset of the tests, under its own timeout.
+SANITIZER_BUDGET=${EWNET_CHECK_BUDGET:-340}  # the sanitizers stop by then (seconds since the start)
 sanitize() {
-  local name=$1 secs=$2 tool=$3 filter=$4 t0=$SECONDS rc status
+  local name=$1 secs=$2 tool=$3 filter=$4 t0=$SECONDS rc status left
+  left=$((SANITIZER_BUDGET - (SECONDS - START)))
+  if ((left < 15)); then
+    note "$name" "skipped (time budget)" 0
+    return
+  fi
+  ((secs > left)) && secs=$left
   echo "== $name: compute-sanitizer --tool $tool ($filter)" | tee "$LOGS/$name.log"
   timeout --kill-after=10 "$secs" compute-sanitizer --tool "$tool" --error-exitcode 99 --report-api-errors no \
     "$CUDA_TESTS" "$filter" >> "$LOGS/$name.log" 2>&1
@@ -152,11 +159,11 @@ sanitize() {
 }
 if command -v compute-sanitizer > /dev/null; then
   # The operation tests at their small shapes (the [large] cases would take minutes under memcheck).
-  sanitize memcheck 100 memcheck \
+  sanitize memcheck 90 memcheck \
     "[elementwise]~[large],[activation],[bias_relu],[conv]~[large],[fully_connected],[pooling],[batch_norm]~[large],[cross_channel_norm],[softmax],[dropout],[sgdm],[argmax]"
   # The kernels with shared-memory reductions and barriers.
-  sanitize racecheck 70 racecheck "[batch_norm]~[large],[conv]~[large],[pooling],[argmax]"
-  sanitize synccheck 50 synccheck "[batch_norm]~[large],[conv]~[large],[pooling]"
+  sanitize racecheck 60 racecheck "[batch_norm]~[large],[conv]~[large],[pooling],[argmax]"
+  sanitize synccheck 45 synccheck "[batch_norm]~[large],[conv]~[large],[pooling]"
 else
   note sanitizer "compute-sanitizer not found"
 fi
