@@ -206,7 +206,8 @@ inline Tensor<std::int32_t> cyclic_labels(int batch, int classes, Device d) {
 /// The main() of every benchmark program: registers the CPU benchmarks, and the CUDA ones when
 /// the program is built with ewnet::cuda and a GPU is present. EWNET_BENCH_TF32=1 in the
 /// environment lets cuDNN and cuBLAS use TF32 (strict float32 otherwise), for the TF32 rows of
-/// bench/pytorch_compare.py.
+/// bench/pytorch_compare.py; EWNET_BENCH_DETERMINISTIC=0 lets cuDNN choose non-deterministic
+/// algorithms too (tools/gpu-bench.sh measures what deterministic mode costs).
 inline int bench_main(int argc, char** argv, void (*register_cpu)(), void (*register_cuda)()) {
   // The CPU engine and instruction set, in the report's context (and its JSON).
   const std::string engine = ewnet::cpu::cpu_engine().summary();
@@ -217,6 +218,8 @@ inline int bench_main(int argc, char** argv, void (*register_cpu)(), void (*regi
   if (ewnet::cuda::available()) {
     const char* tf32 = std::getenv("EWNET_BENCH_TF32");
     ewnet::cuda::set_tf32(tf32 != nullptr && std::string(tf32) == "1");
+    const char* deterministic = std::getenv("EWNET_BENCH_DETERMINISTIC");
+    ewnet::cuda::set_deterministic(deterministic == nullptr || std::string(deterministic) != "0");
     register_cuda();
   }
 #else

@@ -45,6 +45,10 @@ set_target_properties(ewnet_cuda PROPERTIES
   CUDA_SEPARABLE_COMPILATION OFF)
 target_compile_features(ewnet_cuda PUBLIC cxx_std_17)
 target_compile_definitions(ewnet_cuda PUBLIC EWNET_WITH_CUDA=1)
+# cuDNN's deprecation attributes are off unless this is defined; with it, every deprecated cuDNN
+# call warns except the legacy convolution section of src/cuda/cudnn_adapter.cpp, which silences
+# its own.
+target_compile_definitions(ewnet_cuda PRIVATE CUDNN_WARN_DEPRECATED)
 # src/ holds the backend's private headers (cuda/check.hpp, cuda/launch.cuh, ...).
 target_include_directories(ewnet_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(ewnet_cuda PUBLIC ewnet::ewnet CUDA::cudart CUDA::cublas CUDNN::cudnn)

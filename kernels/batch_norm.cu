@@ -10,11 +10,14 @@
 // Inference: y = gamma / sqrt(running_var + eps) (x - running_mean) + beta; its backward is
 //   dx = dy gamma / sqrt(running_var + eps), with dgamma and dbeta as above using running statistics.
 //
-// The reductions run one block per channel, summing in double (two passes for the variance, as the
-// CPU does), so that a channel of a large batch loses no precision. Element-wise passes use one
-// thread per element.
+// The reductions run in two stages across blocks (launch.cuh, chunks_for): each channel's values
+// are split among several blocks that write partial sums (double) to the reduction scratch, and a
+// second kernel adds a channel's partials in a fixed order, so a layer of few channels and many
+// values still fills the GPU and the result does not depend on timing. Two passes for the variance,
+// as the CPU does. Element-wise passes use one thread per element.
 #include <ewnet/ops/batch_norm.hpp>
 
+#include "cuda/graph_support.hpp"
 #include "cuda/launch.cuh"
 
 namespace ewnet::cuda {
@@ -25,33 +28,60 @@ namespace {
 __device__ std::int64_t channel_offset(const View& v, std::int64_t j, std::int64_t c) {
   return (j / v.hw) * v.stride + c * v.hw + j % v.hw;
 }
+
+/// The sum of channel c's partials, in chunk order.
+__device__ double sum_partials(const double* partial, std::int64_t c, unsigned chunks) {
+  double s = 0.0;
+  for (unsigned b = 0; b < chunks; ++b) s += partial[c * chunks + b];
+  return s;
+}
 }  // namespace
 
-// One block per channel: batch mean and inverse deviation, the running statistics, then y.
-__global__ void batch_norm_forward_training_kernel(View x, const float* gamma, const float* beta, View y,
-                                                   float* saved_mean, float* saved_invstd, float* running_mean,
-                                                   float* running_var, double eps, float momentum) {
-  const std::int64_t c = blockIdx.x;
-  const std::int64_t m = x.n * x.hw;
+// Stage 1 of the mean: partial[c, chunk] = sum of the chunk's x.
+__global__ void batch_norm_sum_kernel(View x, double* partial) {
+  const std::int64_t c = blockIdx.y, m = x.n * x.hw;
   double s = 0.0;
-  for (std::int64_t j = threadIdx.x; j < m; j += blockDim.x) s += x.data[channel_offset(x, j, c)];
-  const double mu = detail::block_sum(s) / double(m);
+  EWNET_CHUNK_LOOP(j, m) s += x.data[channel_offset(x, j, c)];
+  s = detail::block_sum(s);
+  if (threadIdx.x == 0) partial[c * gridDim.x + blockIdx.x] = s;
+}
+
+// Stage 2 of the mean and stage 1 of the variance: mu from the sums, then
+// partial_sq[c, chunk] = sum of the chunk's (x - mu)^2.
+__global__ void batch_norm_sqdev_kernel(View x, const double* partial, double* partial_sq) {
+  const std::int64_t c = blockIdx.y, m = x.n * x.hw;
+  const double mu = sum_partials(partial, c, gridDim.x) / double(m);
   double sq = 0.0;
-  for (std::int64_t j = threadIdx.x; j < m; j += blockDim.x) {
+  EWNET_CHUNK_LOOP(j, m) {
     const double d = x.data[channel_offset(x, j, c)] - mu;
     sq += d * d;
   }
-  const double var = detail::block_sum(sq) / double(m);
-  const float invstd = float(1.0 / sqrt(var + eps));
-  const float mean = float(mu), g = gamma[c], b = beta[c];
-  for (std::int64_t j = threadIdx.x; j < m; j += blockDim.x)
-    y.data[channel_offset(y, j, c)] = g * (x.data[channel_offset(x, j, c)] - mean) * invstd + b;
-  if (threadIdx.x == 0) {
+  sq = detail::block_sum(sq);
+  if (threadIdx.x == 0) partial_sq[c * gridDim.x + blockIdx.x] = sq;
+}
+
+// Stage 2 of the variance, one thread per channel: the saved and the running statistics.
+__global__ void batch_norm_stats_kernel(std::int64_t channels, std::int64_t m, unsigned chunks, const double* partial,
+                                        const double* partial_sq, float* saved_mean, float* saved_invstd,
+                                        float* running_mean, float* running_var, double eps, float momentum) {
+  EWNET_GRID_LOOP(c, channels) {
+    const double mu = sum_partials(partial, c, chunks) / double(m);
+    const double var = sum_partials(partial_sq, c, chunks) / double(m);
+    const float mean = float(mu);
     saved_mean[c] = mean;
-    saved_invstd[c] = invstd;
+    saved_invstd[c] = float(1.0 / sqrt(var + eps));
     running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * mean;
     const float unbiased = float(m > 1 ? var * double(m) / double(m - 1) : var);
     running_var[c] = (1.0f - momentum) * running_var[c] + momentum * unbiased;
+  }
+}
+
+// y = gamma[c] * (x - mean[c]) * invstd[c] + beta[c], per element, with the saved batch statistics.
+__global__ void batch_norm_normalize_kernel(View x, const float* gamma, const float* beta, const float* mean,
+                                            const float* invstd, View y) {
+  EWNET_GRID_LOOP(e, x.count()) {
+    const std::int64_t c = (e % x.sample) / x.hw;
+    y.data[y.at(e)] = gamma[c] * (x.data[x.at(e)] - mean[c]) * invstd[c] + beta[c];
   }
 }
 
@@ -67,43 +97,73 @@ __global__ void batch_norm_forward_inference_kernel(View x, const float* gamma, 
   }
 }
 
-// One block per channel. With `batch_stats` the statistics are the saved batch mean and invstd and
-// dx follows the training formula; otherwise they are the running statistics and dx = dy gamma invstd.
-// dx, dgamma and dbeta may each be null.
-__global__ void batch_norm_backward_kernel(View x, View dy, const float* gamma, const float* mean_in,
-                                           const float* invstd_in, const float* running_var, double eps,
-                                           bool batch_stats, float* dx_data, View dx, bool accumulate,
-                                           float* dgamma, float* dbeta) {
-  const std::int64_t c = blockIdx.x;
-  const std::int64_t m = x.n * x.hw;
+namespace {
+/// The channel's inverse deviation: the saved batch one, or from the running variance.
+__device__ float channel_invstd(std::int64_t c, bool batch_stats, const float* invstd_in, const float* running_var,
+                                double eps) {
+  return batch_stats ? invstd_in[c] : float(1.0 / sqrt(double(running_var[c]) + eps));
+}
+}  // namespace
+
+// Backward stage 1: partial[c, chunk] = sum of dy, partial[C*chunks + c*chunks + chunk] = sum of
+// dy * xhat over the chunk.
+__global__ void batch_norm_backward_partials_kernel(View x, View dy, const float* mean_in, const float* invstd_in,
+                                                    const float* running_var, double eps, bool batch_stats,
+                                                    double* partial) {
+  const std::int64_t c = blockIdx.y, m = x.n * x.hw;
   const float mean = mean_in[c];
-  const float invstd = batch_stats ? invstd_in[c] : float(1.0 / sqrt(double(running_var[c]) + eps));
+  const float invstd = channel_invstd(c, batch_stats, invstd_in, running_var, eps);
   double sdy = 0.0, sdyx = 0.0;
-  for (std::int64_t j = threadIdx.x; j < m; j += blockDim.x) {
+  EWNET_CHUNK_LOOP(j, m) {
     const float g = dy.data[channel_offset(dy, j, c)];
     const float xhat = (x.data[channel_offset(x, j, c)] - mean) * invstd;
     sdy += g;
     sdyx += double(g) * xhat;
   }
-  const float sum_dy = float(detail::block_sum(sdy));
-  const float sum_dy_xhat = float(detail::block_sum(sdyx));
+  sdy = detail::block_sum(sdy);
+  sdyx = detail::block_sum(sdyx);
   if (threadIdx.x == 0) {
+    const std::int64_t slots = std::int64_t(gridDim.y) * gridDim.x;
+    partial[c * gridDim.x + blockIdx.x] = sdy;
+    partial[slots + c * gridDim.x + blockIdx.x] = sdyx;
+  }
+}
+
+// Backward stage 2, one thread per channel: sums[c] = sum dy, sums[C + c] = sum dy xhat (float,
+// as the element-wise pass uses them), and dbeta, dgamma when wanted.
+__global__ void batch_norm_backward_sums_kernel(std::int64_t channels, unsigned chunks, const double* partial,
+                                                float* sums, float* dgamma, float* dbeta) {
+  EWNET_GRID_LOOP(c, channels) {
+    const float sum_dy = float(sum_partials(partial, c, chunks));
+    const float sum_dy_xhat = float(sum_partials(partial + channels * chunks, c, chunks));
+    sums[c] = sum_dy;
+    sums[channels + c] = sum_dy_xhat;
     if (dgamma) dgamma[c] = sum_dy_xhat;
     if (dbeta) dbeta[c] = sum_dy;
   }
-  if (!dx_data) return;
+}
+
+// Backward stage 3, per element. With `batch_stats` the statistics are the saved batch mean and
+// invstd and dx follows the training formula; otherwise they are the running statistics and
+// dx = dy gamma invstd.
+__global__ void batch_norm_backward_dx_kernel(View x, View dy, const float* gamma, const float* mean_in,
+                                              const float* invstd_in, const float* running_var, double eps,
+                                              bool batch_stats, const float* sums, View dx, bool accumulate) {
+  const std::int64_t m = x.n * x.hw;
   const float fm = float(m);
-  const float k = batch_stats ? gamma[c] * invstd / fm : gamma[c] * invstd;
-  for (std::int64_t j = threadIdx.x; j < m; j += blockDim.x) {
-    const float g = dy.data[channel_offset(dy, j, c)];
+  EWNET_GRID_LOOP(e, x.count()) {
+    const std::int64_t c = (e % x.sample) / x.hw;
+    const float invstd = channel_invstd(c, batch_stats, invstd_in, running_var, eps);
+    const float g = dy.data[dy.at(e)];
     float v;
     if (batch_stats) {
-      const float xhat = (x.data[channel_offset(x, j, c)] - mean) * invstd;
-      v = k * (fm * g - sum_dy - xhat * sum_dy_xhat);
+      const float k = gamma[c] * invstd / fm;
+      const float xhat = (x.data[x.at(e)] - mean_in[c]) * invstd;
+      v = k * (fm * g - sums[c] - xhat * sums[x.c + c]);
     } else {
-      v = g * k;
+      v = g * (gamma[c] * invstd);
     }
-    float& d = dx.data[channel_offset(dx, j, c)];
+    float& d = dx.data[dx.at(e)];
     d = accumulate ? d + v : v;
   }
 }
@@ -113,10 +173,23 @@ void batch_norm_forward_training(const Tensor<float>& x, const Tensor<float>& ga
                                  const Tensor<float>& saved_invstd, const Tensor<float>& running_mean,
                                  const Tensor<float>& running_var, const BatchNormParams& p) {
   if (x.c() == 0 || x.n() == 0 || x.shape().plane() == 0) return;
-  batch_norm_forward_training_kernel<<<unsigned(x.c()), detail::kBlock, 0, stream()>>>(
-      detail::view(x), gamma.data(), beta.data(), detail::view(y), saved_mean.data(), saved_invstd.data(),
-      running_mean.data(), running_var.data(), p.epsilon, float(p.momentum));
-  EWNET_CUDA_CHECK_LAUNCH(batch_norm_forward_training_kernel);
+  const View vx = detail::view(x);
+  const std::int64_t C = x.c(), m = vx.n * vx.hw;
+  const unsigned chunks = detail::chunks_for(m, C);
+  double* partial = static_cast<double*>(detail::scratch(sizeof(double) * std::size_t(2 * C) * chunks));
+  double* partial_sq = partial + C * chunks;
+  const dim3 grid(chunks, unsigned(C));
+  batch_norm_sum_kernel<<<grid, detail::kBlock, 0, stream()>>>(vx, partial);
+  EWNET_CUDA_CHECK_LAUNCH(batch_norm_sum_kernel);
+  batch_norm_sqdev_kernel<<<grid, detail::kBlock, 0, stream()>>>(vx, partial, partial_sq);
+  EWNET_CUDA_CHECK_LAUNCH(batch_norm_sqdev_kernel);
+  batch_norm_stats_kernel<<<detail::grid_for(std::size_t(C)), detail::kBlock, 0, stream()>>>(
+      C, m, chunks, partial, partial_sq, saved_mean.data(), saved_invstd.data(), running_mean.data(),
+      running_var.data(), p.epsilon, float(p.momentum));
+  EWNET_CUDA_CHECK_LAUNCH(batch_norm_stats_kernel);
+  batch_norm_normalize_kernel<<<detail::grid_for(vx.count()), detail::kBlock, 0, stream()>>>(
+      vx, gamma.data(), beta.data(), saved_mean.data(), saved_invstd.data(), detail::view(y));
+  EWNET_CUDA_CHECK_LAUNCH(batch_norm_normalize_kernel);
 }
 
 void batch_norm_forward_inference(const Tensor<float>& x, const Tensor<float>& gamma, const Tensor<float>& beta,
@@ -134,15 +207,33 @@ void backward(const Tensor<float>& x, const Tensor<float>& dy, const Tensor<floa
               const float* invstd, const float* running_var, double eps, bool batch_stats, const Tensor<float>* dx,
               GradWrite mode, const Tensor<float>* dgamma, const Tensor<float>* dbeta) {
   if (x.c() == 0) return;
-  const View vdx = dx ? detail::view(*dx) : View{nullptr, 0, 0, 1, 1, 1};
-  batch_norm_backward_kernel<<<unsigned(x.c()), detail::kBlock, 0, stream()>>>(
-      detail::view(x), detail::view(dy), gamma.data(), mean, invstd, running_var, eps, batch_stats,
-      dx ? dx->data() : nullptr, vdx, mode == GradWrite::accumulate, dgamma ? dgamma->data() : nullptr,
-      dbeta ? dbeta->data() : nullptr);
-  EWNET_CUDA_CHECK_LAUNCH(batch_norm_backward_kernel);
+  const View vx = detail::view(x);
+  const std::int64_t C = x.c(), m = vx.n * vx.hw;
+  if (m == 0) {
+    // No values: the parameter gradients are sums over nothing.
+    if (dgamma) dgamma->zero();
+    if (dbeta) dbeta->zero();
+    return;
+  }
+  const unsigned chunks = detail::chunks_for(m, C);
+  // Scratch: 2*C*chunks double partials, then 2*C float sums.
+  const std::size_t partial_bytes = sizeof(double) * std::size_t(2 * C) * chunks;
+  char* base = static_cast<char*>(detail::scratch(partial_bytes + sizeof(float) * std::size_t(2 * C)));
+  double* partial = reinterpret_cast<double*>(base);
+  float* sums = reinterpret_cast<float*>(base + partial_bytes);
+  batch_norm_backward_partials_kernel<<<dim3(chunks, unsigned(C)), detail::kBlock, 0, stream()>>>(
+      vx, detail::view(dy), mean, invstd, running_var, eps, batch_stats, partial);
+  EWNET_CUDA_CHECK_LAUNCH(batch_norm_backward_partials_kernel);
+  batch_norm_backward_sums_kernel<<<detail::grid_for(std::size_t(C)), detail::kBlock, 0, stream()>>>(
+      C, chunks, partial, sums, dgamma ? dgamma->data() : nullptr, dbeta ? dbeta->data() : nullptr);
+  EWNET_CUDA_CHECK_LAUNCH(batch_norm_backward_sums_kernel);
+  if (!dx) return;
+  batch_norm_backward_dx_kernel<<<detail::grid_for(vx.count()), detail::kBlock, 0, stream()>>>(
+      vx, detail::view(dy), gamma.data(), mean, invstd, running_var, eps, batch_stats, sums, detail::view(*dx),
+      mode == GradWrite::accumulate);
+  EWNET_CUDA_CHECK_LAUNCH(batch_norm_backward_dx_kernel);
 }
 }  // namespace
-
 void batch_norm_backward_training(const Tensor<float>& x, const Tensor<float>& dy, const Tensor<float>& gamma,
                                   const Tensor<float>& saved_mean, const Tensor<float>& saved_invstd,
                                   const Tensor<float>* dx, GradWrite mode, const Tensor<float>* dgamma,

@@ -2,29 +2,40 @@
 //
 // The three convolution passes run through cuDNN (src/cuda/cudnn_adapter.cpp: descriptors and
 // algorithm cached per shape, one shared workspace); the bias is added by kernels/bias_relu.cu.
-// The bias gradient is the kernel below.
+// The bias gradient is the two kernels below.
 #include <ewnet/ops/conv2d.hpp>
 
 #include "cuda/bias.hpp"
 #include "cuda/cudnn_adapter.hpp"
+#include "cuda/graph_support.hpp"
 #include "cuda/launch.cuh"
 
 namespace ewnet::cuda {
 
 using detail::View;
 
-// db[k] = sum over n and pixels p of dy[n,k,p]. One block per channel k; its threads stride over
-// the n*hw values of that channel and the block sums their partial sums (float, tree order).
-__global__ void conv_bias_grad_kernel(View dy, float* db) {
-  const std::int64_t k = blockIdx.x;
+// db[k] = sum over n and pixels p of dy[n,k,p], in two stages (launch.cuh, chunks_for): the
+// n*hw values of channel k are split among `chunks` blocks (grid (chunks, K)), each writing the
+// double sum of its share to partial[k, chunk]; then one thread per channel adds its partials in
+// chunk order. A few channels of many pixels still fill the GPU, with the same bits every run.
+__global__ void conv_bias_grad_partial_kernel(View dy, double* partial) {
+  const std::int64_t k = blockIdx.y;
   const std::int64_t per_channel = dy.n * dy.hw;
-  float s = 0.0f;
-  for (std::int64_t j = threadIdx.x; j < per_channel; j += blockDim.x) {
+  double s = 0.0;
+  EWNET_CHUNK_LOOP(j, per_channel) {
     const std::int64_t n = j / dy.hw, p = j % dy.hw;
     s += dy.data[n * dy.stride + k * dy.hw + p];
   }
   s = detail::block_sum(s);
-  if (threadIdx.x == 0) db[k] = s;
+  if (threadIdx.x == 0) partial[k * gridDim.x + blockIdx.x] = s;
+}
+
+__global__ void conv_bias_grad_sum_kernel(std::int64_t channels, unsigned chunks, const double* partial, float* db) {
+  EWNET_GRID_LOOP(k, channels) {
+    double s = 0.0;
+    for (unsigned b = 0; b < chunks; ++b) s += partial[k * chunks + b];
+    db[k] = float(s);
+  }
 }
 
 void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* b, const Tensor<float>& y,
@@ -51,8 +62,15 @@ void conv2d_backward_filter(const Tensor<float>& x, const Tensor<float>& dy, con
 
 void conv2d_backward_bias(const Tensor<float>& dy, const Tensor<float>& db) {
   if (dy.c() == 0) return;
-  conv_bias_grad_kernel<<<unsigned(dy.c()), detail::kBlock, 0, stream()>>>(detail::view(dy), db.data());
-  EWNET_CUDA_CHECK_LAUNCH(conv_bias_grad_kernel);
+  const View v = detail::view(dy);
+  const std::int64_t K = dy.c();
+  const unsigned chunks = detail::chunks_for(v.n * v.hw, K);
+  double* partial = static_cast<double*>(detail::scratch(sizeof(double) * std::size_t(K) * chunks));
+  conv_bias_grad_partial_kernel<<<dim3(chunks, unsigned(K)), detail::kBlock, 0, stream()>>>(v, partial);
+  EWNET_CUDA_CHECK_LAUNCH(conv_bias_grad_partial_kernel);
+  conv_bias_grad_sum_kernel<<<detail::grid_for(std::size_t(K)), detail::kBlock, 0, stream()>>>(K, chunks, partial,
+                                                                                              db.data());
+  EWNET_CUDA_CHECK_LAUNCH(conv_bias_grad_sum_kernel);
 }
 
 }  // namespace ewnet::cuda

@@ -7,10 +7,15 @@
 //   dlogits[n, c] = scale * (p[n, c] - [c == t_n])
 // One thread per (n, pixel) walks the C channels (hw apart) for softmax; classifiers have hw = 1
 // and C of a few to a thousand classes, where one thread per sample is already memory-bound.
+//
+// Labels on the device are checked on the device: a label outside [0, K) is reported through
+// the error sink (the next synchronisation throws DeviceError naming it), its loss is NaN and
+// nothing is read outside the probabilities.
 #include <cfloat>
 
 #include <ewnet/ops/softmax.hpp>
 
+#include "cuda/graph_support.hpp"
 #include "cuda/launch.cuh"
 
 namespace ewnet::cuda {
@@ -49,19 +54,42 @@ __global__ void softmax_backward_kernel(View y, View dy, View dx, bool accumulat
   }
 }
 
+namespace {
+/// True when label t indexes one of k classes; otherwise reports it (first report wins).
+__device__ bool label_ok(detail::ErrorSink sink, std::int64_t n, std::int32_t t, std::int64_t k) {
+  if (t >= 0 && t < k) return true;
+  if (atomicCAS(sink.claim, 0, 1) == 0) {
+    sink.record->index = n;
+    sink.record->value = t;
+    sink.record->limit = k;
+    __threadfence_system();
+    sink.record->code = detail::kLabelOutOfRange;
+    __threadfence_system();
+  }
+  return false;
+}
+}  // namespace
+
 // One thread per sample; probs is [N, K, 1, 1], loss [N, 1, 1, 1].
-__global__ void cross_entropy_forward_kernel(View probs, const std::int32_t* labels, View loss) {
+__global__ void cross_entropy_forward_kernel(View probs, const std::int32_t* labels, View loss,
+                                             detail::ErrorSink sink) {
   EWNET_GRID_LOOP(n, probs.n) {
-    const float p = probs.data[n * probs.stride + labels[n]];
+    const std::int32_t t = labels[n];
+    if (!label_ok(sink, n, t, probs.sample)) {
+      loss.data[n * loss.stride] = NAN;
+      continue;
+    }
+    const float p = probs.data[n * probs.stride + t];
     loss.data[n * loss.stride] = -logf(fmaxf(p, FLT_MIN));
   }
 }
 
-// One thread per (n, c).
+// One thread per (n, c); the thread of c = 0 checks the sample's label.
 __global__ void softmax_cross_entropy_backward_kernel(View probs, const std::int32_t* labels, View dlogits,
-                                                      float scale, bool accumulate) {
+                                                      float scale, bool accumulate, detail::ErrorSink sink) {
   EWNET_GRID_LOOP(i, probs.count()) {
     const std::int64_t n = i / probs.sample, c = i % probs.sample;
+    if (c == 0) label_ok(sink, n, labels[n], probs.sample);
     const float g = scale * (probs.data[n * probs.stride + c] - (c == labels[n] ? 1.0f : 0.0f));
     float& d = dlogits.data[n * dlogits.stride + c];
     d = accumulate ? d + g : g;
@@ -86,7 +114,7 @@ void softmax_backward(const Tensor<float>& y, const Tensor<float>& dy, const Ten
 void cross_entropy_forward(const Tensor<float>& probs, const Tensor<std::int32_t>& labels, const Tensor<float>& loss) {
   if (probs.n() == 0) return;
   cross_entropy_forward_kernel<<<detail::grid_for(std::size_t(probs.n())), detail::kBlock, 0, stream()>>>(
-      detail::view(probs), labels.data(), detail::view(loss));
+      detail::view(probs), labels.data(), detail::view(loss), detail::error_sink());
   EWNET_CUDA_CHECK_LAUNCH(cross_entropy_forward_kernel);
 }
 
@@ -95,7 +123,7 @@ void softmax_cross_entropy_backward(const Tensor<float>& probs, const Tensor<std
   const View vp = detail::view(probs);
   if (vp.count() == 0) return;
   softmax_cross_entropy_backward_kernel<<<detail::grid_for(vp.count()), detail::kBlock, 0, stream()>>>(
-      vp, labels.data(), detail::view(dlogits), scale, mode == GradWrite::accumulate);
+      vp, labels.data(), detail::view(dlogits), scale, mode == GradWrite::accumulate, detail::error_sink());
   EWNET_CUDA_CHECK_LAUNCH(softmax_cross_entropy_backward_kernel);
 }
 

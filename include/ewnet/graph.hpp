@@ -179,7 +179,9 @@ class Model {
   }
 
   /// The same with labels already on the model's device ([N,1,1,1] int32, each in [0, classes)):
-  /// no host copy, so a CUDA step can be captured into a graph. The labels are not range-checked.
+  /// no host copy, so a CUDA step can be captured into a graph. The labels are range-checked where
+  /// they are used: on the CPU at once (ShapeError), on the GPU by the kernels, a bad one making
+  /// the next synchronisation (loss(), a copy to the host) throw DeviceError.
   const Tensor<T>& forward(const Tensor<T>& images, const Tensor<std::int32_t>& labels, Mode mode = Mode::training) {
     build();
     EWNET_CHECK_AS(GraphError, loss_node_ >= 0, "the model has no classification (loss) layer");

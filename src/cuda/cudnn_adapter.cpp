@@ -1,19 +1,25 @@
 // cuda/cudnn_adapter.cpp: the only file that calls cuDNN.
 //
-// Convolutions use cuDNN's legacy (v7-style) API, which cuDNN 9 marks deprecated; its warnings
-// are silenced here and nowhere else, so that any other use of a deprecated cuDNN function shows.
+// Convolutions use cuDNN's legacy (v7-style) API, which cuDNN 9 marks deprecated. The backend is
+// compiled with CUDNN_WARN_DEPRECATED (cmake/EwnetCuda.cmake), and the warnings are silenced only
+// around the convolution section below (filter and convolution descriptors, algorithm queries,
+// the three passes): a deprecated call anywhere else (handle, tensor descriptors, errors) shows.
 //
 // Per convolution shape (input and output shapes with their batch strides, filter, geometry,
-// math mode) a plan holds the descriptors and, for each direction, the algorithm, chosen once
+// math mode, deterministic mode) a plan holds the descriptors and, for each direction, the algorithm, chosen once
 // when that direction first runs and kept. The choice takes cuDNN's heuristic ranking
 // (cudnnGet*Algorithm_v7: no trial runs, no synchronisation, nothing written to the tensors,
 // which matters for a backward-data pass that accumulates into dx) and the first algorithm that
-// cuDNN accepts for the math mode and whose workspace fits kMaxWorkspace. All plans share one
-// workspace, grown when a plan needs more; the old block goes back to the caching allocator,
-// which is safe because every user of it runs on the same stream.
+// cuDNN accepts for the math mode and whose workspace fits kMaxWorkspace; in deterministic mode
+// (runtime.hpp, on by default) only algorithms whose perf entry says CUDNN_DETERMINISTIC. All
+// plans share one workspace, grown when a plan needs more; the old block goes back to the caching
+// allocator, which is safe because every user of it runs on the same stream, and is held back
+// while a CUDA graph exists (a graph may still use it: release_after_graphs).
 //
 // Precision: FP32 mode sets CUDNN_FMA_MATH (no tensor-core TF32); set_tf32(true) lets cuDNN use
-// the math type its heuristic ranks best.
+// the math type its heuristic ranks best. The descriptor's math type is set to the plan's mode
+// before every heuristic query: choosing an algorithm for one direction leaves the math type of
+// that choice on the shared descriptor, which would otherwise restrict the next query.
 #include "cuda/cudnn_adapter.hpp"
 
 #include <array>
@@ -26,11 +32,7 @@
 #include <ewnet/cuda/runtime.hpp>
 
 #include "cuda/check.hpp"
-
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-#endif
+#include "cuda/graph_support.hpp"
 
 namespace ewnet::cuda::detail {
 inline void check(cudnnStatus_t status, const char* call, const char* file, int line) {
@@ -72,7 +74,7 @@ Context& context() {
 void* workspace(std::size_t bytes) {
   Context& c = context();
   if (bytes > c.workspace_bytes) {
-    release(c.workspace, c.workspace_bytes);
+    detail::release_after_graphs(c.workspace, c.workspace_bytes);
     c.workspace = nullptr;
     c.workspace_bytes = 0;
     c.workspace = allocate(bytes);
@@ -91,6 +93,18 @@ cudnnTensorDescriptor_t make_tensor(const Tensor<float>& t) {
   return d;
 }
 
+}  // namespace
+}  // namespace ewnet::cuda::cudnn
+
+// ---- the legacy convolution API (deprecated in cuDNN 9) ---------------------------------------
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+
+namespace ewnet::cuda::cudnn {
+namespace {
+
 struct Algo {
   bool chosen = false;
   int algo = 0;
@@ -103,7 +117,9 @@ struct Plan {
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   bool tf32 = false;
+  bool deterministic = true;
   Algo fwd, bwd_data, bwd_filter;
+  cudnnMathType_t query_math() const { return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
   ~Plan() {
     if (x) cudnnDestroyTensorDescriptor(x);
     if (y) cudnnDestroyTensorDescriptor(y);
@@ -122,14 +138,15 @@ std::map<Key, std::unique_ptr<Plan>>& plans() {
 
 /// The plan for input `x`, filters `w`, output `y` (x and y as in the forward pass).
 Plan& plan_for(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& y, const Conv2dGeometry& g) {
-  const bool use_tf32 = tf32();
+  const bool use_tf32 = tf32(), use_deterministic = deterministic();
   const Key key{x.n(), x.c(), x.h(), x.w(), (long long)x.batch_stride(), w.n(), y.h(), y.w(),
                 (long long)y.batch_stride(), g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
-                use_tf32 ? 1 : 0, 0};
+                use_tf32 ? 1 : 0, use_deterministic ? 1 : 0};
   std::unique_ptr<Plan>& slot = plans()[key];
   if (slot) return *slot;
   auto p = std::make_unique<Plan>();
   p->tf32 = use_tf32;
+  p->deterministic = use_deterministic;
   p->x = make_tensor(x);
   p->y = make_tensor(y);
   EWNET_CUDA_CHECK(cudnnCreateFilterDescriptor(&p->w));
@@ -137,7 +154,7 @@ Plan& plan_for(const Tensor<float>& x, const Tensor<float>& w, const Tensor<floa
   EWNET_CUDA_CHECK(cudnnCreateConvolutionDescriptor(&p->conv));
   EWNET_CUDA_CHECK(cudnnSetConvolution2dDescriptor(p->conv, g.pad_h, g.pad_w, g.stride_h, g.stride_w, 1, 1,
                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  EWNET_CUDA_CHECK(cudnnSetConvolutionMathType(p->conv, use_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  EWNET_CUDA_CHECK(cudnnSetConvolutionMathType(p->conv, p->query_math()));
   int n = 0, c = 0, h = 0, wd = 0;
   EWNET_CUDA_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &n, &c, &h, &wd));
   EWNET_CHECK_AS(ShapeError, n == y.n() && c == y.c() && h == y.h() && wd == y.w(), "cuDNN computes a ",
@@ -147,19 +164,23 @@ Plan& plan_for(const Tensor<float>& x, const Tensor<float>& w, const Tensor<floa
 }
 
 /// Takes the heuristic's ranking and keeps the first algorithm that runs in the plan's math mode
-/// with a workspace under the cap. `workspace_of(algo)` returns cuDNN's status and size.
+/// with a workspace under the cap (and, in deterministic mode, that cuDNN reports deterministic).
+/// `workspace_of(algo)` returns cuDNN's status and size.
 template <class Perf, class WorkspaceOf>
 Algo choose(const char* direction, Plan& p, const Perf* perf, int count, WorkspaceOf workspace_of) {
   for (int i = 0; i < count; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (p.deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
     const cudnnMathType_t math = p.tf32 ? perf[i].mathType : CUDNN_FMA_MATH;
     if (cudnnSetConvolutionMathType(p.conv, math) != CUDNN_STATUS_SUCCESS) continue;
     std::size_t bytes = 0;
     if (workspace_of(int(perf[i].algo), &bytes) != CUDNN_STATUS_SUCCESS || bytes > kMaxWorkspace) continue;
     return Algo{true, int(perf[i].algo), math, bytes};
   }
-  throw DeviceError(str("cuDNN offers no ", direction, " convolution algorithm for this shape in ",
-                        p.tf32 ? "TF32" : "FP32 (FMA)", " math within a ", kMaxWorkspace, "-byte workspace"));
+  throw DeviceError(str("cuDNN offers no ", p.deterministic ? "deterministic " : "", direction,
+                        " convolution algorithm for this shape in ", p.tf32 ? "TF32" : "FP32 (FMA)", " math within a ",
+                        kMaxWorkspace, "-byte workspace (cudnn_adapter.cpp)",
+                        p.deterministic ? "; cuda::set_deterministic(false) allows the others" : ""));
 }
 
 }  // namespace
@@ -171,6 +192,7 @@ void conv_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<f
   if (!p.fwd.chosen) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
+    EWNET_CUDA_CHECK(cudnnSetConvolutionMathType(p.conv, p.query_math()));
     EWNET_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(ctx.handle, p.x, p.w, p.conv, p.y,
                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
     p.fwd = choose("forward", p, perf, count, [&](int algo, std::size_t* bytes) {
@@ -194,6 +216,7 @@ void conv_backward_data(const Tensor<float>& dy, const Tensor<float>& w, const T
   if (!p.bwd_data.chosen) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
+    EWNET_CUDA_CHECK(cudnnSetConvolutionMathType(p.conv, p.query_math()));
     EWNET_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx.handle, p.w, p.y, p.conv, p.x,
                                                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
     p.bwd_data = choose("backward-data", p, perf, count, [&](int algo, std::size_t* bytes) {
@@ -218,6 +241,7 @@ void conv_backward_filter(const Tensor<float>& x, const Tensor<float>& dy, const
   if (!p.bwd_filter.chosen) {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0;
+    EWNET_CUDA_CHECK(cudnnSetConvolutionMathType(p.conv, p.query_math()));
     EWNET_CUDA_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         ctx.handle, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
     p.bwd_filter = choose("backward-filter", p, perf, count, [&](int algo, std::size_t* bytes) {

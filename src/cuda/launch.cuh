@@ -38,6 +38,24 @@ inline View view(const Tensor<float>& t) {
               std::int64_t(t.batch_stride())};
 }
 
+/// Per-channel reductions across blocks (batch-norm statistics, the convolution's bias gradient):
+/// the `m` values of each channel are split among `chunks` blocks, a grid of (chunks, channels);
+/// stage 1 writes one partial per block, stage 2 adds a channel's partials in chunk order. The
+/// split depends on the shape alone, so the sums are the same bits on every run. Enough blocks in
+/// all to fill a large GPU (1024), each with at least 4 values a thread.
+inline unsigned chunks_for(std::int64_t per_channel, std::int64_t channels) {
+  const std::int64_t per_block = 4 * std::int64_t(kBlock);
+  const std::int64_t by_size = (per_channel + per_block - 1) / per_block;
+  const std::int64_t by_grid = channels > 0 ? 1024 / channels : 1;
+  const std::int64_t c = by_size < by_grid ? by_size : by_grid;
+  return unsigned(c < 1 ? 1 : c);
+}
+
+/// Value j of the channel (blockIdx.y) handled by this block of its chunks (blockIdx.x).
+#define EWNET_CHUNK_LOOP(j, m)                                                                        \
+  for (std::int64_t j = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < std::int64_t(m); \
+       j += std::int64_t(blockDim.x) * gridDim.x)
+
 /// A grid-stride loop with 64-bit indices.
 #define EWNET_GRID_LOOP(i, count)                                                                  \
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < std::int64_t(count); \

@@ -1,9 +1,13 @@
 // Whole training steps on the CUDA device against the CPU backend: a small network with a
 // residual inception module (add_inception), batch and cross-channel normalization, dropout and a
-// softmax classifier; frozen layers; the caching allocator's steady state; CUDA graph replay.
+// softmax classifier; frozen layers; the caching allocator's steady state; CUDA graph replay, and
+// a graph whose memory changed hands; the paper model's inception 3a at its real size.
+#include <algorithm>
+
 #include <ewnet/cuda/runtime.hpp>
 #include <ewnet/cuda/step_graph.hpp>
 
+#include "cuda/cudnn_adapter.hpp"
 #include "cuda_test.hpp"
 
 using namespace ewnet;
@@ -206,4 +210,179 @@ TEST_CASE("a training step captured as a CUDA graph and replayed equals eager st
   }
   CHECK(graph.replays() == 4);
   CHECK(cuda::allocator_stats().device_mallocs == mallocs_after_capture);
+}
+
+TEST_CASE("a graph whose memory changed hands is captured again, never replayed", "[graph]") {
+  Random rng = rng_for("graph reallocation");
+  const std::uint64_t model_seed = rng.next_u64();
+  Model<float> eager = small_net(model_seed, 0.0), graphed = small_net(model_seed, 0.0);
+  eager.to(Device::cuda);
+  graphed.to(Device::cuda);
+  Sgdm<float> eager_solver, graph_solver;
+
+  const int n = 6;
+  Tensor<float> images = Tensor<float>::empty({n, 3, 12, 12}, Device::cuda);
+  Tensor<std::int32_t> labels = Tensor<std::int32_t>::empty({n, 1, 1, 1}, Device::cuda);
+  cuda::StepGraph graph;
+  for (int step = 0; step < 6; ++step) {
+    INFO("step " << step);
+    if (step == 3) {
+      // An evaluation at another batch size: both models reallocate their activations, and
+      // blocks the graph writes go back to the cache for other tensors.
+      const Batch e = random_batch(rng, 3);
+      const Tensor<float> small = e.images.to(Device::cuda);
+      const Tensor<float>& pe = eager.forward(small);
+      const Tensor<float>& pg = graphed.forward(small);
+      CHECK(rel_diff(pg, pe) <= 1e-5);
+      // Other tensors now take what the cache offers, and hold values the replay must not touch.
+      std::vector<Tensor<float>> bystanders;
+      for (int i = 0; i < 8; ++i) bystanders.push_back(Tensor<float>::from_vector(
+                                      {n, 8, 12, 12}, std::vector<float>(size_t(n) * 8 * 144, float(i)), Device::cuda));
+      const Batch b = random_batch(rng, n);
+      const std::vector<std::int32_t> l(b.labels.begin(), b.labels.end());
+      images.copy_from(b.images);
+      labels.copy_from(Tensor<std::int32_t>::from_vector({n, 1, 1, 1}, l));
+      eager.forward(images, b.labels);
+      eager.backward();
+      eager_solver.step(eager, 0.05);
+      graph.run([&] {
+        graphed.forward(images, labels);
+        graphed.backward();
+        graph_solver.step(graphed, 0.05);
+      });
+      CHECK_FALSE(graph.captured());  // dropped, and this step ran eagerly
+      for (int i = 0; i < 8; ++i) {
+        const std::vector<float> v = bystanders[size_t(i)].to_vector();
+        CHECK(std::all_of(v.begin(), v.end(), [&](float x) { return x == float(i); }));
+      }
+    } else {
+      const Batch b = random_batch(rng, n);
+      const std::vector<std::int32_t> l(b.labels.begin(), b.labels.end());
+      images.copy_from(b.images);
+      labels.copy_from(Tensor<std::int32_t>::from_vector({n, 1, 1, 1}, l));
+      eager.forward(images, b.labels);
+      eager.backward();
+      eager_solver.step(eager, 0.05);
+      graph.run([&] {
+        graphed.forward(images, labels);
+        graphed.backward();
+        graph_solver.step(graphed, 0.05);
+      });
+      CHECK(graph.captured() == (step != 0));
+    }
+    CHECK(std::fabs(graphed.loss() - eager.loss()) <= 1e-4f * std::max(1.0f, std::fabs(eager.loss())));
+    compare_models(graphed, eager, 1e-4, false);
+  }
+  CHECK(graph.invalidations() == 1);
+  CHECK(graph.captures() == 2);     // at steps 1 and 4
+  CHECK(graph.replays() == 4);      // steps 1, 2, 4, 5
+}
+
+TEST_CASE("a growing convolution workspace does not invalidate a live graph", "[graph]") {
+  Random rng = rng_for("graph workspace");
+  const std::uint64_t model_seed = rng.next_u64();
+  Model<float> eager = small_net(model_seed, 0.0), graphed = small_net(model_seed, 0.0);
+  eager.to(Device::cuda);
+  graphed.to(Device::cuda);
+  Sgdm<float> eager_solver, graph_solver;
+  const int n = 6;
+  Tensor<float> images = Tensor<float>::empty({n, 3, 12, 12}, Device::cuda);
+  Tensor<std::int32_t> labels = Tensor<std::int32_t>::empty({n, 1, 1, 1}, Device::cuda);
+  cuda::StepGraph graph;
+  const std::size_t workspace_before = cuda::cudnn::stats().workspace_bytes;
+  std::size_t workspace_after = 0;
+  for (int step = 0; step < 4; ++step) {
+    INFO("step " << step);
+    if (step == 2) {
+      // A convolution large enough to need a larger shared workspace.
+      Tensor<float> x({32, 128, 56, 56}, Device::cuda), w({128, 128, 5, 5}, Device::cuda),
+          y({32, 128, 56, 56}, Device::cuda);
+      conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), y, Conv2dGeometry{5, 5, 1, 1, 2, 2});
+      conv2d_backward_filter(x, y, w, Conv2dGeometry{5, 5, 1, 1, 2, 2});
+      workspace_after = cuda::cudnn::stats().workspace_bytes;
+    }
+    const Batch b = random_batch(rng, n);
+    const std::vector<std::int32_t> l(b.labels.begin(), b.labels.end());
+    images.copy_from(b.images);
+    labels.copy_from(Tensor<std::int32_t>::from_vector({n, 1, 1, 1}, l));
+    eager.forward(images, b.labels);
+    eager.backward();
+    eager_solver.step(eager, 0.05);
+    graph.run([&] {
+      graphed.forward(images, labels);
+      graphed.backward();
+      graph_solver.step(graphed, 0.05);
+    });
+    compare_models(graphed, eager, 1e-4, false);
+  }
+  INFO("workspace " << workspace_before << " -> " << workspace_after << " bytes");
+  if (workspace_after <= workspace_before) WARN("the large convolution did not grow the workspace: this run proves less");
+  CHECK(graph.invalidations() == 0);
+  CHECK(graph.replays() == 3);
+}
+
+namespace {
+/// The paper model's inception 3a at its real size: input 192x28x28, GoogLeNet's filter counts,
+/// the projection shortcut (192 -> 256 channels), then a small classifier head.
+Model<float> inception_3a_net(std::uint64_t seed) {
+  Model<float> m(seed);
+  m.add(std::make_unique<ImageInput<float>>("input", 192, 28, 28));
+  const std::string out = add_inception(m, "inception_3a", "input", InceptionFilters{64, 96, 128, 16, 32, 32},
+                                        Residual::identity_or_projection);
+  m.add(std::make_unique<GlobalAvgPool<float>>("gap"), out);
+  m.add(std::make_unique<FullyConnected<float>>("fc", kClasses));
+  m.add(std::make_unique<Softmax<float>>("prob"));
+  m.add(std::make_unique<Classification<float>>("loss"));
+  m.build();
+  return m;
+}
+}  // namespace
+
+// Tolerance: FP32 throughout, but cuDNN's algorithms (implicit GEMM, Winograd, FFT) sum the up to
+// 96*5*5 = 2400 products of a 5x5 output, and the gradients' batch sums of 8*28*28 = 6272 terms,
+// in other orders than the CPU's im2col + BLAS. The errors observed for such sums stay near
+// sqrt(n) * 2^-24 of the largest magnitude; 1e-4 (forward) and 1e-3 (gradients) of the largest
+// magnitude of each tensor leave a wide margin while still catching a wrong index or a missing term.
+TEST_CASE("inception 3a at its real size (batch 8, 192x28x28) matches the CPU forward and backward",
+          "[model][large]") {
+  Random rng = rng_for("inception 3a");
+  const std::uint64_t model_seed = rng.next_u64();
+  Model<float> cpu = inception_3a_net(model_seed), gpu = inception_3a_net(model_seed);
+  gpu.to(Device::cuda);
+  const int n = 8;
+  std::vector<float> v(size_t(n) * 192 * 28 * 28);
+  for (float& x : v) x = float(rng.uniform(-1, 1));
+  const Tensor<float> images = Tensor<float>::from_vector({n, 192, 28, 28}, v);
+  std::vector<int> labels;
+  for (int i = 0; i < n; ++i) labels.push_back(int(rng.below(kClasses)));
+
+  const Tensor<float>& pc = cpu.forward(images, labels);
+  const Tensor<float>& pg = gpu.forward(images.to(Device::cuda), labels);
+  CHECK(rel_diff(pg, pc) <= 1e-4);
+  for (Layer<float>* l : cpu.layers()) {
+    INFO("activation of layer " << l->name());
+    CHECK(rel_diff(gpu.activation(l->name()), cpu.activation(l->name())) <= 1e-4);
+  }
+  CHECK(std::fabs(cpu.loss() - gpu.loss()) <= 1e-4f * std::max(1.0f, std::fabs(cpu.loss())));
+  cpu.backward();
+  gpu.backward();
+  for (Layer<float>* l : cpu.layers()) {
+    const Tensor<float>& gc = cpu.output_gradient(l->name());
+    if (gc.empty()) continue;
+    INFO("gradient of layer " << l->name());
+    CHECK(rel_diff(gpu.output_gradient(l->name()), gc) <= 1e-3);
+  }
+  compare_models(gpu, cpu, 1e-3, true);
+
+  // Deterministic mode (the default): a second GPU model computes the same bits.
+  Model<float> again = inception_3a_net(model_seed);
+  again.to(Device::cuda);
+  again.forward(images.to(Device::cuda), labels);
+  again.backward();
+  auto a = again.parameters(), b = gpu.parameters();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("layer " << a[i].first << ", parameter " << a[i].second->name);
+    CHECK(a[i].second->grad.to_vector() == b[i].second->grad.to_vector());
+  }
 }

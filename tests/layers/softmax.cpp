@@ -41,6 +41,13 @@ TEST_CASE("softmax with cross-entropy: loss and fused gradient", "[softmax][clas
   REQUIRE(dlogits.at(1, 2, 0, 0) == Approx(p[6] / 2));
 
   REQUIRE_THROWS_WITH(m.forward(logits, std::vector<int>{1, 4}), Catch::Contains("label 4"));
+  // Labels given as a tensor are checked where they index the probabilities.
+  Tensor<double> loss({2, 1, 1, 1});
+  REQUIRE_THROWS_WITH(cross_entropy_forward(m.prediction(), Tensor<std::int32_t>::from_vector({2, 1, 1, 1}, {1, -1}),
+                                            loss),
+                      Catch::Contains("label -1 of sample 1 is outside [0, 4)"));
+  REQUIRE_THROWS_WITH(m.forward(logits, Tensor<std::int32_t>::from_vector({2, 1, 1, 1}, {4, 0})),
+                      Catch::Contains("label 4 of sample 0"));
 }
 
 TEST_CASE("softmax with cross-entropy gradient matches finite differences of the mean loss", "[softmax][gradient]") {

@@ -10,6 +10,10 @@
 //
 // Precision: float32 with full FP32 arithmetic by default (cuDNN CUDNN_FMA_MATH, cuBLAS default
 // math); set_tf32(true) lets convolutions and matrix products use TF32 tensor cores.
+//
+// Reproducibility: deterministic mode (on by default) restricts cuDNN to algorithms it reports as
+// deterministic, so two identical runs on the same GPU, driver and libraries give the same bits
+// (docs/cuda.md says what is and is not reproducible).
 #pragma once
 
 #include <cstddef>
@@ -33,7 +37,8 @@ struct AllocatorStats {
   std::size_t bytes_cached = 0;       // kept for reuse
 };
 AllocatorStats allocator_stats();
-/// Returns every cached block to the driver (waits for the device first).
+/// Returns every cached block to the driver (waits for the device first). Throws DeviceError
+/// while the current stream is being captured.
 void empty_cache();
 
 /// The name of device 0 ("NVIDIA H100 80GB HBM3"); throws DeviceError when there is none.
@@ -44,7 +49,9 @@ void require_device();
 /// The stream all of ewnet's work goes to.
 cudaStream_t stream();
 /// Makes `s` the current stream (nullptr: back to ewnet's own stream). The caller keeps `s`
-/// alive while ewnet uses it.
+/// alive while ewnet uses it. The new stream first waits (an event) for everything queued on the
+/// old one, since cached blocks and workspaces pass from one to the other. Throws DeviceError
+/// during a capture.
 void set_stream(cudaStream_t s);
 /// True while the current stream is being captured into a CUDA graph.
 bool capturing();
@@ -52,5 +59,15 @@ bool capturing();
 /// TF32 tensor-core math for convolutions and matrix products (off by default: full FP32).
 void set_tf32(bool enabled);
 bool tf32();
+
+/// Deterministic mode (on by default): cuDNN may only choose convolution algorithms it reports
+/// as deterministic, so identical runs give identical bits (each shape is planned once per
+/// mode, so switching back and forth costs nothing after the first use).
+void set_deterministic(bool enabled);
+bool deterministic();
+
+/// Waits for the current stream; throws DeviceError when a kernel reported bad input (such as
+/// a label outside [0, classes) in the cross-entropy kernels).
+void synchronize();
 
 }  // namespace ewnet::cuda

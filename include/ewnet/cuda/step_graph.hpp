@@ -20,6 +20,10 @@
 //     reuses one mask and does not advance the counter: reset() periodically, or leave dropout
 //     out of captured steps;
 //   - the step may not copy to the host (Model::loss()); read the loss after run() returns.
+// Memory is checked, not trusted: when a block the graph may write has been released, reused or
+// returned to the driver since the capture (a forward pass at another batch size, a re-plan after
+// freezing, a larger workspace, empty_cache), run() drops the graph instead of replaying it, runs
+// the step eagerly and captures again on the next run (invalidations() counts these).
 #pragma once
 
 #include <functional>
@@ -40,12 +44,17 @@ class StepGraph {
   bool captured() const { return exec_ != nullptr; }
   /// How many times the graph was launched.
   unsigned long long replays() const { return replays_; }
+  /// How many graphs were captured, and how many were dropped because memory they referenced
+  /// changed hands.
+  unsigned long long captures() const { return captures_; }
+  unsigned long long invalidations() const { return invalidations_; }
 
  private:
   void* graph_ = nullptr;  // cudaGraph_t
   void* exec_ = nullptr;   // cudaGraphExec_t
   bool warmed_up_ = false;
-  unsigned long long replays_ = 0;
+  unsigned long long generation_ = 0;  // the allocation generation at capture
+  unsigned long long replays_ = 0, captures_ = 0, invalidations_ = 0;
 };
 
 }  // namespace ewnet::cuda

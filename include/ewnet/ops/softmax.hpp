@@ -62,7 +62,10 @@ void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& 
 template <class T>
 void cross_entropy_forward(const Tensor<T>& probs, const Tensor<std::int32_t>& labels, const Tensor<T>& loss) {
   for (int n = 0; n < probs.n(); ++n) {
-    const T p = probs.sample(n)[labels.data()[n]];
+    const std::int32_t t = labels.data()[n];
+    EWNET_CHECK_AS(ShapeError, t >= 0 && t < probs.c(), "cross_entropy_forward: label ", t, " of sample ", n,
+                   " is outside [0, ", probs.c(), ")");
+    const T p = probs.sample(n)[t];
     loss.data()[n] = -std::log(std::max(p, std::numeric_limits<T>::min()));
   }
 }
