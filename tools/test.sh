@@ -7,7 +7,13 @@ cd "$(dirname "$0")/.."
 tools/install-deps.sh
 build=${EWNET_BUILD_DIR:-build}
 jobs=${EWNET_JOBS:-$(nproc)}
+# ONNX Runtime and ONNX's checker for the export test, from PyPI, in a virtual environment in the
+# build folder (the test fails in CI when they are missing).
+python="$build/pyenv/bin/python"
+[ -x "$python" ] || python3 -m venv "$build/pyenv"
+"$python" -c "import onnx, onnxruntime, numpy, PIL" 2>/dev/null ||
+  "$python" -m pip install -q "onnx==1.23.2" "onnxruntime==1.32.0" numpy pillow
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEWNET_WITH_CUDA=ON -DEWNET_BUILD_TESTS=ON \
-  -DEWNET_BUILD_EXAMPLES=ON -DEWNET_BUILD_BENCHMARKS=ON
+  -DEWNET_BUILD_EXAMPLES=ON -DEWNET_BUILD_BENCHMARKS=ON -DEWNET_PYTHON="$(cd "$build" && pwd)/pyenv/bin/python"
 cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" --output-on-failure -j "$jobs"

@@ -1,26 +1,35 @@
-// ewnet-classify: top-k classes of images with a trained checkpoint, as text or JSON.
+// ewnet-classify: top-k classes of images with a trained checkpoint, as text, JSON or CSV; with
+// rejection of unknown devices and Grad-CAM heat maps on request.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
-#include <numeric>
+#include <set>
+#include <unistd.h>
 
 #include <cli.hpp>
-#include <ewnet/data/augment.hpp>
 #include <ewnet/data/dataset.hpp>
-#include <ewnet/data/image.hpp>
-#include <ewnet/model.hpp>
+#include <ewnet/deploy/classifier.hpp>
 
 namespace {
-const char* kUsage = "ewnet-classify CHECKPOINT IMAGE_OR_FOLDER... [--top K] [--json] [--device cpu|cuda]";
+const char* kUsage = "ewnet-classify CHECKPOINT IMAGE_OR_FOLDER... [--top K] [--json] [--csv FILE] [--reject] "
+                     "[--explain DIR] [--device cpu|cuda]";
 const char* kHelp =
     "Classifies images with a checkpoint written by ewnet-train or ewnet-finetune. Folders are searched\n"
     "recursively for images. Each image is resized to the model's input size and normalised as in training.\n"
     "A file that is not a readable image is skipped with a warning.\n\n"
-    "  --top K            classes shown for each image (default 3)\n"
-    "  --json             one JSON document on stdout instead of text\n"
-    "  --batch N          images per forward pass (default 32)\n"
-    "  --device cpu|cuda  where to run (default cpu)\n";
+    "  --top K              classes shown for each image (default 3)\n"
+    "  --json               one JSON document on stdout instead of text\n"
+    "  --csv FILE           also write FILE: file,class,probability,top_k (top_k as class:probability;...)\n"
+    "  --batch N            images per forward pass (default 32)\n"
+    "  --reject             answer 'unknown' when the rejection score is below the checkpoint's calibrated\n"
+    "                       threshold (see ewnet-calibrate)\n"
+    "  --reject-score S     max_probability (default) or energy\n"
+    "  --explain DIR        write DIR/<image name>.gradcam.png: a Grad-CAM heat map of the top class over\n"
+    "                       the image (red: what the decision rested on)\n"
+    "  --no-progress        no progress bar on stderr (shown when stderr is a terminal)\n"
+    "  --device cpu|cuda    where to run (default cpu)\n";
 
 std::vector<std::string> collect(const std::vector<std::string>& args) {
   namespace fs = std::filesystem;
@@ -40,80 +49,123 @@ std::vector<std::string> collect(const std::vector<std::string>& args) {
   }
   return files;
 }
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+void progress(size_t done, size_t total) {
+  const int width = 30, filled = total ? int(width * done / total) : width;
+  std::fprintf(stderr, "\rclassifying [%s%s] %zu/%zu ", std::string(size_t(filled), '#').c_str(),
+               std::string(size_t(width - filled), '.').c_str(), done, total);
+  if (done == total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   return cli::run("ewnet-classify", kUsage, [&] {
-    const cli::Args a(argc, argv, {"top", "device", "batch"}, {"json"});
+    const cli::Args a(argc, argv, {"top", "device", "batch", "csv", "reject-score", "explain"},
+                      {"json", "reject", "no-progress"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() < 2) throw cli::UsageError("give a checkpoint and at least one image or folder");
     const int top = a.get_int("top", 3), batch = a.get_int("batch", 32);
     const bool as_json = a.flag("json");
-    const ewnet::Device device = a.get_device();
-    cli::report_cpu_engine();
     const std::string checkpoint = a.positional()[0];
+    ewnet::RejectionScore reject_score = ewnet::RejectionScore::max_probability;
+    try {
+      reject_score = ewnet::parse_rejection_score(a.get("reject-score", "max_probability"));
+    } catch (const ewnet::Error& e) {
+      throw cli::UsageError(std::string("--reject-score: ") + e.what());
+    }
 
-    ewnet::Model<float> model = ewnet::model_from_checkpoint<float>(checkpoint);
-    model.to(device);
-    const int k = model.classes(), size = model.input_shape().h;
-    std::vector<std::string> classes;
-    const auto meta = ewnet::read_checkpoint_metadata(checkpoint);
-    if (auto it = meta.find("ewnet.classes"); it != meta.end()) {
-      const ewnet::json::Value names = ewnet::json::parse(it->second, checkpoint);  // outlives the loop
-      for (const auto& c : names.as_array()) classes.push_back(c.as_string());
+    ewnet::ClassifierOptions co;
+    co.device = a.get_device();
+    cli::report_cpu_engine();
+    co.top_k = top;
+    ewnet::Classifier classifier(checkpoint, co);
+    if (a.flag("reject")) classifier.set_reject(true, reject_score);
+    const std::string explain_dir = a.get("explain", "");
+    if (!explain_dir.empty()) std::filesystem::create_directories(explain_dir);
+    std::ofstream csv;
+    if (a.has("csv")) {
+      csv.open(a.get("csv", ""));
+      if (!csv) throw ewnet::IoError(a.get("csv", "") + ": cannot open for writing");
+      csv << "file,class,probability,top_k\n";
     }
-    if (int(classes.size()) != k) {
-      classes.clear();
-      for (int c = 0; c < k; ++c) classes.push_back("class_" + std::to_string(c));
-    }
+    const bool show_progress = !a.flag("no-progress") && ::isatty(STDERR_FILENO);
 
     const std::vector<std::string> files =
         collect(std::vector<std::string>(a.positional().begin() + 1, a.positional().end()));
     ewnet::json::Value results = ewnet::json::Value::array();
+    std::set<std::string> heat_map_names;
     size_t skipped = 0, done = 0;
     for (size_t first = 0; first < files.size(); first += size_t(batch)) {
       std::vector<std::string> names;
       std::vector<ewnet::data::Image> images;
       for (size_t i = first; i < std::min(files.size(), first + size_t(batch)); ++i) {
         try {
-          images.push_back(ewnet::data::resize_bilinear(ewnet::data::load_image(files[i]), size, size));
+          images.push_back(ewnet::data::load_image(files[i]));
           names.push_back(files[i]);
         } catch (const ewnet::Error& e) {
-          std::fprintf(stderr, "warning: skipping bad image: %s\n", e.what());
+          std::fprintf(stderr, "%swarning: skipping bad image: %s\n", show_progress ? "\n" : "", e.what());
           ++skipped;
         }
       }
       if (images.empty()) continue;
-      ewnet::Tensor<float> x = ewnet::Tensor<float>::empty({int(images.size()), 3, size, size});
-      for (size_t i = 0; i < images.size(); ++i)
-        ewnet::data::image_to_chw(images[i], x.data() + i * size_t(3 * size * size));
-      const std::vector<float> p =
-          model.forward(device == ewnet::Device::cpu ? x : x.to(device), ewnet::Mode::inference).to_vector();
-      for (size_t i = 0; i < images.size(); ++i, ++done) {
-        std::vector<int> order(static_cast<size_t>(k));
-        std::iota(order.begin(), order.end(), 0);
-        const float* pi = p.data() + i * size_t(k);
-        std::stable_sort(order.begin(), order.end(), [&](int l, int r) { return pi[l] > pi[r]; });
+      const std::vector<ewnet::ClassifierResult> rs = classifier.classify_batch(images);
+      for (size_t i = 0; i < rs.size(); ++i, ++done) {
+        const ewnet::ClassifierResult& r = rs[i];
+        const std::string label = r.known ? r.top[0].name : "unknown";
         ewnet::json::Value preds = ewnet::json::Value::array();
-        std::string line = names[i] + ":";
-        for (int j = 0; j < std::min(top, k); ++j) {
+        std::string line = names[i] + ":" + (r.known ? "" : " unknown (rejected);"), topk;
+        for (size_t j = 0; j < r.top.size(); ++j) {
           ewnet::json::Value e = ewnet::json::Value::object();
-          e["class"] = classes[size_t(order[size_t(j)])];
-          e["probability"] = double(pi[order[size_t(j)]]);
+          e["class"] = r.top[j].name;
+          e["probability"] = double(r.top[j].probability);
           preds.push_back(e);
           char b[64];
-          std::snprintf(b, sizeof b, " %.1f%%", 100.0 * pi[order[size_t(j)]]);
-          line += (j ? ", " : " ") + classes[size_t(order[size_t(j)])] + b;
+          std::snprintf(b, sizeof b, " %.1f%%", 100.0 * r.top[j].probability);
+          line += (j ? ", " : " ") + r.top[j].name + b;
+          std::snprintf(b, sizeof b, ":%.6f", r.top[j].probability);
+          topk += (j ? ";" : "") + r.top[j].name + b;
         }
         if (as_json) {
-          ewnet::json::Value r = ewnet::json::Value::object();
-          r["file"] = names[i];
-          r["top"] = preds;
-          results.push_back(r);
+          ewnet::json::Value o = ewnet::json::Value::object();
+          o["file"] = names[i];
+          o["top"] = preds;
+          if (a.flag("reject")) {
+            o["known"] = r.known;
+            o["class"] = label;
+            o["max_probability"] = double(r.max_probability);
+            o["energy_score"] = double(r.energy_score);
+          }
+          results.push_back(o);
         } else {
           std::printf("%s\n", line.c_str());
         }
+        if (csv.is_open()) {
+          char b[32];
+          std::snprintf(b, sizeof b, "%.6f", r.top[0].probability);
+          csv << csv_field(names[i]) << ',' << csv_field(label) << ',' << b << ',' << csv_field(topk) << '\n';
+        }
+        if (!explain_dir.empty()) {
+          const ewnet::HeatMap m = classifier.explain(images[i], r.top[0].index);
+          std::string stem = std::filesystem::path(names[i]).stem().string(), name = stem + ".gradcam.png";
+          for (int n = 2; heat_map_names.count(name); ++n) name = stem + "-" + std::to_string(n) + ".gradcam.png";
+          heat_map_names.insert(name);
+          ewnet::data::write_png((std::filesystem::path(explain_dir) / name).string(),
+                                 ewnet::overlay_heat_map(images[i], m));
+        }
       }
+      if (show_progress) progress(done + skipped, files.size());
+    }
+    if (csv.is_open()) {
+      csv.close();
+      if (!csv) throw ewnet::IoError(a.get("csv", "") + ": write failed");
     }
     if (as_json) {
       ewnet::json::Value doc = ewnet::json::Value::object();
