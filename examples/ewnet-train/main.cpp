@@ -9,8 +9,10 @@ const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] 
                      "[--seed N] [--split-file CSV] [--device cpu|cuda] [--resume] [--no-progress]";
 const char* kHelp =
     "Trains the paper's 67-layer inception-residual model from random weights on DATA_DIR/<class>/<image>.\n"
-    "Defaults are the paper's: SGDM with momentum 0.9, batch 64, learning rate 1e-3, up to 320 epochs,\n"
-    "a stratified 80/20 training/validation split. Validates every epoch; keeps OUT/best.safetensors and\n"
+    "Defaults the paper states: SGDM, batch 64, learning rate 1e-3, up to 320 epochs, an 80/20\n"
+    "training/validation split (stratified by class here). Not stated by the paper: momentum 0.9 and L2\n"
+    "1e-4 are MATLAB's trainingOptions('sgdm') defaults; the augmentation (random crop, shift, rotation,\n"
+    "flip) is ewnet's choice. Validates every epoch; keeps OUT/best.safetensors and\n"
     "OUT/last.safetensors, and writes log.csv, report.json, training-curves.svg and confusion.svg.\n\n"
     "  --out DIR          output folder (default ewnet-train-run)\n"
     "  --epochs N         epochs (default 320)\n"
