@@ -2,7 +2,8 @@
 # Installs what ewnet needs to build, test and benchmark on Debian (12 or newer), from Debian's
 # packages. The CUDA toolkit with cuDNN, when present, is expected under /usr/local/cuda.
 set -euo pipefail
-packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-dev libstb-dev libcurl4-openssl-dev libbenchmark-dev python3)
+packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-dev libstb-dev libcurl4-openssl-dev libbenchmark-dev python3
+          python3-torch python3-torchvision)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

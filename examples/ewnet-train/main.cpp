@@ -6,9 +6,11 @@
 
 namespace {
 const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] [--image-size N] "
-                     "[--seed N] [--split-file CSV] [--device cpu|cuda] [--resume] [--no-progress]";
+                     "[--seed N] [--split-file CSV] [--device cpu|cuda] [--model NAME] [--init FILE] "
+                     "[--new-layer-factor F] [--resume] [--no-progress]";
 const char* kHelp =
-    "Trains the paper's 67-layer inception-residual model from random weights on DATA_DIR/<class>/<image>.\n"
+    "Trains the paper's 67-layer inception-residual model (or --model) from random weights (or --init) on\n"
+    "DATA_DIR/<class>/<image>.\n"
     "Defaults the paper states: SGDM, batch 64, learning rate 1e-3, up to 320 epochs, an 80/20\n"
     "training/validation split (stratified by class here). Not stated by the paper: momentum 0.9 and L2\n"
     "1e-4 are MATLAB's trainingOptions('sgdm') defaults; the augmentation (random crop, shift, rotation,\n"
@@ -22,13 +24,22 @@ const char* kHelp =
     "  --seed N           weights, split, shuffling and augmentation (default 0)\n"
     "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
+    "  --model NAME       paper (default: the paper's 67-layer model), googlenet, resnet18 or inception-v3\n"
+    "                     (torchvision's networks, docs/model.md; inception-v3 needs at least 75x75)\n"
+    "  --init FILE        start from these weights instead of random ones: a file written by\n"
+    "                     tools/torch_to_safetensors.py (e.g. torchvision's ImageNet weights) or an ewnet\n"
+    "                     checkpoint of the same network. A classifier for another number of classes is\n"
+    "                     replaced by a fresh one (MATLAB's transfer recipe) and every layer trains\n"
+    "  --new-layer-factor F  learning-rate factor of that new classifier (default 10, MATLAB's example's)\n"
     "  --resume           continue OUT's interrupted run from OUT/last.safetensors\n"
     "  --no-progress      no progress bar on stderr\n";
 }  // namespace
 
 int main(int argc, char** argv) {
   return cli::run("ewnet-train", kUsage, [&] {
-    const cli::Args a(argc, argv, {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device"},
+    const cli::Args a(argc, argv,
+                      {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device", "model", "init",
+                       "new-layer-factor"},
                       {"resume", "no-progress"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() != 1) throw cli::UsageError("give exactly one data folder");
@@ -46,8 +57,12 @@ int main(int argc, char** argv) {
     r.out_dir = a.get("out", "ewnet-train-run");
     r.resume = a.flag("resume");
     r.progress = !a.flag("no-progress");
+    r.model = a.get_model();
+    r.init = a.get("init", "");
+    r.new_layer_factor = a.get_double("new-layer-factor", 10);
     const pipeline::Data data = pipeline::load_data(d, std::cout);
-    pipeline::train_scratch(data, r, "source training (from scratch)", d.dir, std::cout);
+    pipeline::train_scratch(data, r, r.init.empty() ? "source training (from scratch)" : "training from " + r.init,
+                            d.dir, std::cout);
     return 0;
   });
 }

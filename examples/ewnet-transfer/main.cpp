@@ -12,7 +12,8 @@ namespace {
 const char* kUsage = "ewnet-transfer [--source DIR --target DIR] [--out DIR] [--baseline] [--image-size N] "
                      "[--source-epochs N] [--target-epochs N] [--batch N] [--lr RATE] [--target-lr RATE] [--finetune-lr RATE] "
                      "[--drop-period N] [--train-from LAYER] [--no-feature-cache] [--seed N] [--device cpu|cuda] "
-                     "[--resume] [--no-progress]";
+                     "[--resume] [--no-progress]"
+                     " [--model NAME] [--init FILE] [--new-layer-factor F]";
 const char* kHelp =
     "Runs the paper's transfer pipeline: (1) trains the 67-layer model from scratch on the source domain,\n"
     "(2) fine-tunes its best checkpoint on the target domain with everything but the task-specific head\n"
@@ -48,7 +49,14 @@ const char* kHelp =
     "  --seed N           everything random (default 0)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
     "  --resume           continue an interrupted run in OUT (finished stages are not repeated)\n"
-    "  --no-progress      no progress bar on stderr\n";
+    "  --no-progress      no progress bar on stderr\n"
+    "  --model NAME       the network of all three stages: paper (default), googlenet, resnet18 or\n"
+    "                     inception-v3 (torchvision's, docs/model.md; inception-v3 needs --image-size 75+)\n"
+    "  --init FILE        start the source training from these weights (tools/torch_to_safetensors.py's\n"
+    "                     output, e.g. torchvision's ImageNet weights, or an ewnet checkpoint) instead of\n"
+    "                     random ones; a classifier for another class count is replaced (MATLAB's recipe)\n"
+    "  --new-layer-factor F  learning-rate factor of a replaced classifier: default 10 (MATLAB's transfer\n"
+    "                     recipe) when the layers below it train too, 1 when fine-tuning the head alone\n";
 
 ewnet::train::Series accuracy_series(const ewnet::train::History& h, const std::string& name, const char* colour) {
   ewnet::train::Series s{name, {}, {}, colour, false, true, 2.0, 1.0};
@@ -93,7 +101,8 @@ int main(int argc, char** argv) {
     const cli::Args a(argc, argv,
                       {"source", "target", "out", "image-size", "source-epochs", "target-epochs", "batch", "lr",
                        "target-lr", "finetune-lr", "drop-period", "train-from", "seed", "device", "source-split-file",
-                       "target-split-file"},
+                       "target-split-file",
+                       "model", "init", "new-layer-factor"},
                       {"baseline", "resume", "no-progress", "no-feature-cache"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (!a.positional().empty()) throw cli::UsageError("unexpected argument '" + a.positional()[0] + "'");
@@ -113,6 +122,9 @@ int main(int argc, char** argv) {
     r.resume = a.flag("resume");
     r.progress = !a.flag("no-progress");
     r.feature_cache = !a.flag("no-feature-cache");
+    r.model = a.get_model();
+    r.init = a.get("init", "");
+    r.new_layer_factor = a.get_double("new-layer-factor", 10);
     const int source_epochs = a.get_int("source-epochs", generated ? 20 : 30);
     const int target_epochs = a.get_int("target-epochs", generated ? 12 : 30);
     const double source_lr = a.get_double("lr", 3e-3), target_lr = a.get_double("target-lr", 3e-3);
@@ -152,6 +164,8 @@ int main(int argc, char** argv) {
     r.epochs = target_epochs;
     r.learn_rate = finetune_lr;
     r.out_dir = out + "/transfer";
+    r.init.clear();  // the source's weights start fine-tuning; a baseline starts from random ones
+    if (!a.has("new-layer-factor")) r.new_layer_factor = train_from == "head" ? 1 : 10;
     const ewnet::train::History ht =
         pipeline::finetune(ewnet::train::best_checkpoint(out + "/source"), target, r, train_from, 0.5, drop_period,
                            "target (transfer)", target_dir, std::cout);

@@ -12,10 +12,15 @@ program): ewnet-train --epochs 1 --image-size 32, ewnet-finetune --epochs 1, ewn
 --source-epochs 1 --target-epochs 1 --image-size 32, and --no-progress. Everything else in the
 documented line (the data folders, the output folders, the other options) is used as written.
 
+ewnet-finetune --init also gets --image-size 32. tools/torch_to_safetensors.py runs as written
+except that --pretrained (which downloads torchvision's weights) becomes --random (nothing
+downloaded; the file has the same names and shapes), with Debian's python3 and torch.
+
 Not run, and listed as such: commands that are not ewnet programs (tools/install-deps.sh, cmake,
 tools/test.sh, python3 bench/...: CI itself runs those), and `ewnet-collect fetch`, which needs the
 network; the steps after it (sheet, reject, training on data/) run on a data/ folder filled with
-the generated images of the first ewnet-transfer run instead.
+the generated images of the first ewnet-transfer run instead, as do the photos/ and my-photos/
+folders a reader would bring.
 
 Exit status: 0 all ran and succeeded, 1 a command failed or a documented program is unknown,
 77 (skipped) some commands need ../shared/datasets, which is absent (the rest ran), unless CI is set.
@@ -85,13 +90,20 @@ def commands(path):
             words = part.split()
             if not words:
                 continue
-            prog = os.path.basename(words[0])
-            if prog.startswith("ewnet-") or words[0].startswith("build/examples/") or prog in OTHER:
+            prog = os.path.basename(words[1] if words[0] == "python3" and len(words) > 1 else words[0])
+            if prog.startswith("ewnet-") or words[0].startswith("build/examples/") or prog in OTHER + [CONVERTER]:
                 cmds.append((prog, part))
     return cmds
 
 
-OTHER = ["install-deps.sh", "cmake", "test.sh", "python3", "OPENBLAS_NUM_THREADS=2"]
+OTHER = ["install-deps.sh", "cmake", "test.sh", "python3", "pytorch_compare.py", "OPENBLAS_NUM_THREADS=2"]
+CONVERTER = "torch_to_safetensors.py"
+SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def have_torch():
+    return subprocess.run([SYSTEM_PYTHON, "-c", "import torch, torchvision"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
 
 
 def prepare_inputs(work, words):
@@ -102,8 +114,9 @@ def prepare_inputs(work, words):
         os.makedirs(os.path.join(work, "photos"))
         shutil.copy(src, os.path.join(work, "photos", os.path.basename(src)))
         shutil.copy(src, os.path.join(work, "photo.jpg"))
-    if "data" in words and not os.path.exists(os.path.join(work, "data")):
-        shutil.copytree(os.path.join(gen, sorted(os.listdir(gen))[0]), os.path.join(work, "data"))
+    for folder in ("data", "my-photos/", "my-photos"):
+        if folder in words and not os.path.exists(os.path.join(work, folder)):
+            shutil.copytree(os.path.join(gen, sorted(os.listdir(gen))[0]), os.path.join(work, folder))
     if "rejects.txt" in words and not os.path.exists(os.path.join(work, "rejects.txt")):
         cls = sorted(d for d in os.listdir(os.path.join(work, "data")) if not d.startswith("_"))[0]
         first = sorted(os.listdir(os.path.join(work, "data", cls)))[0]
@@ -132,11 +145,14 @@ def main():
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
 
     failures, skipped, ran, excluded = [], [], 0, []
+    torch = have_torch()
     pending = []
     for doc in doc_files(root):
         rel = os.path.relpath(doc, root)
         for prog, cmd in commands(doc):
-            if prog in OTHER:
+            if prog == CONVERTER and not torch:
+                skipped.append(f"{rel}: `{cmd}` (torch or torchvision is missing for {SYSTEM_PYTHON})")
+            elif prog in OTHER:
                 excluded.append(f"{rel}: `{cmd}` (not an ewnet program: CI runs it itself)")
             elif prog not in PROGRAMS:
                 failures.append(f"{rel}: `{cmd}`: no such ewnet program '{prog}'")
@@ -157,27 +173,34 @@ def main():
         for item in list(pending):
             rel, prog, cmd = item
             words = shlex.split(cmd)
-            if not ready(words):
+            if prog != CONVERTER and not ready(words):
                 continue
             pending.remove(item)
             progress = True
             prepare_inputs(work, words)
-            argv = words + SHORT.get(prog, [])
+            extra = SHORT.get(prog, []) + (["--image-size", "32"] if prog == "ewnet-finetune" and "--init" in words
+                                           else [])
+            argv = words + extra
             if words[0].startswith("build/"):
                 argv[0] = os.path.join(work, words[0])
+            if prog == CONVERTER:
+                argv = [SYSTEM_PYTHON, os.path.join(root, words[1])] + ["--random" if w == "--pretrained" else w
+                                                                        for w in words[2:]]
+                extra = ["(--pretrained run as --random)"]
             t = time.time()
             r = subprocess.run(argv, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             ran += 1
-            print(f"[exit {r.returncode}] {rel}: {cmd}   (+ {' '.join(SHORT.get(prog, []))})  {time.time() - t:.1f} s",
+            print(f"[exit {r.returncode}] {rel}: {cmd}   (+ {' '.join(extra)})  {time.time() - t:.1f} s",
                   flush=True)
             if r.returncode != 0:
                 failures.append(f"{rel}: `{cmd}` exited {r.returncode}:\n{r.stdout[-3000:]}")
         if not progress:
             break
     for rel, prog, cmd in pending:
-        why = "its checkpoint comes from a command that needs ../shared" if not have_shared else \
-              "no documented command writes the checkpoint it reads"
-        (skipped if not have_shared else failures).append(f"{rel}: `{cmd}` ({why})")
+        if not have_shared or not torch:
+            skipped.append(f"{rel}: `{cmd}` (its checkpoint comes from a command skipped above)")
+        else:
+            failures.append(f"{rel}: `{cmd}` (no documented command writes the checkpoint it reads)")
     for e in excluded:
         print("not run:", e)
     for s in skipped:

@@ -1,6 +1,9 @@
 // build_model(): the four networks by name, their sizes against torchvision's and their heads.
 #include "test_util.hpp"
 
+#include <fstream>
+#include <iterator>
+
 #include <ewnet/models/build.hpp>
 
 using namespace ewnet;
@@ -73,5 +76,18 @@ TEST_CASE("the torchvision networks run forward and backward at their smallest s
     REQUIRE(std::isfinite(m.loss()));
     m.backward();
     REQUIRE(m.prediction().c() == 3);
+  }
+}
+
+TEST_CASE("docs/models/*.txt are the networks' summaries, as built today", "[models][docs]") {
+  // docs/model.md points to these files for the layer lists; regenerate them when this fails:
+  // the summary of build_model(name, 1000, design_image_size(name), 0).
+  for (const char* name : {"googlenet", "resnet18", "inception-v3"}) {
+    INFO(name);
+    std::ifstream in(std::string(EWNET_SOURCE_DIR) + "/docs/models/" + name + ".txt");
+    REQUIRE(in.good());
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Model<float> m = build_model<float>(name, 1000, design_image_size(name), 0);
+    REQUIRE(text == m.summary());
   }
 }
