@@ -97,3 +97,21 @@ TEST_CASE("load_weights reads ewnet checkpoints too, skipping a mismatched class
   REQUIRE(b.input_layer().mean() == std::vector<float>{1, 2, 3});
   std::filesystem::remove(path);
 }
+
+TEST_CASE("docs/model.md: a ResNet-18 for 4 classes from ImageNet-shaped weights", "[models][docs]") {
+  // The file the converter would write for torchvision's resnet18 (1000 classes), with random values.
+  Model<float> imagenet = build_model<float>("resnet18", 1000, 32, 7);
+  io::SafetensorsFile f = as_torchvision(imagenet, false);
+  const std::string file = temp("ewnet-docs-resnet18.safetensors");
+  io::write_safetensors(file, f);
+
+  auto net = ewnet::build_model<float>("resnet18", /*classes*/ 4, /*image_size*/ 224, /*seed*/ 0);  // or "paper", "googlenet", "inception-v3"
+  ewnet::WeightsLoadOptions o;
+  o.skip_classifier_on_mismatch = true;                    // ImageNet's 1000-class fc stays out
+  ewnet::load_weights(net, file, o);     // tools/torch_to_safetensors.py --model resnet18 --pretrained
+
+  REQUIRE(net.classes() == 4);
+  REQUIRE(test::bitwise_equal(net.layer_as<Conv2d<float>>("layer3.1.conv1").weight().value,
+                              imagenet.layer_as<Conv2d<float>>("layer3.1.conv1").weight().value));
+  std::filesystem::remove(file);
+}
