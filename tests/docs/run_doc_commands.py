@@ -25,8 +25,10 @@ folders a reader would bring.
 Exit status: 0 all ran and succeeded, 1 a command failed or a documented program is unknown,
 77 (skipped) some commands need ../shared/datasets, which is absent (the rest ran), unless CI is set.
 """
+import hashlib
 import os
 import re
+import struct
 import shlex
 import shutil
 import subprocess
@@ -114,11 +116,25 @@ def prepare_inputs(work, words):
         os.makedirs(os.path.join(work, "photos"))
         shutil.copy(src, os.path.join(work, "photos", os.path.basename(src)))
         shutil.copy(src, os.path.join(work, "photo.jpg"))
+    source = next(os.path.join(gen, d) for d in sorted(os.listdir(gen)) if os.path.isdir(os.path.join(gen, d)))
     for folder in ("data", "my-photos/", "my-photos"):
         if folder in words and not os.path.exists(os.path.join(work, folder)):
-            shutil.copytree(os.path.join(gen, sorted(os.listdir(gen))[0]), os.path.join(work, folder))
+            dest = os.path.join(work, folder)
+            shutil.copytree(source, dest, ignore=shutil.ignore_patterns("*.txt"))
+            if folder == "data":  # as `ewnet-collect fetch` leaves it: with a manifest
+                with open(os.path.join(dest, "manifest.csv"), "w") as f:
+                    f.write("file,class,url,sha256,width,height\n")
+                    for cls in sorted(os.listdir(dest)):
+                        if not os.path.isdir(os.path.join(dest, cls)):
+                            continue
+                        for name in sorted(os.listdir(os.path.join(dest, cls))):
+                            data = open(os.path.join(dest, cls, name), "rb").read()
+                            w, h = struct.unpack(">II", data[16:24])  # a PNG's IHDR
+                            f.write(f"{cls}/{name},{cls},generated:{cls}/{name},{hashlib.sha256(data).hexdigest()},"
+                                    f"{w},{h}\n")
     if "rejects.txt" in words and not os.path.exists(os.path.join(work, "rejects.txt")):
-        cls = sorted(d for d in os.listdir(os.path.join(work, "data")) if not d.startswith("_"))[0]
+        cls = sorted(d for d in os.listdir(os.path.join(work, "data"))
+                     if not d.startswith("_") and os.path.isdir(os.path.join(work, "data", d)))[0]
         first = sorted(os.listdir(os.path.join(work, "data", cls)))[0]
         with open(os.path.join(work, "rejects.txt"), "w") as f:
             f.write(f"{cls}/{first}\n")

@@ -97,7 +97,7 @@ TEST_CASE("ewnet-classify ranks the classes of each image and skips a bad file")
 #endif
 
 #if defined(EWNET_TRANSFER_BIN) && defined(EWNET_TRAIN_BIN) && defined(EWNET_FINETUNE_BIN)
-TEST_CASE("--model and --init: a torchvision network trained, then started from with MATLAB's recipe",
+TEST_CASE("ewnet-train and ewnet-finetune take --model and --init: a torchvision network, MATLAB's recipe",
           "[programs]") {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / "ewnet_test_model_init";
