@@ -176,7 +176,7 @@ def main():
                 else:
                     skipped.append(f"{rel}: `{cmd}` (torch or torchvision is missing for {SYSTEM_PYTHON})")
             elif prog in OTHER:
-                excluded.append(f"{rel}: `{cmd}` (not an ewnet program: CI runs it itself)")
+                excluded.append(f"{rel}: `{cmd}` (not an ewnet program: the install, build and test commands are what CI itself runs; the benchmark needs its own setup)")
             elif prog not in PROGRAMS:
                 failures.append(f"{rel}: `{cmd}`: no such ewnet program '{prog}'")
             elif prog == "ewnet-collect" and cmd.split()[1:2] == ["fetch"]:
