@@ -3,7 +3,7 @@
 # packages. The CUDA toolkit with cuDNN, when present, is expected under /usr/local/cuda.
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config catch2 libdnnl-dev libstb-dev libcurl4-openssl-dev libbenchmark-dev
-  libonnx-dev libprotobuf-dev python3-venv)
+  libonnx-dev libprotobuf-dev python3 python3-venv python3-torch python3-torchvision)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

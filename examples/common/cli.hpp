@@ -96,6 +96,13 @@ class Args {
     if (v == "cuda") return ewnet::Device::cuda;
     throw UsageError("--" + name + " must be cpu or cuda, got '" + v + "'");
   }
+  /// --model: one of ewnet::build_model's names (paper, googlenet, resnet18, inception-v3).
+  std::string get_model(const std::string& name = "model") const {
+    const std::string v = get(name, "paper");
+    for (const char* known : {"paper", "googlenet", "resnet18", "inception-v3"})
+      if (v == known) return v;
+    throw UsageError("--" + name + " must be paper, googlenet, resnet18 or inception-v3, got '" + v + "'");
+  }
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:

@@ -16,6 +16,8 @@
 #include <ewnet/data/dataset.hpp>
 #include <ewnet/data/loader.hpp>
 #include <ewnet/model.hpp>
+#include <ewnet/io/torchvision.hpp>
+#include <ewnet/models/build.hpp>
 #include <ewnet/models/paper_model.hpp>
 #include <ewnet/train/trainer.hpp>
 
@@ -89,7 +91,21 @@ struct RunOptions {
   // without augmentation; false runs the base every step on augmented images.
   bool feature_cache = true;
   int threads = ewnet::data::default_threads();
+  // The network (ewnet::build_model's names) and weights to start from (a file written by
+  // tools/torch_to_safetensors.py or an ewnet checkpoint; empty: random). A classifier with
+  // another number of classes is replaced by a fresh one whose learning-rate factors are
+  // new_layer_factor (MATLAB's transfer recipe: 10).
+  std::string model = "paper";
+  std::string init;
+  double new_layer_factor = 1;
 };
+
+/// What a program prints about --init and the new classifier.
+inline void apply_new_layer_factor(ewnet::Model<Real>& m, double factor, std::ostream& out) {
+  m.set_learn_rate_factors(ewnet::kClassifierLayer, factor, factor);
+  if (factor != 1) out << "the new classifier '" << ewnet::kClassifierLayer << "' learns at " << factor
+                       << " times the rate (learning-rate factor " << factor << ", MATLAB's transfer recipe)\n";
+}
 
 inline ewnet::train::TrainOptions train_options(const RunOptions& r, const Data& d, const std::string& title,
                                                 const std::string& data_dir) {
@@ -122,12 +138,20 @@ inline void normalise_on_training_split(ewnet::Model<Real>& m, const Data& d) {
 inline ewnet::train::History train_scratch(const Data& d, const RunOptions& r, const std::string& title,
                                            const std::string& data_dir, std::ostream& out,
                                            const ewnet::LearnRateSchedule* schedule = nullptr) {
-  ewnet::PaperModelOptions mo;
-  mo.classes = int(d.classes.size());
-  mo.image_size = d.cache->image_size();
-  mo.seed = r.seed;
-  ewnet::Model<Real> m = ewnet::build_paper_model<Real>(mo);
-  normalise_on_training_split(m, d);
+  ewnet::Model<Real> m = ewnet::build_model<Real>(r.model, int(d.classes.size()), d.cache->image_size(), r.seed);
+  bool normalised = false;
+  if (!r.init.empty()) {
+    ewnet::WeightsLoadOptions lo;
+    lo.skip_classifier_on_mismatch = true;
+    const ewnet::WeightsLoadResult w = ewnet::load_weights(m, r.init, lo);
+    normalised = w.ewnet_checkpoint || w.metadata.count("ewnet.input_mean");
+    out << r.model << ": weights from " << r.init << (w.classifier_loaded ? "" : " (all but the classifier: its "
+                                                      "class count differs; a fresh one replaces it)")
+        << (w.left_out.empty() ? "" : ", " + std::to_string(w.left_out.size()) + " auxiliary tensors left out")
+        << "; input normalisation " << (normalised ? "from the file" : "from the training split") << "\n";
+    if (!w.classifier_loaded) apply_new_layer_factor(m, r.new_layer_factor, out);
+  }
+  if (!normalised) normalise_on_training_split(m, d);
   ewnet::train::TrainOptions t = train_options(r, d, title, data_dir);
   if (schedule) t.schedule = *schedule;
   return ewnet::train::fit(m, *d.cache, d.split, t, out);
@@ -143,12 +167,13 @@ inline int checkpoint_image_size(const std::string& path) {
 /// prefix such as "inception_4a" (its first layer). "head" is the default (the task-specific
 /// layers after kLastFrozenLayer), "all" trains every layer (returns "").
 inline std::string freeze_boundary(ewnet::Model<Real>& m, const std::string& from) {
-  if (from.empty() || from == "head") return ewnet::kLastFrozenLayer;
+  if (from.empty() || from == "head") return ewnet::last_base_layer(m);
   if (from == "all") return "";
   const std::vector<ewnet::Layer<Real>*> layers = m.layers();
   for (size_t i = 0; i < layers.size(); ++i) {
     const std::string& n = layers[i]->name();
-    if (n == from || n.rfind(from + "-", 0) == 0) {
+    // The paper model's modules prefix their layers with "NAME-", torchvision's with "NAME.".
+    if (n == from || n.rfind(from + "-", 0) == 0 || n.rfind(from + ".", 0) == 0) {
       if (i == 0) return "";
       return layers[i - 1]->name();
     }
@@ -218,17 +243,43 @@ struct FinetuneOptions {
   std::string train_from;     // overrides the recipe's boundary: train LAYER and after (ewnet-finetune)
 };
 
-/// Fine-tunes a source checkpoint on the target data: the classifier is replaced for the target's
-/// classes, the layers before the recipe's trainable part get learning-rate factor 0, the trainable
-/// base layers base_factor, the head 1, and the rate follows the paper's schedule (halved every 20
-/// epochs). The source's input normalisation is kept: the base's features were learned on inputs
+/// Fine-tunes a model on the target data: the classifier is replaced for the target's classes,
+/// the layers before the recipe's trainable part get learning-rate factor 0, the trainable base
+/// layers base_factor, the new classifier r.new_layer_factor (1 unless asked: MATLAB's recipe for
+/// a pretrained network raises it to 10), and the rate follows the paper's schedule (halved every
+/// 20 epochs). The model's input normalisation is kept: the base's features were learned on inputs
 /// normalised that way. With the whole base frozen and the recipe frozen-base, the images are not
 /// augmented and the head trains from their features computed once; otherwise every step runs the
-/// whole model on augmented images.
+/// whole model on augmented images. `source` names where the weights came from.
+inline ewnet::train::History finetune_model(ewnet::Model<Real> m, const std::string& source, const Data& d,
+                                            const RunOptions& r, const FinetuneOptions& f, const std::string& title,
+                                            const std::string& data_dir, std::ostream& out);
+
+/// finetune_model from an ewnet checkpoint (the source stage's best.safetensors).
 inline ewnet::train::History finetune(const std::string& source_checkpoint, const Data& d, const RunOptions& r,
                                       const FinetuneOptions& f, const std::string& title, const std::string& data_dir,
                                       std::ostream& out) {
-  ewnet::Model<Real> m = ewnet::model_from_checkpoint<Real>(source_checkpoint, r.seed);
+  return finetune_model(ewnet::model_from_checkpoint<Real>(source_checkpoint, r.seed), source_checkpoint, d, r, f,
+                        title, data_dir, out);
+}
+
+/// finetune_model from weights that are not an ewnet checkpoint (--model NAME --init FILE): the
+/// network is built, loaded (all but a classifier for another class count), then fine-tuned. A
+/// file without input normalisation gets the target's training split's.
+inline ewnet::train::History finetune_init(const Data& d, const RunOptions& r, const FinetuneOptions& f,
+                                           const std::string& title, const std::string& data_dir, std::ostream& out) {
+  ewnet::Model<Real> m = ewnet::build_model<Real>(r.model, int(d.classes.size()), d.cache->image_size(), r.seed);
+  ewnet::WeightsLoadOptions lo;
+  lo.skip_classifier_on_mismatch = true;
+  const ewnet::WeightsLoadResult w = ewnet::load_weights(m, r.init, lo);
+  if (!w.ewnet_checkpoint && !w.metadata.count("ewnet.input_mean")) normalise_on_training_split(m, d);
+  return finetune_model(std::move(m), r.init, d, r, f, title, data_dir, out);
+}
+
+inline ewnet::train::History finetune_model(ewnet::Model<Real> m, const std::string& source, const Data& d,
+                                            const RunOptions& r, const FinetuneOptions& f, const std::string& title,
+                                            const std::string& data_dir, std::ostream& out) {
+  const std::string& source_checkpoint = source;
   EWNET_CHECK(m.input_shape().h == d.cache->image_size(), source_checkpoint, " expects ", m.input_shape().hwc(),
               " images but the target was cached at ", d.cache->image_size());
   m.replace(ewnet::kClassifierLayer, ewnet::make_paper_classifier<Real>(int(d.classes.size())));
@@ -237,34 +288,38 @@ inline ewnet::train::History finetune(const std::string& source_checkpoint, cons
   m.set_iteration(0);
   m.set_learn_rate_factors_up_to(m.layers().back()->name(), 1, 1);
   // frozen: the last layer with factor 0 ("" when none); slow: the last layer at base_factor.
+  const std::string base_end = ewnet::last_base_layer(m);
   std::string frozen_to, slow_to;
   if (!f.train_from.empty()) {
     frozen_to = freeze_boundary(m, f.train_from);
   } else if (f.recipe == Recipe::frozen_base || f.recipe == Recipe::frozen_base_augmented) {
-    frozen_to = ewnet::kLastFrozenLayer;
+    frozen_to = base_end;
   } else if (f.recipe == Recipe::last_block) {
+    EWNET_CHECK(m.has_layer(ewnet::kLastFrozenLayer), "the last-block recipe is defined for the paper's model (its "
+                "module ", ewnet::kPaperModules[2], "); for another network use --train-from MODULE");
     frozen_to = freeze_boundary(m, ewnet::kPaperModules[2]);
-    slow_to = ewnet::kLastFrozenLayer;
+    slow_to = base_end;
   } else {
-    slow_to = ewnet::kLastFrozenLayer;
+    slow_to = base_end;
   }
   if (!slow_to.empty() && f.base_factor != 1) m.set_learn_rate_factors_up_to(slow_to, f.base_factor, f.base_factor);
   if (!frozen_to.empty()) m.freeze_up_to(frozen_to);
+  apply_new_layer_factor(m, r.new_layer_factor, out);
+  const std::string feature = ewnet::feature_layer(m);
   size_t frozen = 0, trainable = 0;
   for (auto& [layer, p] : m.parameters()) (p->trainable() ? trainable : frozen) += p->count();
   const bool cached = r.feature_cache && f.recipe == Recipe::frozen_base && f.train_from.empty() &&
-                      ewnet::train::can_cache_features(m, ewnet::kFeatureLayer);
+                      ewnet::train::can_cache_features(m, feature);
   out << "fine-tuning " << source_checkpoint << " (recipe " << recipe_name(f.recipe) << "): "
       << (frozen_to.empty() ? std::string("nothing frozen") : "frozen up to and including '" + frozen_to + "'");
   if (!slow_to.empty()) out << ", the base up to '" << slow_to << "' at " << f.base_factor << "x the rate";
   out << "; " << trainable << " trainable and " << frozen << " frozen parameters; "
-      << (cached ? "no augmentation, the head trains from the features of '" + std::string(ewnet::kFeatureLayer) +
-                       "' computed once"
+      << (cached ? "no augmentation, the head trains from the features of '" + feature + "' computed once"
                  : std::string("augmented images through the whole model every step"))
       << "\n";
   ewnet::train::TrainOptions t = train_options(r, d, title, data_dir);
   if (cached) {
-    t.feature_cache = ewnet::kFeatureLayer;
+    t.feature_cache = feature;
     t.augment.enabled = false;
   }
   t.schedule = ewnet::LearnRateSchedule::piecewise(r.learn_rate, f.drop_factor, f.drop_period);

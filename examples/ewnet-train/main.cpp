@@ -6,33 +6,44 @@
 
 namespace {
 const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] [--image-size N] "
-                     "[--schedule constant|cosine] [--warmup N] [--recipe paper] [--seed N] [--split-file CSV] [--device cpu|cuda] [--resume] "
-                     "[--no-progress]";
+                     "[--schedule constant|cosine] [--warmup N] [--recipe paper] [--seed N] [--split-file CSV] "
+                     "[--device cpu|cuda] [--model NAME] [--init FILE] [--new-layer-factor F] [--resume] [--no-progress]";
 const char* kHelp =
-    "Trains the paper's 67-layer inception-residual model from random weights on DATA_DIR/<class>/<image>.\n"
-    "Defaults are the paper's: SGDM with momentum 0.9, batch 64, learning rate 1e-3, up to 320 epochs,\n"
-    "a stratified 80/20 training/validation split. Validates every epoch; keeps OUT/best.safetensors and\n"
+    "Trains the paper's 67-layer inception-residual model (or --model) from random weights (or --init) on\n"
+    "DATA_DIR/<class>/<image>.\n"
+    "Defaults the paper states: SGDM, batch 64, learning rate 1e-3, up to 320 epochs, an 80/20\n"
+    "training/validation split (stratified by class here). Not stated by the paper: momentum 0.9 and L2\n"
+    "1e-4 are MATLAB's trainingOptions('sgdm') defaults; the augmentation (random crop, shift, rotation,\n"
+    "flip) is ewnet's choice. Validates every epoch; keeps OUT/best.safetensors and\n"
     "OUT/last.safetensors, and writes log.csv, report.json, training-curves.svg and confusion.svg.\n\n"
     "  --out DIR          output folder (default ewnet-train-run)\n"
     "  --epochs N         epochs (default 320)\n"
     "  --batch N          mini-batch size (default 64)\n"
     "  --lr RATE          learning rate (default 0.001)\n"
     "  --schedule S       constant (default, the paper's) or cosine: a linear warm-up, then half a cosine down\n"
-    "                     to 1% of the rate at the last epoch (what ewnet-transfer uses for its source model)\n"
+    "                     to 1% of the rate at the last epoch (docs/transfer-learning.md measured it: no gain)\n"
     "  --warmup N         warm-up epochs of the cosine schedule (default 2)\n"
     "  --recipe paper     say which settings the paper states (the defaults) and which are ewnet's choice\n"
     "  --image-size N     square input size, a multiple of 8 (default 224, the paper's; 64 or 112 are quick on a CPU)\n"
     "  --seed N           weights, split, shuffling and augmentation (default 0)\n"
     "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
+    "  --model NAME       paper (default: the paper's 67-layer model), googlenet, resnet18 or inception-v3\n"
+    "                     (torchvision's networks, docs/model.md; inception-v3 needs at least 75x75)\n"
+    "  --init FILE        start from these weights instead of random ones: a file written by\n"
+    "                     tools/torch_to_safetensors.py (e.g. torchvision's ImageNet weights) or an ewnet\n"
+    "                     checkpoint of the same network. A classifier for another number of classes is\n"
+    "                     replaced by a fresh one (MATLAB's transfer recipe) and every layer trains\n"
+    "  --new-layer-factor F  learning-rate factor of that new classifier (default 10, MATLAB's example's)\n"
     "  --resume           continue OUT's interrupted run from OUT/last.safetensors\n"
     "  --no-progress      no progress bar on stderr\n";
 }  // namespace
 
 int main(int argc, char** argv) {
   return cli::run("ewnet-train", kUsage, [&] {
-    const cli::Args a(argc, argv, {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device", "schedule",
-                                            "warmup", "recipe"},
+    const cli::Args a(argc, argv,
+                      {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device", "model", "init",
+                       "new-layer-factor", "schedule", "warmup", "recipe"},
                       {"resume", "no-progress"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() != 1) throw cli::UsageError("give exactly one data folder");
@@ -69,8 +80,12 @@ int main(int argc, char** argv) {
                                                   std::to_string(r.epochs) + " epochs, 80/20 split (these are "
                                                   "ewnet-train's defaults).");
     }
+    r.model = a.get_model();
+    r.init = a.get("init", "");
+    r.new_layer_factor = a.get_double("new-layer-factor", 10);
     const pipeline::Data data = pipeline::load_data(d, std::cout);
-    pipeline::train_scratch(data, r, "source training (from scratch)", d.dir, std::cout, &sched);
+    pipeline::train_scratch(data, r, r.init.empty() ? "source training (from scratch)" : "training from " + r.init,
+                            d.dir, std::cout, &sched);
     return 0;
   });
 }

@@ -15,7 +15,7 @@ const char* kUsage = "ewnet-transfer [--source DIR --target DIR] [--out DIR] [--
                      "[--compare LIST] [--image-size N] [--source-epochs N] [--target-epochs N] [--batch N] "
                      "[--lr RATE] [--source-schedule cosine|constant] [--warmup N] [--target-lr RATE] "
                      "[--finetune-lr RATE] [--base-factor F] [--drop-period N] [--seed N] [--device cpu|cuda] "
-                     "[--resume] [--no-progress]";
+                     "[--model NAME] [--init FILE] [--new-layer-factor F] [--resume] [--no-progress]";
 const char* kHelp =
     "Runs the transfer pipeline: (1) trains the 67-layer model from scratch on the source domain, (2)\n"
     "fine-tunes its best checkpoint on the target domain by a recipe, and (3) with --baseline also runs the\n"
@@ -59,7 +59,15 @@ const char* kHelp =
     "  --seed N           everything random, the splits too (default 0)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
     "  --resume           continue an interrupted run in OUT (finished stages are not repeated)\n"
-    "  --no-progress      no progress bar on stderr\n";
+    "  --no-progress      no progress bar on stderr\n"
+    "  --model NAME       the network of all three stages: paper (default), googlenet, resnet18 or\n"
+    "                     inception-v3 (torchvision's, docs/model.md; inception-v3 needs --image-size 75+)\n"
+    "  --init FILE        start the source training from these weights (tools/torch_to_safetensors.py's\n"
+    "                     output, e.g. torchvision's ImageNet weights, or an ewnet checkpoint) instead of\n"
+    "                     random ones; a classifier for another class count is replaced (MATLAB's recipe)\n"
+    "  --new-layer-factor F  learning-rate factor of a replaced classifier: in the source stage from --init,\n"
+    "                     default 10 (MATLAB's transfer recipe); in fine-tuning from the source model,\n"
+    "                     default 1 (the whole model at one rate measured best)\n";
 
 ewnet::train::Series accuracy_series(const ewnet::train::History& h, const std::string& name, const char* colour) {
   ewnet::train::Series s{name, {}, {}, colour, false, true, 2.0, 1.0};
@@ -133,7 +141,8 @@ int main(int argc, char** argv) {
     const cli::Args a(argc, argv,
                       {"source", "target", "out", "image-size", "source-epochs", "target-epochs", "batch", "lr",
                        "target-lr", "finetune-lr", "drop-period", "seed", "device", "source-split-file",
-                       "target-split-file", "recipe", "compare", "base-factor", "source-schedule", "warmup"},
+                       "target-split-file", "recipe", "compare", "base-factor", "source-schedule", "warmup",
+                       "model", "init", "new-layer-factor"},
                       {"baseline", "resume", "no-progress", "no-feature-cache"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (!a.positional().empty()) throw cli::UsageError("unexpected argument '" + a.positional()[0] + "'");
@@ -160,6 +169,10 @@ int main(int argc, char** argv) {
     r.resume = a.flag("resume");
     r.progress = !a.flag("no-progress");
     r.feature_cache = !a.flag("no-feature-cache");
+    r.model = a.get_model();
+    r.init = a.get("init", "");
+    // A classifier replaced when --init's class count differs learns at MATLAB's factor 10.
+    r.new_layer_factor = a.get_double("new-layer-factor", 10);
     const int source_epochs = a.get_int("source-epochs", paper ? 320 : generated ? 20 : 30);
     const int target_epochs = a.get_int("target-epochs", paper ? 320 : generated ? 12 : 30);
     const std::string source_schedule = a.get("source-schedule", "constant");
@@ -236,6 +249,9 @@ int main(int argc, char** argv) {
       r.epochs = target_epochs;
       r.learn_rate = finetune_lr;
       r.out_dir = out + "/transfer-" + name;
+      r.init.clear();  // the source's weights start fine-tuning
+      // From an ewnet source the whole model at one rate measured best (docs/transfer-learning.md).
+      r.new_layer_factor = a.get_double("new-layer-factor", 1);
       pipeline::FinetuneOptions fx = f;
       fx.recipe = x;
       stages.push_back({"transfer, " + name, r.out_dir,
@@ -246,6 +262,7 @@ int main(int argc, char** argv) {
       std::cout << "\n== " << step++ << ". baseline: the target from scratch, same epochs and schedule\n";
       r.epochs = target_epochs;
       r.out_dir = out + "/scratch";
+      r.init.clear();  // a baseline starts from random weights
       r.learn_rate = target_lr;
       const ewnet::LearnRateSchedule schedule = ewnet::LearnRateSchedule::piecewise(target_lr, 0.5, f.drop_period);
       stages.push_back({"target, from scratch", r.out_dir,

@@ -148,7 +148,9 @@ TEST_CASE("fully connected forward and backward match the CPU", "[fully_connecte
 
 TEST_CASE("max, average and global average pooling match the CPU", "[pooling][views]") {
   Random rng = rng_for("pool");
-  const PoolGeometry geoms[] = {{3, 3, 1, 1, 1, 1}, {2, 2, 2, 2, 0, 0}, {3, 3, 2, 2, 1, 1}, {3, 2, 3, 1, 0, 1}};
+  // The last two in ceil mode (max pooling only): 9x8 gives windows clipped at the bottom and right.
+  const PoolGeometry geoms[] = {{3, 3, 1, 1, 1, 1},       {2, 2, 2, 2, 0, 0},       {3, 3, 2, 2, 1, 1},
+                                {3, 2, 3, 1, 0, 1},       {3, 3, 2, 2, 0, 0, true}, {2, 2, 2, 2, 0, 0, true}};
   const Shape xs{2, 3, 9, 8};
   for (const PoolGeometry& g : geoms)
     for (bool slice : {false, true}) {
@@ -175,6 +177,7 @@ TEST_CASE("max, average and global average pooling match the CPU", "[pooling][vi
         max_pool_backward(x.gpu, y.gpu, dy.gpu, dx.gpu, g, m);
         require_close(str("max_pool_backward ", mode_name(m)), dx, 1e-6, 1e-6);
       }
+      if (g.ceil_mode) continue;
       Pair a = output_pair(ys, slice);
       avg_pool_forward(x.cpu, a.cpu, g);
       avg_pool_forward(x.gpu, a.gpu, g);

@@ -115,3 +115,53 @@ TEST_CASE("ewnet-classify ranks the classes of each image and skips a bad file")
   fs::remove_all(dir);
 }
 #endif
+
+#if defined(EWNET_TRANSFER_BIN) && defined(EWNET_TRAIN_BIN) && defined(EWNET_FINETUNE_BIN)
+TEST_CASE("ewnet-train and ewnet-finetune take --model and --init: a torchvision network, MATLAB's recipe",
+          "[programs]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "ewnet_test_model_init";
+  fs::remove_all(dir);
+  ewnet::data::GeneratedOptions g;
+  g.image_size = 40;
+  g.source_per_class = 5;
+  g.target_per_class = 5;
+  const auto [source, target] = ewnet::data::write_generated_dataset((dir / "data").string(), g);
+  const std::string train = std::string("\"") + EWNET_TRAIN_BIN + "\"";
+  const std::string finetune = std::string("\"") + EWNET_FINETUNE_BIN + "\"";
+  const std::string quick = " --epochs 1 --batch 8 --image-size 32 --no-progress";
+
+  // GoogLeNet from random weights on the 8 source classes.
+  const auto [s1, o1] = run(train + " \"" + source + "\" --model googlenet --out \"" + (dir / "g8").string() + "\"" + quick);
+  INFO(o1);
+  REQUIRE(s1 == 0);
+  // Started from that 8-class checkpoint on the 4 target classes: the classifier is replaced and
+  // learns at factor 10, every other tensor comes from the file.
+  const auto [s2, o2] = run(train + " \"" + target + "\" --model googlenet --init \"" + (dir / "g8" / "best.safetensors").string() +
+                            "\" --out \"" + (dir / "g4").string() + "\"" + quick);
+  INFO(o2);
+  REQUIRE(s2 == 0);
+  REQUIRE_THAT(o2, Catch::Contains("all but the classifier") && Catch::Contains("learning-rate factor 10"));
+  REQUIRE(ewnet::model_from_checkpoint<float>((dir / "g4" / "best.safetensors").string()).classes() == 4);
+  // The fine-tuning program freezes up to GoogLeNet's head. It does not cache the features: the
+  // trainer refuses to across batch norm layers (train::can_cache_features), frozen ones included.
+  const auto [s3, o3] = run(finetune + " \"" + (dir / "g4" / "best.safetensors").string() + "\" \"" + target +
+                            "\" --epochs 1 --no-progress --out \"" + (dir / "ft").string() + "\"");
+  INFO(o3);
+  REQUIRE(s3 == 0);
+  REQUIRE_THAT(o3, Catch::Contains("frozen up to and including 'inception5b.concat'") &&
+                       Catch::Contains("augmented images through the whole model every step"));
+  // --model/--init instead of a checkpoint, and --train-from a torchvision module's name.
+  const auto [s4, o4] = run(finetune + " --model googlenet --init \"" + (dir / "g8" / "best.safetensors").string() +
+                            "\" --image-size 32 --train-from inception5b \"" + target +
+                            "\" --epochs 1 --no-progress --out \"" + (dir / "ft2").string() + "\"");
+  INFO(o4);
+  REQUIRE(s4 == 0);
+  REQUIRE_THAT(o4, Catch::Contains("frozen up to and including 'inception5a.concat'") &&
+                       Catch::Contains("learning-rate factor 10"));
+  const auto [s5, o5] = run(train + " \"" + source + "\" --model alexnet" + quick);
+  REQUIRE(s5 == 2);
+  REQUIRE_THAT(o5, Catch::Contains("--model must be paper, googlenet, resnet18 or inception-v3"));
+  fs::remove_all(dir);
+}
+#endif

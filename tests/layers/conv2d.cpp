@@ -117,3 +117,34 @@ TEST_CASE("conv2d rejects mismatched shapes with both shapes in the message", "[
   Tensor<float> x({1, 3, 8, 8}), w({2, 4, 3, 3}), y({1, 2, 6, 6});
   REQUIRE_THROWS_AS(conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), y, Conv2dGeometry{3, 3, 1, 1, 0, 0}), ShapeError);
 }
+
+TEST_CASE("conv2d with asymmetric kernels and paddings (Inception-v3's 1x7 and 7x1)", "[conv2d]") {
+  Random rng(14);
+  struct Asym {
+    int kh, kw, stride, pad_h, pad_w;
+  };
+  for (const Asym a : {Asym{1, 7, 1, 0, 3}, Asym{7, 1, 1, 3, 0}, Asym{3, 1, 2, 1, 0}, Asym{1, 3, 1, 0, 1}}) {
+    Conv2dOptions o;
+    o.filters = 3;
+    o.kernel_h = a.kh;
+    o.kernel_w = a.kw;
+    o.stride = a.stride;
+    o.padding = a.pad_h;
+    o.padding_w = a.pad_w;
+    INFO(a.kh << "x" << a.kw << " stride " << a.stride << " padding " << a.pad_h << "," << a.pad_w);
+    Conv2d<double> conv("conv", o);
+    const Tensor<double> x = random_tensor<double>({2, 2, 9, 8}, rng);
+    conv.setup({x.shape()}, Device::cpu);
+    REQUIRE(conv.geometry().pad_h == a.pad_h);
+    REQUIRE(conv.geometry().pad_w == a.pad_w);
+    conv.weight().value.copy_from(random_tensor<double>(conv.weight().value.shape(), rng));
+    conv.bias().value.copy_from(random_tensor<double>(conv.bias().value.shape(), rng));
+    const Tensor<double> y = run_forward<double>(conv, {x});
+    REQUIRE(max_rel_diff(y.to_vector(), naive_conv(x, conv.weight().value, &conv.bias().value, conv.geometry())) <
+            1e-12);
+    Conv2d<double> fresh("conv", o);
+    check_gradients(fresh, {random_tensor<double>({1, 2, 6, 5}, rng)});
+    // "same" gives a 1x7 kernel (0, 3) too, and both survive a save/load of the configuration.
+    REQUIRE(make_layer<double>("conv2d", "c", conv.config())->describe() == conv.describe());
+  }
+}

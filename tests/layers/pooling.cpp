@@ -74,3 +74,31 @@ TEST_CASE("global average pooling averages each plane", "[pooling]") {
   REQUIRE(y.at(1, 2, 0, 0) == Approx(s / 20));
   check_gradients(gap, {x});
 }
+
+TEST_CASE("max pooling in ceil mode keeps the partial windows at the bottom and right, as PyTorch", "[pooling]") {
+  // PyTorch's rule: ceil((H + 2p - k) / s) + 1 windows, less one when the last would start in the padding.
+  PoolGeometry g{3, 3, 2, 2, 0, 0, true};
+  REQUIRE(g.out_h(8) == 4);    // floor mode: 3
+  REQUIRE(g.out_h(9) == 4);    // exact either way
+  REQUIRE(g.out_h(112) == 56);  // GoogLeNet's maxpool1 at 224: floor mode 55
+  g = {2, 2, 2, 2, 0, 0, true};
+  REQUIRE(g.out_h(7) == 4);    // GoogLeNet's maxpool4 at 224 (14x14 -> 7x7; 7 -> 4 at odd sizes)
+  g = {3, 3, 2, 2, 1, 1, true};
+  REQUIRE(g.out_h(5) == 3);    // ceil(4/2)+1 = 3; 4*... the 4th window would start in the padding
+  g = {3, 3, 1, 1, 1, 1, true};
+  REQUIRE(g.out_h(7) == 7);
+
+  Random rng(54);
+  for (const PoolOptions o : {PoolOptions{3, 2, 0, true}, PoolOptions{2, 2, 0, true}, PoolOptions{3, 2, 1, true}}) {
+    const Tensor<double> x = random_tensor<double>({2, 3, 8, 7}, rng);
+    MaxPool<double> maxp("max", o);
+    INFO("kernel " << o.kernel << " stride " << o.stride << " padding " << o.padding);
+    const Tensor<double> y = run_forward<double>(maxp, {x});
+    REQUIRE(y.h() == o.geometry().out_h(8));
+    REQUIRE(max_rel_diff(y.to_vector(), naive_pool(x, o.geometry(), true)) == 0);
+    std::vector<double> v(2 * 2 * 7 * 6);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = double((i * 37) % v.size()) / double(v.size()) + rng.uniform() * 1e-3;
+    check_gradients(maxp, {Tensor<double>::from_vector({2, 2, 7, 6}, v)});
+  }
+  REQUIRE_THROWS_AS(AvgPool<double>("avg", PoolOptions{3, 2, 0, true}), Error);
+}

@@ -104,11 +104,12 @@ void save_checkpoint(Model<T>& model, const std::string& path, const SaveOptions
   io::write_safetensors(path, f);
 }
 
-/// Loads tensors from `path` into `model` by layer name; returns the file's metadata.
+/// Loads the tensors of `f` (read from `path`, which errors name) into `model` by layer name;
+/// returns the file's metadata. load_checkpoint() reads the file first; io/torchvision.hpp renames
+/// a torchvision file's keys, then loads through this.
 template <class T>
-std::map<std::string, std::string> load_checkpoint(Model<T>& model, const std::string& path,
-                                                   const LoadOptions& options = {}) {
-  const io::SafetensorsFile f = io::read_safetensors(path);
+std::map<std::string, std::string> load_checkpoint_tensors(Model<T>& model, const io::SafetensorsFile& f,
+                                                           const std::string& path, const LoadOptions& options = {}) {
   std::vector<detail::PendingCopy<T>> copies;
   std::set<std::string> used;
   auto want = [&](const std::string& key, Tensor<T>* target, const std::vector<int>& dims, bool required) {
@@ -139,9 +140,10 @@ std::map<std::string, std::string> load_checkpoint(Model<T>& model, const std::s
   if (!options.ignore_unused) {
     for (const auto& [key, t] : f.tensors) {
       if (used.count(key)) continue;
-      const std::string layer = key.substr(0, key.find('.'));
       const bool momentum = key.size() > 9 && key.compare(key.size() - 9, 9, ".momentum") == 0;
-      if (options.skip_layers.count(layer) || (momentum && !options.load_momentum)) continue;
+      bool skipped = false;  // layer names may hold dots themselves (torchvision's "layer1.0.conv1")
+      for (const std::string& s : options.skip_layers) skipped = skipped || key.rfind(s + ".", 0) == 0;
+      if (skipped || (momentum && !options.load_momentum)) continue;
       throw IoError(str(path, ": tensor '", key, "' matches no tensor of the model (wrong architecture? use ",
                         "skip_layers or ignore_unused to load part of a checkpoint)"));
     }
@@ -156,6 +158,13 @@ std::map<std::string, std::string> load_checkpoint(Model<T>& model, const std::s
   auto it = f.metadata.find("ewnet.iteration");
   if (it != f.metadata.end() && options.load_momentum) model.set_iteration(std::stoull(it->second));
   return f.metadata;
+}
+
+/// Loads tensors from `path` into `model` by layer name; returns the file's metadata.
+template <class T>
+std::map<std::string, std::string> load_checkpoint(Model<T>& model, const std::string& path,
+                                                   const LoadOptions& options = {}) {
+  return load_checkpoint_tensors(model, io::read_safetensors(path), path, options);
 }
 
 /// Reads only the metadata of a checkpoint.

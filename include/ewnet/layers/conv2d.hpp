@@ -12,6 +12,7 @@ struct Conv2dOptions {
   int kernel_h = 3, kernel_w = 3;
   int stride = 1;
   int padding = 0;
+  int padding_w = -1;  // columns' padding when it differs from the rows' (a 1x7 kernel's (0, 3)); -1: `padding`
   bool same = false;  // pad so that the output is ceil(input / stride) (odd kernels)
   bool bias = true;
   Init init = Init::he;
@@ -21,7 +22,8 @@ template <class T>
 class Conv2d : public Layer<T> {
  public:
   Conv2d(std::string name, Conv2dOptions o) : Layer<T>(std::move(name)), opt_(o) {
-    EWNET_CHECK(o.filters > 0 && o.kernel_h > 0 && o.kernel_w > 0 && o.stride > 0 && o.padding >= 0,
+    EWNET_CHECK(o.filters > 0 && o.kernel_h > 0 && o.kernel_w > 0 && o.stride > 0 && o.padding >= 0 &&
+                    o.padding_w >= -1,
                 "conv2d '", this->name(), "': filters, kernel and stride must be positive, padding non-negative");
     if (o.same) {
       EWNET_CHECK(o.kernel_h % 2 == 1 && o.kernel_w % 2 == 1, "conv2d '", this->name(),
@@ -31,7 +33,7 @@ class Conv2d : public Layer<T> {
     geom_.kernel_w = o.kernel_w;
     geom_.stride_h = geom_.stride_w = o.stride;
     geom_.pad_h = o.same ? (o.kernel_h - 1) / 2 : o.padding;
-    geom_.pad_w = o.same ? (o.kernel_w - 1) / 2 : o.padding;
+    geom_.pad_w = o.same ? (o.kernel_w - 1) / 2 : o.padding_w >= 0 ? o.padding_w : o.padding;
     weight_.name = "weight";
     bias_.name = "bias";
     bias_.role = ParamRole::bias;
@@ -41,7 +43,8 @@ class Conv2d : public Layer<T> {
   std::string type() const override { return "conv2d"; }
   std::string describe() const override {
     return str(opt_.kernel_h, "x", opt_.kernel_w, " convolution, ", opt_.filters, " filters, stride ", opt_.stride,
-               ", padding ", geom_.pad_h, opt_.bias ? "" : ", no bias");
+               ", padding ", geom_.pad_h, geom_.pad_w != geom_.pad_h ? str("x", geom_.pad_w) : std::string(),
+               opt_.bias ? "" : ", no bias");
   }
   const Conv2dGeometry& geometry() const { return geom_; }
   const Conv2dOptions& options() const { return opt_; }
@@ -95,6 +98,7 @@ class Conv2d : public Layer<T> {
     c["kernel"] = json::Value::Array{opt_.kernel_h, opt_.kernel_w};
     c["stride"] = opt_.stride;
     c["padding"] = geom_.pad_h;
+    if (geom_.pad_w != geom_.pad_h) c["padding_w"] = geom_.pad_w;
     c["bias"] = opt_.bias;
     c["init"] = init_name(opt_.init);
     return c;

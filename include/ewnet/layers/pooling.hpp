@@ -11,7 +11,8 @@ struct PoolOptions {
   int kernel = 2;
   int stride = 2;
   int padding = 0;
-  PoolGeometry geometry() const { return {kernel, kernel, stride, stride, padding, padding}; }
+  bool ceil_mode = false;  // max pooling only: PyTorch's ceil_mode (ops/pooling.hpp)
+  PoolGeometry geometry() const { return {kernel, kernel, stride, stride, padding, padding, ceil_mode}; }
 };
 
 namespace detail {
@@ -33,10 +34,12 @@ class PoolBase : public Layer<T> {
     c["kernel"] = opt_.kernel;
     c["stride"] = opt_.stride;
     c["padding"] = opt_.padding;
+    if (opt_.ceil_mode) c["ceil_mode"] = true;
     return c;
   }
   std::string window() const {
-    return str(opt_.kernel, "x", opt_.kernel, ", stride ", opt_.stride, ", padding ", opt_.padding);
+    return str(opt_.kernel, "x", opt_.kernel, ", stride ", opt_.stride, ", padding ", opt_.padding,
+               opt_.ceil_mode ? ", ceil mode" : "");
   }
 
  protected:
@@ -62,7 +65,9 @@ class MaxPool : public detail::PoolBase<T> {
 template <class T>
 class AvgPool : public detail::PoolBase<T> {
  public:
-  AvgPool(std::string name, PoolOptions o) : detail::PoolBase<T>(std::move(name), o) {}
+  AvgPool(std::string name, PoolOptions o) : detail::PoolBase<T>(std::move(name), o) {
+    EWNET_CHECK(!o.ceil_mode, "average pooling '", this->name(), "': ceil mode is implemented for max pooling only");
+  }
   std::string type() const override { return "avg_pool"; }
   std::string describe() const override { return "average pooling " + this->window(); }
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {

@@ -40,6 +40,7 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& type, const std::string&
     o.kernel_w = int(k[1].as_int());
     o.stride = integer("stride");
     o.padding = integer("padding");
+    if (c.contains("padding_w")) o.padding_w = integer("padding_w");
     o.bias = c.at("bias").as_bool();
     o.init = parse_init(c.at("init").as_string());
     return std::make_unique<Conv2d<T>>(name, o);
@@ -56,6 +57,7 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& type, const std::string&
   if (type == "relu") return std::make_unique<Relu<T>>(name);
   if (type == "max_pool" || type == "avg_pool") {
     PoolOptions o{integer("kernel"), integer("stride"), integer("padding")};
+    if (const json::Value* v = c.find("ceil_mode")) o.ceil_mode = v->as_bool();
     if (type == "max_pool") return std::make_unique<MaxPool<T>>(name, o);
     return std::make_unique<AvgPool<T>>(name, o);
   }

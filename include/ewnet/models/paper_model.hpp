@@ -1,5 +1,7 @@
 // ewnet/models/paper_model.hpp: the hybrid inception-residual classifier of "Transfer learning
-// for smarter recycling" (section 3.1, figure 3), assembled from the library's layers.
+// approach towards a smarter recycling" (section 3, "Implementation", figure 3), assembled from the
+// library's layers. The paper gives the parts and the layer count, not the filter counts, the
+// pooling or the shortcut type: what follows marks ewnet's choices (docs/model.md separates the two).
 //
 //   input HxWx3
 //   stem:   7x7/2 conv, ReLU, 3x3/2 max pool, cross-channel norm,
@@ -13,7 +15,8 @@
 //   1 input + 10 stem + 3 x 17 inception-with-projection + 5 head = 67.
 // An inception module is 6 convolutions + 6 ReLUs + 1 max pool + 1 concatenation = 14 layers; the
 // residual adds a shortcut convolution, an addition and a ReLU = 17. GoogLeNet's max pool between
-// 3b and 4a is left out: it would make 68, and the paper puts its pooling in the stem and the head.
+// 3b and 4a is left out (ewnet's choice): with it the count would be 68, not the paper's 67. The
+// paper does not say where (or whether) it pools between the stem and the head.
 // docs/model.md lists every layer.
 //
 // Three stride-2 stages (conv1, pool1, pool2) make the modules work at input/8, so image_size must

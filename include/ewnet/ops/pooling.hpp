@@ -1,6 +1,9 @@
 // ewnet/ops/pooling.hpp: max pooling, average pooling and global average pooling.
 //
-// Output size: Ho = (H + 2ph - kh) / sh + 1 (floor), likewise Wo.
+// Output size: Ho = (H + 2ph - kh) / sh + 1 (floor), likewise Wo. With ceil_mode (max pooling
+// only; PyTorch's ceil_mode=True, used by GoogLeNet): Ho = ceil((H + 2ph - kh) / sh) + 1, less one
+// when the last window would start in the bottom padding ((Ho - 1) sh >= H + ph), so every window
+// holds an input position; windows running off the bottom/right edge are clipped like padding.
 // Max:     y = max of the window over positions inside the image (padding never wins);
 //          backward routes dy to the first position (row-major in the window) holding the max.
 // Average: y = sum of the window / (kh*kw), padding counted as zeros (cuDNN's
@@ -21,8 +24,15 @@ struct PoolGeometry {
   int kernel_h = 2, kernel_w = 2;
   int stride_h = 2, stride_w = 2;
   int pad_h = 0, pad_w = 0;
-  int out_h(int h) const { return (h + 2 * pad_h - kernel_h) / stride_h + 1; }
-  int out_w(int w) const { return (w + 2 * pad_w - kernel_w) / stride_w + 1; }
+  bool ceil_mode = false;
+  int out_h(int h) const { return out_size(h, kernel_h, stride_h, pad_h); }
+  int out_w(int w) const { return out_size(w, kernel_w, stride_w, pad_w); }
+  int out_size(int x, int k, int s, int p) const {
+    if (!ceil_mode) return (x + 2 * p - k) / s + 1;
+    int o = (x + 2 * p - k + s - 1) / s + 1;
+    if ((o - 1) * s >= x + p) --o;
+    return o;
+  }
 };
 
 #ifdef EWNET_WITH_CUDA

@@ -1,0 +1,117 @@
+// load_weights(): torchvision-named files (built here without PyTorch) and ewnet checkpoints.
+#include "test_util.hpp"
+
+#include <filesystem>
+
+#include <ewnet/io/torchvision.hpp>
+#include <ewnet/models/build.hpp>
+
+using namespace ewnet;
+
+namespace {
+io::SafeTensor f32(const Tensor<float>& t, const std::vector<int>& dims) {
+  io::SafeTensor s;
+  s.dtype = "F32";
+  s.shape.assign(dims.begin(), dims.end());
+  const std::vector<float> v = t.to_vector();
+  s.bytes.resize(v.size() * 4);
+  std::memcpy(s.bytes.data(), v.data(), s.bytes.size());
+  return s;
+}
+
+/// A state_dict as torchvision names it, from an ewnet model's tensors (batch norm's scale and
+/// offset under weight and bias, a num_batches_tracked per batch norm, aux tensors if asked).
+io::SafetensorsFile as_torchvision(Model<float>& m, bool aux) {
+  io::SafetensorsFile f;
+  for (auto& [layer, p] : m.parameters()) {
+    std::string name = p->name == "scale" ? "weight" : p->name == "offset" ? "bias" : p->name;
+    f.tensors[layer + "." + name] = f32(p->value, p->dims);
+  }
+  for (auto& [layer, s] : m.state_tensors()) {
+    if (layer == "input") continue;
+    f.tensors[layer + "." + s.name] = f32(*s.tensor, s.dims);
+    io::SafeTensor count;
+    count.dtype = "I64";
+    count.bytes.resize(8);
+    f.tensors[layer + ".num_batches_tracked"] = count;
+  }
+  if (aux) f.tensors["aux1.fc2.weight"] = f32(Tensor<float>({1, 2, 1, 1}), {1, 2});
+  return f;
+}
+
+std::string temp(const char* name) { return (std::filesystem::temp_directory_path() / name).string(); }
+}  // namespace
+
+TEST_CASE("torchvision-named weights load by name, batch norm included, aux classifiers left out", "[models][io]") {
+  Model<float> a = build_model<float>("googlenet", 4, 32, 1);
+  Random rng(9);
+  for (auto& [layer, p] : a.parameters()) p->value.copy_from(test::random_tensor<float>(p->value.shape(), rng));
+  for (auto& [layer, s] : a.state_tensors())
+    if (layer != "input") s.tensor->copy_from(test::random_tensor<float>(s.tensor->shape(), rng));
+  io::SafetensorsFile f = as_torchvision(a, true);
+  f.metadata["ewnet.input_mean"] = "127.5,127.5,127.5";
+  f.metadata["ewnet.input_std"] = "127.5,127.5,127.5";
+  const std::string path = temp("ewnet-torchvision-googlenet.safetensors");
+  io::write_safetensors(path, f);
+
+  Model<float> b = build_model<float>("googlenet", 4, 32, 2);
+  const WeightsLoadResult r = load_weights(b, path);
+  REQUIRE_FALSE(r.ewnet_checkpoint);
+  REQUIRE(r.classifier_loaded);
+  REQUIRE(r.left_out == std::vector<std::string>{"aux1.fc2.weight"});
+  const Tensor<float> x = test::random_tensor<float>({2, 3, 32, 32}, rng);
+  a.input_layer().set_normalization({127.5f, 127.5f, 127.5f}, {127.5f, 127.5f, 127.5f});
+  const std::vector<float> ya = a.forward(x).to_vector(), yb = b.forward(x).to_vector();
+  REQUIRE(ya == yb);
+
+  // A file for 4 classes into a 3-class model: an error, unless the classifier may be skipped.
+  Model<float> c = build_model<float>("googlenet", 3, 32, 3);
+  const std::vector<float> fc_before = c.layer_as<FullyConnected<float>>("fc").weight().value.to_vector();
+  REQUIRE_THROWS_WITH(load_weights(c, path), Catch::Contains("fc.weight") && Catch::Contains("shape"));
+  WeightsLoadOptions skip;
+  skip.skip_classifier_on_mismatch = true;
+  REQUIRE_FALSE(load_weights(c, path, skip).classifier_loaded);
+  REQUIRE(c.layer_as<FullyConnected<float>>("fc").weight().value.to_vector() == fc_before);
+  REQUIRE(test::bitwise_equal(c.layer_as<Conv2d<float>>("conv1.conv").weight().value,
+                              a.layer_as<Conv2d<float>>("conv1.conv").weight().value));
+
+  // The wrong network's file names layers the model does not have.
+  Model<float> r18 = build_model<float>("resnet18", 4, 32, 1);
+  REQUIRE_THROWS_WITH(load_weights(r18, path), Catch::Contains("names no layer"));
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("load_weights reads ewnet checkpoints too, skipping a mismatched classifier when asked", "[models][io]") {
+  Model<float> a = build_model<float>("resnet18", 6, 32, 1);
+  a.input_layer().set_normalization({1, 2, 3}, {4, 5, 6});
+  const std::string path = temp("ewnet-torchvision-ewnet.safetensors");
+  save_checkpoint(a, path);
+  Model<float> b = build_model<float>("resnet18", 2, 32, 5);
+  WeightsLoadOptions skip;
+  skip.skip_classifier_on_mismatch = true;
+  const WeightsLoadResult r = load_weights(b, path, skip);
+  REQUIRE(r.ewnet_checkpoint);
+  REQUIRE_FALSE(r.classifier_loaded);
+  REQUIRE(test::bitwise_equal(b.layer_as<Conv2d<float>>("layer4.1.conv2").weight().value,
+                              a.layer_as<Conv2d<float>>("layer4.1.conv2").weight().value));
+  REQUIRE(b.input_layer().mean() == std::vector<float>{1, 2, 3});
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("docs/model.md: a ResNet-18 for 4 classes from ImageNet-shaped weights", "[models][docs]") {
+  // The file the converter would write for torchvision's resnet18 (1000 classes), with random values.
+  Model<float> imagenet = build_model<float>("resnet18", 1000, 32, 7);
+  io::SafetensorsFile f = as_torchvision(imagenet, false);
+  const std::string file = temp("ewnet-docs-resnet18.safetensors");
+  io::write_safetensors(file, f);
+
+  auto net = ewnet::build_model<float>("resnet18", /*classes*/ 4, /*image_size*/ 224, /*seed*/ 0);  // or "paper", "googlenet", "inception-v3"
+  ewnet::WeightsLoadOptions o;
+  o.skip_classifier_on_mismatch = true;                    // ImageNet's 1000-class fc stays out
+  ewnet::load_weights(net, file, o);     // tools/torch_to_safetensors.py --model resnet18 --pretrained
+
+  REQUIRE(net.classes() == 4);
+  REQUIRE(test::bitwise_equal(net.layer_as<Conv2d<float>>("layer3.1.conv1").weight().value,
+                              imagenet.layer_as<Conv2d<float>>("layer3.1.conv1").weight().value));
+  std::filesystem::remove(file);
+}

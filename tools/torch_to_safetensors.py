@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Writes a PyTorch state_dict to a safetensors file with its names, for ewnet::load_weights.
+
+    # torchvision's ImageNet weights (on a machine that has them or can download them)
+    tools/torch_to_safetensors.py --model resnet18 --pretrained resnet18.safetensors
+    # any saved state_dict (a .pth file holding a dict of tensors, or a whole pickled model)
+    tools/torch_to_safetensors.py --state-dict my.pth --model googlenet googlenet.safetensors
+    # random initialisation (what the parity tests use; nothing is downloaded)
+    tools/torch_to_safetensors.py --model inception-v3 --random --seed 1 --classes 8 out.safetensors
+
+Every floating-point tensor is written as F32 (num_batches_tracked, an integer count, is left out:
+ewnet does not use it). The file's metadata records where it came from and, for --pretrained,
+the input normalisation the weights expect, on ewnet's 0..255 pixel scale ("ewnet.input_mean",
+"ewnet.input_std"): ImageNet's mean and standard deviation for ResNet-18; 127.5 and 127.5 for
+GoogLeNet and Inception-v3, whose pretrained weights torchvision runs with transform_input=True
+(inputs rescaled to [-1, 1]). --input-normalization imagenet|half|none overrides it.
+
+The safetensors layout is written here directly (8-byte little-endian header length, a JSON
+header, the data), so the `safetensors` package is not needed. Needs torch (Debian:
+python3-torch) and, for --model, torchvision (python3-torchvision).
+"""
+import argparse
+import json
+import struct
+import sys
+
+TORCHVISION = {"resnet18": "resnet18", "googlenet": "googlenet", "inception-v3": "inception_v3"}
+IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+
+
+def write_safetensors(path, tensors, metadata, dtype="F32"):
+    """tensors: name -> torch tensor (written as F32, or F64, row-major); metadata: str -> str."""
+    import torch
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        wide = dtype == "F64"
+        t = tensors[name].detach().to(torch.float64 if wide else torch.float32).contiguous().cpu()
+        data = t.numpy().astype("<f8" if wide else "<f4").tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * ((8 - len(text) % 8) % 8)  # align the data block
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+def state_tensors(state_dict):
+    """The floating-point tensors of a state_dict (integer counters such as num_batches_tracked left out)."""
+    return {k: v for k, v in state_dict.items() if hasattr(v, "is_floating_point") and v.is_floating_point()}
+
+
+def torchvision_model(name, classes=1000, pretrained=False):
+    import torchvision
+    fn = getattr(torchvision.models, TORCHVISION[name])
+    kwargs = {}
+    if name in ("googlenet", "inception-v3"):
+        # ewnet builds neither auxiliary classifier; its loader leaves aux weights out anyway.
+        kwargs = {"aux_logits": False, "init_weights": not pretrained}
+        if pretrained:
+            kwargs["transform_input"] = True
+    if pretrained:
+        m = fn(weights="DEFAULT", **kwargs)
+    else:
+        m = fn(num_classes=classes, **kwargs)
+    return m
+
+
+def normalization(kind):
+    if kind == "imagenet":
+        return IMAGENET_MEAN, IMAGENET_STD
+    if kind == "half":
+        return [127.5] * 3, [127.5] * 3
+    return None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("out", help="the safetensors file to write")
+    p.add_argument("--model", choices=sorted(TORCHVISION), help="a torchvision network")
+    p.add_argument("--pretrained", action="store_true", help="torchvision's ImageNet weights (weights='DEFAULT')")
+    p.add_argument("--random", action="store_true", help="random initialisation (nothing downloaded)")
+    p.add_argument("--seed", type=int, default=0, help="with --random")
+    p.add_argument("--classes", type=int, default=1000, help="with --random: the classifier's outputs")
+    p.add_argument("--state-dict", help="a .pth file: a state_dict, or a pickled model")
+    p.add_argument("--input-normalization", choices=["imagenet", "half", "none"],
+                   help="what the weights expect (default: the pretrained network's, none otherwise)")
+    a = p.parse_args(argv)
+    import torch
+
+    meta = {"format": "pt", "ewnet.source": "pytorch"}
+    if a.state_dict:
+        obj = torch.load(a.state_dict, map_location="cpu")
+        sd = obj.state_dict() if hasattr(obj, "state_dict") else obj
+        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+            sd = sd["state_dict"]
+        meta["ewnet.source_file"] = a.state_dict
+    elif a.model and (a.pretrained or a.random):
+        if a.random:
+            torch.manual_seed(a.seed)
+        sd = torchvision_model(a.model, a.classes, a.pretrained).state_dict()
+        meta["ewnet.source"] = "torchvision " + TORCHVISION[a.model] + (" pretrained" if a.pretrained else
+                                                                       f" random seed {a.seed}")
+    else:
+        p.error("give --state-dict FILE, or --model NAME with --pretrained or --random")
+    if a.model:
+        meta["ewnet.model"] = a.model
+    kind = a.input_normalization
+    if kind is None and a.pretrained:
+        kind = "imagenet" if a.model == "resnet18" else "half"
+    norm = normalization(kind) if kind else None
+    if norm:
+        meta["ewnet.input_mean"] = ",".join(f"{x:.6f}" for x in norm[0])
+        meta["ewnet.input_std"] = ",".join(f"{x:.6f}" for x in norm[1])
+    tensors = state_tensors(sd)
+    write_safetensors(a.out, tensors, meta)
+    print(f"{a.out}: {len(tensors)} tensors" + (f", input normalisation '{kind}'" if norm else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
