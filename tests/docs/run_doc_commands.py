@@ -35,7 +35,11 @@ import subprocess
 import sys
 import time
 
-PROGRAMS = ["ewnet-train", "ewnet-finetune", "ewnet-transfer", "ewnet-classify", "ewnet-collect"]
+PROGRAMS = ["ewnet-train", "ewnet-finetune", "ewnet-transfer", "ewnet-classify", "ewnet-collect", "ewnet-export",
+            "ewnet-calibrate"]
+# Documents whose commands another test runs as a walk-through, in order, with its own data
+# (docs/deployment.md: the CTest test deploy:walkthrough).
+WALKED_ELSEWHERE = {os.path.join("docs", "deployment.md"): "deploy:walkthrough"}
 SHORT = {
     "ewnet-train": ["--epochs", "1", "--image-size", "32", "--no-progress"],
     "ewnet-finetune": ["--epochs", "1", "--no-progress"],
@@ -169,6 +173,9 @@ def main():
     pending = []
     for doc in doc_files(root):
         rel = os.path.relpath(doc, root)
+        if rel in WALKED_ELSEWHERE:
+            excluded.append(f"{rel}: every command (the test {WALKED_ELSEWHERE[rel]} runs them as a walk-through)")
+            continue
         for prog, cmd in commands(doc):
             if prog == CONVERTER:
                 if torch:

@@ -143,10 +143,10 @@ TEST_CASE("ewnet-train and ewnet-finetune take --model and --init: a torchvision
   REQUIRE(s2 == 0);
   REQUIRE_THAT(o2, Catch::Contains("all but the classifier") && Catch::Contains("learning-rate factor 10"));
   REQUIRE(ewnet::model_from_checkpoint<float>((dir / "g4" / "best.safetensors").string()).classes() == 4);
-  // The fine-tuning program freezes up to GoogLeNet's head. It does not cache the features: the
+  // The paper's recipe freezes up to GoogLeNet's head. It does not cache the features: the
   // trainer refuses to across batch norm layers (train::can_cache_features), frozen ones included.
   const auto [s3, o3] = run(finetune + " \"" + (dir / "g4" / "best.safetensors").string() + "\" \"" + target +
-                            "\" --epochs 1 --no-progress --out \"" + (dir / "ft").string() + "\"");
+                            "\" --recipe frozen-base --epochs 1 --no-progress --out \"" + (dir / "ft").string() + "\"");
   INFO(o3);
   REQUIRE(s3 == 0);
   REQUIRE_THAT(o3, Catch::Contains("frozen up to and including 'inception5b.concat'") &&
