@@ -1,5 +1,6 @@
 // ewnet-classify: top-k classes of images with a trained checkpoint, as text or JSON.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -28,9 +29,14 @@ std::vector<std::string> collect(const std::vector<std::string>& args) {
   for (const std::string& a : args) {
     if (fs::is_directory(a)) {
       std::vector<std::string> found;
-      for (const auto& e : fs::recursive_directory_iterator(a))
-        if (e.is_regular_file() && ewnet::data::has_image_extension(e.path())) found.push_back(e.path().string());
+      for (const auto& e : fs::recursive_directory_iterator(a)) {
+        // Hidden files (macOS's "._x.jpg" resource forks) are not images of the data.
+        const std::string name = e.path().filename().string();
+        if (e.is_regular_file() && name[0] != '.' && ewnet::data::has_image_extension(e.path()))
+          found.push_back(e.path().string());
+      }
       std::sort(found.begin(), found.end());
+      if (found.empty()) std::fprintf(stderr, "warning: %s: no image files in this folder\n", a.c_str());
       files.insert(files.end(), found.begin(), found.end());
     } else if (fs::exists(a)) {
       files.push_back(a);
@@ -61,8 +67,11 @@ int main(int argc, char** argv) {
       const ewnet::json::Value names = ewnet::json::parse(it->second, checkpoint);  // outlives the loop
       for (const auto& c : names.as_array()) classes.push_back(c.as_string());
     }
-    if (int(classes.size()) != k) {
-      classes.clear();
+    if (!classes.empty() && int(classes.size()) != k)
+      throw ewnet::IoError(checkpoint + ": its metadata names " + std::to_string(classes.size()) +
+                           " classes but the model has " + std::to_string(k) + " outputs");
+    if (classes.empty()) {
+      std::fprintf(stderr, "warning: %s names no classes; showing class_0 ... class_%d\n", checkpoint.c_str(), k - 1);
       for (int c = 0; c < k; ++c) classes.push_back("class_" + std::to_string(c));
     }
 
@@ -88,6 +97,10 @@ int main(int argc, char** argv) {
         ewnet::data::image_to_chw(images[i], x.data() + i * size_t(3 * size * size));
       const std::vector<float> p =
           model.forward(device == ewnet::Device::cpu ? x : x.to(device), ewnet::Mode::inference).to_vector();
+      for (size_t i = 0; i < p.size(); ++i)
+        if (!std::isfinite(p[i]))
+          throw ewnet::Error(names[i / size_t(k)] + ": the model's output is not a number (" + std::to_string(p[i]) +
+                             "); " + checkpoint + " is unusable (trained into divergence?)");
       for (size_t i = 0; i < images.size(); ++i, ++done) {
         std::vector<int> order(static_cast<size_t>(k));
         std::iota(order.begin(), order.end(), 0);
@@ -122,6 +135,9 @@ int main(int argc, char** argv) {
       std::printf("%s\n", doc.dump(2).c_str());
     }
     if (skipped) std::fprintf(stderr, "%zu of %zu files skipped\n", skipped, files.size());
+    if (done == 0)
+      std::fprintf(stderr, "ewnet-classify: error: %s\n",
+                   files.empty() ? "no image files found in what was given" : "no readable image among the files");
     return done > 0 ? 0 : 1;
   });
 }

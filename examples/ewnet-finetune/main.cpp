@@ -7,7 +7,7 @@
 namespace {
 const char* kUsage = "ewnet-finetune SOURCE_CHECKPOINT DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] "
                      "[--drop-period N] [--drop-factor F] [--train-from LAYER] [--seed N] [--split-file CSV] "
-                     "[--device cpu|cuda] [--no-feature-cache] [--resume] [--no-progress]";
+                     "[--device cpu|cuda] [--no-feature-cache] [--resume [--allow-changed-settings]] [--no-progress]";
 const char* kHelp =
     "Loads a checkpoint written by ewnet-train (its best.safetensors), replaces the classifier ('fc') for\n"
     "the classes of DATA_DIR/<class>/<image>, freezes every layer but the task-specific head (learning-rate\n"
@@ -32,6 +32,8 @@ const char* kHelp =
     "  --no-feature-cache run the frozen base every step, on augmented images (random crop, shift,\n"
     "                     rotation, flip), instead of training the head from features computed once\n"
     "  --resume           continue OUT's interrupted run from OUT/last.safetensors\n"
+    "  --allow-changed-settings  let --resume continue although the seed, batch, rate, image size or data\n"
+    "                     differ from the checkpoint's (refused by default, naming each difference)\n"
     "  --no-progress      no progress bar on stderr\n";
 }  // namespace
 
@@ -40,7 +42,7 @@ int main(int argc, char** argv) {
     const cli::Args a(argc, argv,
                       {"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from", "seed",
                        "split-file", "device"},
-                      {"resume", "no-progress", "no-feature-cache"});
+                      {"resume", "allow-changed-settings", "no-progress", "no-feature-cache"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() != 2) throw cli::UsageError("give a source checkpoint and a data folder");
     const std::string source = a.positional()[0];
@@ -58,10 +60,12 @@ int main(int argc, char** argv) {
     r.device = a.get_device();
     r.out_dir = a.get("out", "ewnet-finetune-run");
     r.resume = a.flag("resume");
+    r.allow_changed_settings = a.flag("allow-changed-settings");
     r.progress = !a.flag("no-progress");
     r.feature_cache = !a.flag("no-feature-cache");
     const int drop_period = a.get_int("drop-period", 20);
     d.image_size = pipeline::checkpoint_image_size(source);
+    d.batch = r.batch;
     const pipeline::Data data = pipeline::load_data(d, std::cout);
     pipeline::finetune(source, data, r, a.get("train-from", "head"), drop_factor, drop_period,
                        "target fine-tuning (transfer)", d.dir, std::cout);
