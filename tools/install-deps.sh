@@ -2,7 +2,10 @@
 # Installs what ewnet needs to build, test and benchmark on Debian (12 or newer), from Debian's
 # packages. The CUDA toolkit with cuDNN, when present, is expected under /usr/local/cuda.
 set -euo pipefail
-packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-dev libstb-dev libcurl4-openssl-dev libbenchmark-dev)
+# clang and libclang-rt-14-dev: the libFuzzer targets (tools/fuzz.sh); locales: the locale source the
+# JSON test compiles a comma-decimal locale from.
+packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-dev libstb-dev libcurl4-openssl-dev libbenchmark-dev
+          clang libclang-rt-14-dev locales)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
