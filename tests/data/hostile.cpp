@@ -223,7 +223,7 @@ TEST_CASE("a folder scan skips broken links and WebP files with a reason", "[dat
                       Catch::Contains("photo.webp: WebP") && Catch::Contains("/c: symbolic link loop"));
 }
 
-TEST_CASE("split files: unknown values name the line; BOM and RFC 4180 quoting are read", "[dataset][hostile]") {
+TEST_CASE("split files: unknown values name the line, BOM and RFC 4180 quoting are read", "[dataset][hostile]") {
   TempDir dir;
   Image img;
   img.width = img.height = 4;
