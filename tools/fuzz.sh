@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz/ with Clang (AddressSanitizer and
-# UndefinedBehaviorSanitizer on) and runs each on its seed corpus for SECONDS (default 15; CI
+# UndefinedBehaviorSanitizer on) and runs each on its seed corpus for SECONDS (default 10; CI
 # runs the default). New inputs a run finds go to BUILD/corpus/<target>, never into the seeds; a
 # crash leaves its input as BUILD/crash-* and fails the script.
 #   tools/fuzz.sh [SECONDS] [TARGET...]     e.g. tools/fuzz.sh 600 json
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-15}
+seconds=${1:-10}
 shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(safetensors json architecture image csv collect)

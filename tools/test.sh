@@ -14,5 +14,5 @@ cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" --output-on-failure -j "$jobs"
 if [ "${EWNET_QUICK:-0}" != 1 ]; then
   tools/sanitize.sh
-  tools/fuzz.sh "${EWNET_FUZZ_SECONDS:-15}"
+  tools/fuzz.sh "${EWNET_FUZZ_SECONDS:-10}"
 fi
