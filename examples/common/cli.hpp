@@ -4,12 +4,16 @@
 //   an ewnet::Error (an unreadable file, no CUDA device) is printed and exits 1.
 #pragma once
 
+#include <cctype>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <new>
 #include <set>
 #include <string>
 #include <vector>
@@ -45,7 +49,11 @@ class Args {
           values_[name] = "1";
         } else if (options.count(name)) {
           if (!inline_value) {
-            if (i + 1 >= argc) throw UsageError("option --" + name + " needs a value");
+            // "--out --resume" means a forgotten value, not a folder named "--resume".
+            if (i + 1 >= argc || std::string(argv[i + 1]).rfind("--", 0) == 0)
+              throw UsageError("option --" + name + ": missing value" +
+                               (i + 1 < argc ? " (found option " + std::string(argv[i + 1]) + ")" : std::string()) +
+                               "; write --" + name + "=VALUE for a value that starts with --");
             value = argv[++i];
           }
           values_[name] = value;
@@ -68,8 +76,9 @@ class Args {
     if (!has(name)) return fallback;
     const std::string v = get(name, "");
     char* end = nullptr;
+    errno = 0;
     const long x = std::strtol(v.c_str(), &end, 10);
-    if (v.empty() || *end || x < min || x > 1000000000)
+    if (v.empty() || *end || errno == ERANGE || x < min || x > 1000000000)
       throw UsageError("--" + name + " needs an integer >= " + std::to_string(min) + ", got '" + v + "'");
     return int(x);
   }
@@ -77,17 +86,22 @@ class Args {
     if (!has(name)) return fallback;
     const std::string v = get(name, "");
     char* end = nullptr;
+    errno = 0;
     const double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end || !(x > min_exclusive))
-      throw UsageError("--" + name + " needs a number > " + std::to_string(min_exclusive) + ", got '" + v + "'");
+    // inf, nan, 1e309 (overflow) and denormals (1e-310: underflow) are never a meant rate.
+    if (v.empty() || *end || errno == ERANGE || !std::isfinite(x) || (x != 0 && !std::isnormal(x)) ||
+        !(x > min_exclusive))
+      throw UsageError("--" + name + " needs a finite number > " + std::to_string(min_exclusive) + ", got '" + v + "'");
     return x;
   }
   std::uint64_t get_seed(const std::string& name, std::uint64_t fallback) const {
     if (!has(name)) return fallback;
     const std::string v = get(name, "");
     char* end = nullptr;
+    errno = 0;
     const unsigned long long x = std::strtoull(v.c_str(), &end, 10);
-    if (v.empty() || *end || v[0] == '-') throw UsageError("--" + name + " needs a non-negative integer, got '" + v + "'");
+    if (v.empty() || *end || v[0] == '-' || !std::isdigit(static_cast<unsigned char>(v[0])) || errno == ERANGE)
+      throw UsageError("--" + name + " needs an integer from 0 to 18446744073709551615, got '" + v + "'");
     return x;
   }
   ewnet::Device get_device(const std::string& name = "device") const {
@@ -120,6 +134,11 @@ inline int run(const char* program, const char* usage, const std::function<int()
     return 2;
   } catch (const ewnet::Error& e) {
     std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // The library names the file and the step where it can (decoding, loading a checkpoint,
+    // training); anything left is reported rather than ending in std::terminate.
+    std::fprintf(stderr, "%s: error: out of memory; lower --batch or --image-size, or free memory\n", program);
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: error: %s\n", program, e.what());

@@ -9,6 +9,9 @@
 
 #include <unistd.h>
 
+#include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -41,20 +44,82 @@ struct DataOptions {
   int image_size = 64;
   std::uint64_t seed = 0;
   int threads = ewnet::data::default_threads();
+  int batch = 0;                 // the run's mini-batch, for the memory estimate (0: the cache only)
 };
+
+/// Memory this process may still take: MemAvailable from /proc/meminfo, else the physical memory.
+inline std::uint64_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib << 10;
+  return std::uint64_t(::sysconf(_SC_PHYS_PAGES)) * std::uint64_t(::sysconf(_SC_PAGESIZE));
+}
+
+/// What a run of the paper's model on `images` images of `size` pixels a side with mini-batches of
+/// `batch` needs at its peak, estimated before anything is loaded: the 8-bit image cache, the
+/// decoders' shared allowance, and for training the activations and their gradients (float, from
+/// the model's layer output shapes at 32x32, scaled by the pixel count) plus the float batch.
+struct MemoryEstimate {
+  std::uint64_t cache = 0, decoding = 0, training = 0;
+  std::uint64_t total() const { return cache + decoding + training; }
+};
+inline MemoryEstimate estimate_memory(size_t images, int size, int batch) {
+  MemoryEstimate m;
+  const std::uint64_t pixels = std::uint64_t(size) * std::uint64_t(size);
+  m.cache = std::uint64_t(images) * pixels * 3;
+  m.decoding = ewnet::data::kDecodeBudgetBytes;
+  if (batch > 0) {
+    static const std::uint64_t per_image_at_32 = [] {
+      ewnet::PaperModelOptions o;
+      o.classes = 2;
+      o.image_size = 32;
+      ewnet::Model<Real> model = ewnet::build_paper_model<Real>(o);
+      model.build();
+      std::uint64_t values = 0;
+      for (ewnet::Layer<Real>* l : model.layers()) values += model.output_shape(l->name()).sample_size();
+      return values;
+    }();
+    const std::uint64_t per_image = per_image_at_32 * pixels / (32 * 32) + 3 * pixels;
+    m.training = std::uint64_t(batch) * per_image * sizeof(Real) * 2;
+  }
+  return m;
+}
+
+/// Refuses, before anything is decoded, a run that cannot fit in the memory the machine has.
+inline void check_memory(const MemoryEstimate& m, int size, int batch, std::uint64_t available) {
+  auto gib = [](std::uint64_t b) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f GiB", double(b) / double(1ull << 30));
+    return std::string(text);
+  };
+  EWNET_CHECK(m.total() <= available, "a run at --image-size ", size, (batch > 0 ? ewnet::str(" with --batch ", batch) : ""),
+              " needs about ", gib(m.total()), " (", gib(m.cache), " for the cached images, ", gib(m.decoding),
+              " for decoding", (batch > 0 ? ", " + gib(m.training) + " for training" : std::string()),
+              ") but this machine has ", gib(available), " available; use a smaller --image-size or --batch");
+}
 
 /// Scans, decodes and splits; prints one line about the data set (and a warning per bad file).
 inline Data load_data(const DataOptions& o, std::ostream& out) {
   Data d;
+  EWNET_CHECK(o.image_size >= 1 && o.image_size <= ewnet::detail::kMaxInputSide, "--image-size ", o.image_size,
+              " is out of range (at most ", ewnet::detail::kMaxInputSide, ")");
   const ewnet::data::Dataset scanned = ewnet::data::scan_image_folder(o.dir);
-  d.files = scanned.size();
+  check_memory(estimate_memory(scanned.size(), o.image_size, o.batch), o.image_size, o.batch,
+               available_memory_bytes());
+  d.files = scanned.size() + scanned.skipped.size();
+  for (const std::string& s : scanned.skipped) std::cerr << "warning: skipping " << s << "\n";
   d.cache = std::make_unique<ewnet::data::ImageCache>(scanned, o.image_size, &std::cerr, o.threads);
   const ewnet::data::Dataset& ds = d.cache->dataset();
   d.classes = ds.classes;
   d.split = o.split_file.empty() ? ewnet::data::split_each_label(ds, o.train_fraction, o.seed)
                                  : ewnet::data::split_from_file(ds, o.split_file);
+  for (const std::string& w : d.split.warnings) std::cerr << "warning: " << w << "\n";
   out << o.dir << ": " << ds.size() << " images in " << ds.class_count() << " classes";
-  if (!d.cache->skipped().empty()) out << ", " << d.cache->skipped().size() << " bad files skipped";
+  if (!d.cache->skipped().empty() || !scanned.skipped.empty())
+    out << ", " << d.cache->skipped().size() + scanned.skipped.size() << " bad files skipped";
   out << "; " << d.split.train.size() << " for training, " << d.split.validation.size() << " for validation ("
       << (o.split_file.empty() ? "stratified " + std::to_string(int(o.train_fraction * 100 + 0.5)) + "% split, seed " +
                                      std::to_string(o.seed)
@@ -69,8 +134,9 @@ inline ewnet::json::Value data_report(const Data& d, const std::string& dir) {
   v["folder"] = dir;
   v["files"] = d.files;
   v["images"] = d.cache->size();
-  v["skipped_files"] = d.cache->skipped().size();
+  v["skipped_files"] = d.cache->skipped().size() + d.cache->dataset().skipped.size();
   ewnet::json::Value skipped = ewnet::json::Value::array();
+  for (const auto& s : d.cache->dataset().skipped) skipped.push_back(s);
   for (const auto& s : d.cache->skipped()) skipped.push_back(s.reason);
   v["skipped"] = skipped;
   v["training_images"] = d.split.train.size();
@@ -86,6 +152,7 @@ struct RunOptions {
   ewnet::Device device = ewnet::Device::cpu;
   std::string out_dir;
   bool resume = false;
+  bool allow_changed_settings = false;  // a resume may differ from the checkpoint's settings or data
   bool progress = true;
   // Fine-tuning with the whole base frozen: compute the features once and train the head from them,
   // without augmentation; false runs the base every step on augmented images.
@@ -119,6 +186,7 @@ inline ewnet::train::TrainOptions train_options(const RunOptions& r, const Data&
   t.title = title;
   t.classes = d.classes;
   t.resume = r.resume;
+  t.allow_changed_settings = r.allow_changed_settings;
   // The bar rewrites one line with \r: only on a terminal, never into a log file.
   t.progress = r.progress && ::isatty(STDERR_FILENO);
   t.threads = r.threads;

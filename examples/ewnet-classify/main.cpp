@@ -1,6 +1,7 @@
 // ewnet-classify: top-k classes of images with a trained checkpoint, as text, JSON or CSV; with
 // rejection of unknown devices and Grad-CAM heat maps on request.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -37,9 +38,14 @@ std::vector<std::string> collect(const std::vector<std::string>& args) {
   for (const std::string& a : args) {
     if (fs::is_directory(a)) {
       std::vector<std::string> found;
-      for (const auto& e : fs::recursive_directory_iterator(a))
-        if (e.is_regular_file() && ewnet::data::has_image_extension(e.path())) found.push_back(e.path().string());
+      for (const auto& e : fs::recursive_directory_iterator(a)) {
+        // Hidden files (macOS's "._x.jpg" resource forks) are not images of the data.
+        const std::string name = e.path().filename().string();
+        if (e.is_regular_file() && name[0] != '.' && ewnet::data::has_image_extension(e.path()))
+          found.push_back(e.path().string());
+      }
       std::sort(found.begin(), found.end());
+      if (found.empty()) std::fprintf(stderr, "warning: %s: no image files in this folder\n", a.c_str());
       files.insert(files.end(), found.begin(), found.end());
     } else if (fs::exists(a)) {
       files.push_back(a);
@@ -87,6 +93,9 @@ int main(int argc, char** argv) {
     cli::report_cpu_engine();
     co.top_k = top;
     ewnet::Classifier classifier(checkpoint, co);
+    if (!classifier.names_from_checkpoint())
+      std::fprintf(stderr, "warning: %s names no classes; showing class_0 ... class_%d\n", checkpoint.c_str(),
+                   classifier.classes() - 1);
     if (a.flag("reject")) classifier.set_reject(true, reject_score);
     const std::string explain_dir = a.get("explain", "");
     if (!explain_dir.empty()) std::filesystem::create_directories(explain_dir);
@@ -175,6 +184,9 @@ int main(int argc, char** argv) {
       std::printf("%s\n", doc.dump(2).c_str());
     }
     if (skipped) std::fprintf(stderr, "%zu of %zu files skipped\n", skipped, files.size());
+    if (done == 0)
+      std::fprintf(stderr, "ewnet-classify: error: %s\n",
+                   files.empty() ? "no image files found in what was given" : "no readable image among the files");
     return done > 0 ? 0 : 1;
   });
 }

@@ -9,7 +9,7 @@ const char* kUsage =
     "ewnet-finetune {SOURCE_CHECKPOINT | --model NAME --init FILE [--image-size N]} DATA_DIR [--out DIR] "
     "[--epochs N] [--batch N] [--lr RATE] [--drop-period N] [--drop-factor F] [--recipe NAME] [--base-factor F] "
     "[--train-from LAYER] [--new-layer-factor F] [--seed N] [--split-file CSV] [--device cpu|cuda] "
-    "[--no-feature-cache] [--resume] [--no-progress]";
+    "[--no-feature-cache] [--resume [--allow-changed-settings]] [--no-progress]";
 const char* kHelp =
     "Loads a checkpoint written by ewnet-train (its best.safetensors), replaces the classifier ('fc') for\n"
     "the classes of DATA_DIR/<class>/<image>, and trains with the paper's schedule (the learning rate halved\n"
@@ -51,6 +51,8 @@ const char* kHelp =
     "  --no-feature-cache with frozen-base, run the frozen base every step on augmented images (random\n"
     "                     crop, shift, rotation, flip) instead of training the head from features computed once\n"
     "  --resume           continue OUT's interrupted run from OUT/last.safetensors\n"
+    "  --allow-changed-settings  let --resume continue although the seed, batch, rate, image size or data\n"
+    "                     differ from the checkpoint's (refused by default, naming each difference)\n"
     "  --no-progress      no progress bar on stderr\n";
 }  // namespace
 
@@ -60,7 +62,7 @@ int main(int argc, char** argv) {
                       {"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from", "seed",
                        "split-file", "device", "recipe", "base-factor", "model", "init", "image-size",
                        "new-layer-factor"},
-                      {"resume", "no-progress", "no-feature-cache"});
+                      {"resume", "allow-changed-settings", "no-progress", "no-feature-cache"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     const bool from_init = a.has("init");
     if (a.positional().size() != (from_init ? 1u : 2u))
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
     cli::report_cpu_engine();
     r.out_dir = a.get("out", "ewnet-finetune-run");
     r.resume = a.flag("resume");
+    r.allow_changed_settings = a.flag("allow-changed-settings");
     r.progress = !a.flag("no-progress");
     r.feature_cache = !a.flag("no-feature-cache");
     r.model = a.get_model();
@@ -112,6 +115,7 @@ int main(int argc, char** argv) {
                                                   std::to_string(r.epochs) + " epochs, 80/20 split, the base "
                                                   "frozen (learning-rate factor 0), only the head trains; the "
                                                   "images at the checkpoint's size (the paper's: 224x224).");
+    d.batch = r.batch;
     const pipeline::Data data = pipeline::load_data(d, std::cout);
     if (from_init)
       pipeline::finetune_init(data, r, f, "target fine-tuning (transfer from " + r.init + ")", d.dir, std::cout);

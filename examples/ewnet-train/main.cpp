@@ -7,7 +7,7 @@
 namespace {
 const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] [--image-size N] "
                      "[--schedule constant|cosine] [--warmup N] [--recipe paper] [--seed N] [--split-file CSV] "
-                     "[--device cpu|cuda] [--model NAME] [--init FILE] [--new-layer-factor F] [--resume] [--no-progress]";
+                     "[--device cpu|cuda] [--model NAME] [--init FILE] [--new-layer-factor F] [--resume [--allow-changed-settings]] [--no-progress]";
 const char* kHelp =
     "Trains the paper's 67-layer inception-residual model (or --model) from random weights (or --init) on\n"
     "DATA_DIR/<class>/<image>.\n"
@@ -36,6 +36,8 @@ const char* kHelp =
     "                     replaced by a fresh one (MATLAB's transfer recipe) and every layer trains\n"
     "  --new-layer-factor F  learning-rate factor of that new classifier (default 10, MATLAB's example's)\n"
     "  --resume           continue OUT's interrupted run from OUT/last.safetensors\n"
+    "  --allow-changed-settings  let --resume continue although the seed, batch, rate, image size or data\n"
+    "                     differ from the checkpoint's (refused by default, naming each difference)\n"
     "  --no-progress      no progress bar on stderr\n";
 }  // namespace
 
@@ -44,12 +46,13 @@ int main(int argc, char** argv) {
     const cli::Args a(argc, argv,
                       {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device", "model", "init",
                        "new-layer-factor", "schedule", "warmup", "recipe"},
-                      {"resume", "no-progress"});
+                      {"resume", "allow-changed-settings", "no-progress"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() != 1) throw cli::UsageError("give exactly one data folder");
     pipeline::DataOptions d;
     d.dir = a.positional()[0];
     d.image_size = a.get_int("image-size", 224, 32);
+    if (d.image_size % 8) throw cli::UsageError("--image-size must be a multiple of 8");
     d.seed = a.get_seed("seed", 0);
     d.split_file = a.get("split-file", "");
     pipeline::RunOptions r;
@@ -61,6 +64,7 @@ int main(int argc, char** argv) {
     cli::report_cpu_engine();
     r.out_dir = a.get("out", "ewnet-train-run");
     r.resume = a.flag("resume");
+    r.allow_changed_settings = a.flag("allow-changed-settings");
     r.progress = !a.flag("no-progress");
     const std::string schedule = a.get("schedule", "constant");
     if (schedule != "constant" && schedule != "cosine")
@@ -83,6 +87,7 @@ int main(int argc, char** argv) {
     r.model = a.get_model();
     r.init = a.get("init", "");
     r.new_layer_factor = a.get_double("new-layer-factor", 10);
+    d.batch = r.batch;
     const pipeline::Data data = pipeline::load_data(d, std::cout);
     pipeline::train_scratch(data, r, r.init.empty() ? "source training (from scratch)" : "training from " + r.init,
                             d.dir, std::cout, &sched);

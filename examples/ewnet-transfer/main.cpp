@@ -223,6 +223,7 @@ int main(int argc, char** argv) {
     sd.image_size = image_size;
     sd.seed = seed;
     sd.split_file = a.get("source-split-file", "");
+    sd.batch = r.batch;
     pipeline::DataOptions td = sd;
     td.dir = target_dir;
     td.split_file = a.get("target-split-file", "");

@@ -74,10 +74,10 @@ TEST_CASE("split_from_file follows splits.csv: train rows train, val and test ro
   const Split s = split_from_file(d, dir + "/splits.csv");
   const auto rows = read_split_file(dir + "/splits.csv");
   size_t train_rows = 0;
-  for (const auto& [file, split] : rows) train_rows += split == "train";
+  for (const auto& [file, row] : rows) train_rows += row.split == "train";
   REQUIRE(s.train.size() == train_rows);
   REQUIRE(s.train.size() + s.validation.size() == d.size());
-  for (size_t i : s.train) REQUIRE(rows.at(d.samples[i].relative) == "train");
+  for (size_t i : s.train) REQUIRE(rows.at(d.samples[i].relative).split == "train");
 }
 
 TEST_CASE("a missing folder and an empty class are errors that name them") {

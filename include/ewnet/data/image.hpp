@@ -11,10 +11,13 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -38,10 +41,15 @@ struct ImageInfo {
   int channels = 0;  // as stored: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA
 };
 
-/// Largest side and pixel count ewnet decodes. 16384 covers any camera; 100 megapixels of RGB
-/// is 300 MB, the most a single image may cost before it is refused.
+/// Largest side and pixel count ewnet decodes. 16384 covers any camera.
 inline constexpr int kMaxImageSide = 16384;
 inline constexpr long long kMaxImagePixels = 100'000'000;
+/// The most memory one image may cost to decode (decode_memory_estimate), checked from the header
+/// before anything is allocated: a 50-megapixel 8-bit photo (about 450 MB) passes; a 100-megapixel
+/// PNG (about 900 MB) or a large 32-bit-float HDR does not.
+inline constexpr std::size_t kMaxDecodeBytes = std::size_t(512) << 20;
+/// The largest image file ewnet reads (checked before the file is read whole).
+inline constexpr std::uintmax_t kMaxImageFileBytes = std::uintmax_t(256) << 20;
 
 namespace detail {
 
@@ -138,12 +146,130 @@ inline bool is_jpeg(const std::uint8_t* p, std::size_t n) {
   return n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF;
 }
 
+// The EXIF orientation of a JPEG (1 to 8, 1 when absent or unreadable): how the camera was held.
+// APP1 "Exif\0\0" holds a TIFF block (byte order "II" or "MM", IFD0's offset at 4) whose first
+// directory lists 12-byte entries; tag 0x0112 (a SHORT) is the orientation. Every offset is
+// checked against the segment, so a malformed block only means "no orientation".
+inline int jpeg_exif_orientation(const std::uint8_t* p, std::size_t n) {
+  std::size_t i = 2;
+  while (i + 4 <= n && p[i] == 0xFF) {
+    const std::uint8_t m = p[i + 1];
+    if (m == 0xFF) { ++i; continue; }
+    if (m == 0xDA || m == 0xD9) break;  // the scan starts: metadata comes before it
+    const std::size_t length = (std::size_t{p[i + 2]} << 8) | p[i + 3];
+    if (length < 2 || i + 2 + length > n) break;
+    const std::uint8_t* seg = p + i + 4;
+    const std::size_t len = length - 2;
+    if (m == 0xE1 && len >= 14 && std::memcmp(seg, "Exif\0\0", 6) == 0) {
+      const std::uint8_t* t = seg + 6;
+      const std::size_t tn = len - 6;
+      const bool little = t[0] == 'I' && t[1] == 'I';
+      if (!little && !(t[0] == 'M' && t[1] == 'M')) return 1;
+      auto u16 = [&](std::size_t at) -> unsigned {
+        return little ? unsigned(t[at]) | unsigned(t[at + 1]) << 8 : unsigned(t[at]) << 8 | unsigned(t[at + 1]);
+      };
+      auto u32 = [&](std::size_t at) -> std::uint32_t {
+        return little ? std::uint32_t(u16(at)) | std::uint32_t(u16(at + 2)) << 16
+                      : std::uint32_t(u16(at)) << 16 | std::uint32_t(u16(at + 2));
+      };
+      const std::uint32_t ifd = u32(4);
+      if (ifd > tn || tn - ifd < 2) return 1;
+      const unsigned count = u16(ifd);
+      for (unsigned k = 0; k < count; ++k) {
+        const std::size_t e = std::size_t(ifd) + 2 + std::size_t(k) * 12;
+        if (e + 12 > tn) return 1;
+        if (u16(e) == 0x0112 && u16(e + 2) == 3) {
+          const unsigned v = u16(e + 8);
+          return v >= 1 && v <= 8 ? int(v) : 1;
+        }
+      }
+      return 1;
+    }
+    i += 2 + length;
+  }
+  return 1;
+}
+
+// Turns a decoded image upright for EXIF orientation o: 2 mirrors, 3 turns 180 degrees, 4 flips,
+// 5 transposes, 6 turns 90 degrees clockwise, 7 transverses, 8 turns 90 degrees anticlockwise.
+// For each output pixel (x, y) it reads the source pixel the orientation maps there.
+inline Image apply_exif_orientation(const Image& src, int o) {
+  if (o <= 1 || o > 8) return src;
+  const int W = src.width, H = src.height;
+  const bool swap = o >= 5;
+  Image out;
+  out.width = swap ? H : W;
+  out.height = swap ? W : H;
+  out.rgb.resize(src.rgb.size());
+  for (int y = 0; y < out.height; ++y)
+    for (int x = 0; x < out.width; ++x) {
+      int sx = x, sy = y;
+      switch (o) {
+        case 2: sx = W - 1 - x; break;
+        case 3: sx = W - 1 - x; sy = H - 1 - y; break;
+        case 4: sy = H - 1 - y; break;
+        case 5: sx = y; sy = x; break;
+        case 6: sx = y; sy = H - 1 - x; break;
+        case 7: sx = W - 1 - y; sy = H - 1 - x; break;
+        case 8: sx = W - 1 - y; sy = x; break;
+      }
+      std::memcpy(&out.rgb[(std::size_t(y) * std::size_t(out.width) + std::size_t(x)) * 3],
+                  &src.rgb[(std::size_t(sy) * std::size_t(W) + std::size_t(sx)) * 3], 3);
+    }
+  return out;
+}
+
 inline std::string stb_reason() {
   const char* r = stbi_failure_reason();
   return r ? std::string(r) : std::string("unknown reason");
 }
 
 }  // namespace detail
+
+/// What decoding an image will allocate at its peak, from its header: stb_image's buffer of the
+/// stored samples (1 byte a channel, 2 for 16-bit PNG/PSD/PNM, 4 for float HDR), its conversion to
+/// 8 bits for 16-bit and HDR input, the format's working memory (PNG's inflated rows as large as
+/// the samples; a JPEG's component planes; GIF's canvas, background and history at 4 bytes a
+/// pixel, twice) and ewnet's RGB result.
+inline std::size_t decode_memory_estimate(const std::uint8_t* bytes, std::size_t size, const ImageInfo& info) {
+  const std::size_t pixels = std::size_t(info.width) * std::size_t(info.height);
+  const std::size_t channels = std::size_t(std::max(1, info.channels));
+  const int n = int(std::min<std::size_t>(size, INT_MAX));
+  std::size_t sample = 1;
+  if (stbi_is_hdr_from_memory(bytes, n)) sample = 4;
+  else if (stbi_is_16_bit_from_memory(bytes, n)) sample = 2;
+  std::size_t total = pixels * channels * sample;    // the decoder's buffer
+  if (sample > 1) total += pixels * channels;         // converted to 8 bits
+  if (size >= 4 && std::memcmp(bytes, "GIF8", 4) == 0) total += 2 * pixels * 4;
+  else total += pixels * channels * sample;           // PNG rows, JPEG planes and the like
+  return total + pixels * 3;                          // the RGB Image
+}
+
+/// A memory allowance shared by threads that decode at once: each decode takes its estimate before
+/// it starts and gives it back after, so N threads never hold more than `total` bytes of decoder
+/// memory together (a decode larger than the whole allowance waits until it runs alone).
+class DecodeBudget {
+ public:
+  explicit DecodeBudget(std::size_t total) : total_(total) {}
+  void acquire(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait(lock, [&] { return used_ == 0 || used_ + n <= total_; });
+    used_ += n;
+  }
+  void release(std::size_t n) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      used_ -= n;
+    }
+    ready_.notify_all();
+  }
+  std::size_t total() const { return total_; }
+
+ private:
+  std::size_t total_, used_ = 0;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+};
 
 /// Reads the dimensions from the header. Throws IoError naming `what` when the bytes are empty,
 /// not a format stb_image knows, too large to hand to stb (over 2 GiB), or a header stb refuses
@@ -158,20 +284,38 @@ inline ImageInfo probe_image(const std::uint8_t* bytes, std::size_t size, const 
     if (detail::header_dimensions(bytes, size, w, h)) detail::check_dimensions(w, h, what);
     throw IoError(str(what, ": not a readable image (", detail::stb_reason(), ")"));
   }
+  // A BMP whose rows run top-down stores a negative height; stb's info passes it on as it is.
+  if (size >= 2 && bytes[0] == 'B' && bytes[1] == 'M' && info.height < 0 && info.height > INT_MIN)
+    info.height = -info.height;
   return info;
 }
 
-/// Decodes an encoded image (any format stb_image reads) to 8-bit RGB. Grey is copied to all three
-/// channels; alpha is composited onto white, the background a photographed device sits on when its
-/// cut-out is shown. Throws IoError naming `what` and the reason when the input is empty, not an
-/// image, corrupt or truncated, or larger than kMaxImageSide / kMaxImagePixels (checked from the
-/// header before any pixel memory is allocated).
-inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std::string& what) {
+/// Decodes an encoded image (any format stb_image reads) to 8-bit RGB, a JPEG turned upright by
+/// its EXIF orientation. Grey is copied to all three channels; alpha is composited onto white, the
+/// background a photographed device sits on when its cut-out is shown. Throws IoError naming
+/// `what` and the reason when the input is empty, not an image, corrupt or truncated, larger than
+/// kMaxImageSide / kMaxImagePixels, or costlier to decode than kMaxDecodeBytes (all checked from
+/// the header before any pixel memory is allocated). With a `budget`, waits until the decode's
+/// estimate fits in what other threads leave of it.
+inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std::string& what,
+                          DecodeBudget* budget = nullptr) {
   const ImageInfo info = probe_image(bytes, size, what);
   detail::check_dimensions(info.width, info.height, what);
   if (detail::is_jpeg(bytes, size))
     EWNET_CHECK_AS(IoError, detail::jpeg_is_complete(bytes, size), what,
                    ": truncated JPEG (no end-of-image marker after the image data)");
+  const std::size_t need = decode_memory_estimate(bytes, size, info);
+  EWNET_CHECK_AS(IoError, need <= kMaxDecodeBytes, what, ": decoding this ", info.width, "x", info.height, " image (",
+                 info.channels, " channels", stbi_is_hdr_from_memory(bytes, int(size)) ? ", 32-bit float HDR"
+                 : stbi_is_16_bit_from_memory(bytes, int(size)) ? ", 16-bit" : "",
+                 ") would take about ", (need >> 20) + 1, " MiB, over the ", kMaxDecodeBytes >> 20,
+                 " MiB an image may use");
+  struct Reservation {
+    DecodeBudget* budget;
+    std::size_t bytes;
+    ~Reservation() { if (budget) budget->release(bytes); }
+  } reservation{budget, need};
+  if (budget) budget->acquire(need);
 
   int w = 0, h = 0, n = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
@@ -209,6 +353,11 @@ inline Image decode_image(const std::uint8_t* bytes, std::size_t size, const std
         break;
     }
   }
+  // Phone photos are stored as the sensor saw them and carry the way up in EXIF.
+  if (detail::is_jpeg(bytes, size)) {
+    const int orientation = detail::jpeg_exif_orientation(bytes, size);
+    if (orientation != 1) return detail::apply_exif_orientation(img, orientation);
+  }
   return img;
 }
 
@@ -217,7 +366,16 @@ inline Image decode_image(const std::vector<std::uint8_t>& bytes, const std::str
 }
 
 /// Reads a whole file into memory. Throws IoError naming the path when it cannot be opened or read.
-inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
+inline std::vector<std::uint8_t> read_file_bytes(const std::string& path,
+                                                 std::uintmax_t max_bytes = kMaxImageFileBytes) {
+  // The size is checked before the file is read whole (a sparse 2.5 GB file costs nothing on disk).
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  EWNET_CHECK_AS(IoError, !ec && std::filesystem::is_regular_file(st), path, ": cannot open for reading (",
+                 ec ? ec.message() : std::string("not a regular file"), ")");
+  const std::uintmax_t file_bytes = std::filesystem::file_size(path, ec);
+  EWNET_CHECK_AS(IoError, !ec && file_bytes <= max_bytes, path, ": ", file_bytes, " bytes is larger than the ",
+                 max_bytes >> 20, " MiB a file may have here");
   std::ifstream in(path, std::ios::binary);
   EWNET_CHECK_AS(IoError, in.good(), path, ": cannot open for reading");
   std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -226,9 +384,9 @@ inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
 }
 
 /// Reads and decodes an image file; errors name the path.
-inline Image load_image(const std::string& path) {
+inline Image load_image(const std::string& path, DecodeBudget* budget = nullptr) {
   const std::vector<std::uint8_t> bytes = read_file_bytes(path);
-  return decode_image(bytes.data(), bytes.size(), path);
+  return decode_image(bytes.data(), bytes.size(), path, budget);
 }
 
 /// Resizes to width x height. Uses stb_image_resize, whose filters integrate over the source

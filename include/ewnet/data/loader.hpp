@@ -36,6 +36,10 @@ namespace ewnet::data {
 
 inline int default_threads() { return int(std::max(1u, std::min(4u, std::thread::hardware_concurrency()))); }
 
+/// Decoder memory all of ImageCache's threads may hold together (each image alone may take up to
+/// kMaxDecodeBytes).
+inline constexpr std::size_t kDecodeBudgetBytes = std::size_t(1) << 30;
+
 /// A data set's images, decoded and resized. After construction `dataset()` holds only the files
 /// that decoded; `skipped()` lists the others with their reasons.
 class ImageCache {
@@ -50,11 +54,15 @@ class ImageCache {
     std::vector<std::string> errors(d.size());
     std::vector<std::thread> pool;
     const size_t workers = size_t(std::max(1, threads));
+    // The threads together hold at most kDecodeBudgetBytes of decoder memory at once.
+    DecodeBudget budget(kDecodeBudgetBytes);
     for (size_t w = 0; w < workers; ++w)
       pool.emplace_back([&, w] {
         for (size_t i = w; i < d.size(); i += workers) {
           try {
-            images[i] = resize_bilinear(load_image(d.samples[i].path), size, size);
+            images[i] = resize_bilinear(load_image(d.samples[i].path, &budget), size, size);
+          } catch (const std::bad_alloc&) {
+            errors[i] = d.samples[i].path + ": out of memory while decoding and resizing the image";
           } catch (const std::exception& e) {
             errors[i] = e.what();
           }

@@ -76,10 +76,13 @@ class Classifier {
       const json::Value names = json::parse(it->second, checkpoint + " (ewnet.classes)");
       for (const auto& c : names.as_array()) names_.push_back(c.as_string());
     }
-    if (int(names_.size()) != classes_) {
-      names_.clear();
+    // A list of the wrong length is an error (the names would be attached to the wrong outputs); no
+    // list at all gets class_0 ... (programs say so: names_from_checkpoint()).
+    EWNET_CHECK_AS(IoError, names_.empty() || int(names_.size()) == classes_, checkpoint, ": its metadata names ",
+                   names_.size(), " classes but the model has ", classes_, " outputs");
+    named_ = !names_.empty();
+    if (names_.empty())
       for (int c = 0; c < classes_; ++c) names_.push_back("class_" + std::to_string(c));
-    }
     if (auto it = meta.find(kRejectionMetadataKey); it != meta.end())
       thresholds_ = RejectionThresholds::from_json(json::parse(it->second, checkpoint + " (" + kRejectionMetadataKey + ")"));
     find_logits_layer();
@@ -87,6 +90,8 @@ class Classifier {
 
   const std::string& checkpoint() const { return checkpoint_; }
   int classes() const { return classes_; }
+  /// False when the checkpoint names no classes (class_names() are then class_0 ...).
+  bool names_from_checkpoint() const { return named_; }
   const std::vector<std::string>& class_names() const { return names_; }
   int input_width() const { return width_; }
   int input_height() const { return height_; }
@@ -194,6 +199,9 @@ class Classifier {
   }
 
   ClassifierResult result(const float* p, const float* z, int top_k) const {
+    for (int c = 0; c < classes_; ++c)
+      EWNET_CHECK(std::isfinite(p[c]) && std::isfinite(z[c]), checkpoint_, ": the model's output is not a number (",
+                  p[c], " for class ", names_[size_t(c)], "); the checkpoint is unusable (trained into divergence?)");
     ClassifierResult r;
     r.probabilities.assign(p, p + classes_);
     r.logits.assign(z, z + classes_);
@@ -213,6 +221,7 @@ class Classifier {
   Model<float> model_;
   std::mutex mutex_;
   int height_ = 0, width_ = 0, classes_ = 0;
+  bool named_ = false;  // the checkpoint names its classes
   std::vector<std::string> names_;
   std::string logits_layer_;
   bool softmax_in_model_ = true;

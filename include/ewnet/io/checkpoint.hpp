@@ -9,11 +9,12 @@
 // plus any caller-supplied entries (epoch, schedule position, class names...). PyTorch reads it
 // with safetensors.torch.load_file.
 //
-// Loading validates every tensor (present, element type, shape) before changing anything, so a
-// failed load leaves the model as it was. skip_layers leaves chosen layers untouched: loading all
-// but the classifier is how transfer learning starts.
+// Loading validates every tensor (present, element type, shape, every value finite) before
+// changing anything, so a failed load leaves the model as it was. skip_layers leaves chosen layers
+// untouched: loading all but the classifier is how transfer learning starts.
 #pragma once
 
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
@@ -80,6 +81,19 @@ json::Value architecture(Model<T>& model) {
   return a;
 }
 
+/// Throws naming the file, the tensor and the first bad element when a tensor holds NaN or Inf:
+/// a model trained into divergence must not load as if it were usable.
+template <class T>
+void check_finite(const io::SafeTensor& s, const std::string& path, const std::string& key) {
+  const size_t n = s.bytes.size() / sizeof(T);
+  for (size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, s.bytes.data() + i * sizeof(T), sizeof(T));
+    EWNET_CHECK_AS(IoError, std::isfinite(v), path, ": tensor '", key, "' holds ", v, " at element ", i,
+                   " (a diverged or corrupt checkpoint)");
+  }
+}
+
 template <class T>
 struct PendingCopy {
   Tensor<T>* target;
@@ -125,6 +139,7 @@ std::map<std::string, std::string> load_checkpoint_tensors(Model<T>& model, cons
     std::vector<std::int64_t> expect(dims.begin(), dims.end());
     EWNET_CHECK_AS(IoError, s.shape == expect, path, ": tensor '", key, "' has shape [", detail::dims_text(s.shape),
                    "] but the model's is [", detail::dims_text(dims), "]");
+    detail::check_finite<T>(s, path, key);
     copies.push_back({target, &s});
     used.insert(key);
   };
@@ -172,29 +187,107 @@ inline std::map<std::string, std::string> read_checkpoint_metadata(const std::st
   return io::read_safetensors(path).metadata;
 }
 
-/// Rebuilds a model from the architecture stored in a checkpoint, then loads its tensors.
+namespace detail {
+/// Bounds on an architecture read from a file, checked before anything is built.
+inline constexpr size_t kMaxArchitectureLayers = 10000;
+inline constexpr double kMaxConfigNumber = 65536;  // filters, outputs, kernel, stride, input side...
+inline constexpr int kMaxInputSide = 4096;         // ewnet's inputs are resized images
+
+inline void check_config_numbers(const json::Value& v, const std::string& where) {
+  if (v.is_number()) {
+    EWNET_CHECK_AS(IoError, std::isfinite(v.as_number()) && std::fabs(v.as_number()) <= kMaxConfigNumber, where,
+                   ": ", v.dump(), " is out of range (at most ", kMaxConfigNumber, " in magnitude)");
+  } else if (v.is_array()) {
+    for (const json::Value& e : v.as_array()) check_config_numbers(e, where);
+  } else if (v.is_object()) {
+    for (const auto& [k, e] : v.as_object()) check_config_numbers(e, where + "." + k);
+  }
+}
+
+/// Checks an architecture's layer list before a model is built from it: the count, every name,
+/// type and input a string, every number in a config finite and within kMaxConfigNumber, the
+/// input within kMaxInputSide.
+inline void check_architecture(const json::Value& arch, const std::string& path) {
+  try {
+    const auto& layers = arch.at("layers").as_array();
+    EWNET_CHECK_AS(IoError, !layers.empty() && layers.size() <= kMaxArchitectureLayers, layers.size(),
+                   " layers (expected 1 to ", kMaxArchitectureLayers, ")");
+    for (const json::Value& e : layers) {
+      const std::string& name = e.at("name").as_string();
+      const std::string& type = e.at("type").as_string();
+      for (const json::Value& in : e.at("inputs").as_array()) in.as_string();
+      check_config_numbers(e.at("config"), "layer '" + name + "' config");
+      if (type == "image_input") {
+        for (const json::Value& d : e.at("config").at("size").as_array())
+          EWNET_CHECK_AS(IoError, d.as_number() >= 1 && d.as_number() <= kMaxInputSide, "layer '", name,
+                         "': input size ", d.dump(), " is out of range (1 to ", kMaxInputSide, ")");
+      }
+      if (const json::Value* f = e.find("learn_rate_factors"))
+        for (const auto& [k, v] : f->as_object())
+          EWNET_CHECK_AS(IoError, std::isfinite(v.as_number()), "layer '", name, "': learning-rate factor ", k,
+                         " is not finite");
+    }
+  } catch (const Error& err) {
+    throw IoError(str(path, ": architecture: ", err.what()));
+  }
+}
+}  // namespace detail
+
+/// Builds (without loading any tensor) the model an architecture describes, after
+/// detail::check_architecture; building may allocate at most `max_parameter_values` parameter
+/// values (ParamBudget). `source` names the file in errors, which are all IoError.
+template <class T>
+Model<T> model_from_architecture(const json::Value& arch, const std::string& source,
+                                 std::uint64_t max_parameter_values, std::uint64_t seed = 0) {
+  try {
+    detail::check_architecture(arch, source);
+    Model<T> model(seed);
+    {
+      ParamBudget budget(source, max_parameter_values);
+      for (const json::Value& e : arch.at("layers").as_array()) {
+        const std::string name = e.at("name").as_string();
+        std::vector<std::string> inputs;
+        for (const json::Value& in : e.at("inputs").as_array()) inputs.push_back(in.as_string());
+        model.add(make_layer<T>(e.at("type").as_string(), name, e.at("config")), inputs);
+      }
+      model.build();
+    }
+    for (const json::Value& e : arch.at("layers").as_array()) {
+      if (const json::Value* f = e.find("learn_rate_factors")) {
+        Layer<T>& l = model.layer(e.at("name").as_string());
+        for (Param<T>* p : l.params())
+          if (const json::Value* v = f->find(p->name)) p->learn_rate_factor = v->as_number();
+      }
+    }
+    return model;
+  } catch (const std::bad_alloc&) {
+    throw IoError(str(source, ": out of memory while building the model from its architecture"));
+  } catch (const IoError&) {
+    throw;
+  } catch (const Error& err) {
+    throw IoError(str(source, ": architecture: ", err.what()));
+  }
+}
+
+/// Rebuilds a model from the architecture stored in a checkpoint, then loads its tensors. The
+/// architecture is checked before anything is built, and building may allocate no more parameter
+/// values than the file holds (model_from_architecture).
 template <class T>
 Model<T> model_from_checkpoint(const std::string& path, std::uint64_t seed = 0) {
-  const auto meta = read_checkpoint_metadata(path);
-  auto it = meta.find("ewnet.architecture");
-  EWNET_CHECK_AS(IoError, it != meta.end(), path, ": no ewnet.architecture in the metadata (not an ewnet checkpoint)");
-  const json::Value arch = json::parse(it->second, path + " (architecture)");
-  Model<T> model(seed);
-  for (const json::Value& e : arch.at("layers").as_array()) {
-    const std::string name = e.at("name").as_string();
-    std::vector<std::string> inputs;
-    for (const json::Value& in : e.at("inputs").as_array()) inputs.push_back(in.as_string());
-    Layer<T>& l = model.add(make_layer<T>(e.at("type").as_string(), name, e.at("config")), inputs);
-    (void)l;
-  }
-  model.build();
-  for (const json::Value& e : arch.at("layers").as_array()) {
-    if (const json::Value* f = e.find("learn_rate_factors")) {
-      Layer<T>& l = model.layer(e.at("name").as_string());
-      for (Param<T>* p : l.params())
-        if (const json::Value* v = f->find(p->name)) p->learn_rate_factor = v->as_number();
+  std::uint64_t held = 0;  // parameter and state values in the file, momentum aside
+  std::string text;
+  {
+    const io::SafetensorsFile f = io::read_safetensors(path);
+    auto it = f.metadata.find("ewnet.architecture");
+    EWNET_CHECK_AS(IoError, it != f.metadata.end(), path,
+                   ": no ewnet.architecture in the metadata (not an ewnet checkpoint)");
+    text = it->second;
+    for (const auto& [key, t] : f.tensors) {
+      const bool momentum = key.size() > 9 && key.compare(key.size() - 9, 9, ".momentum") == 0;
+      if (!momentum) held += t.elements();
     }
   }
+  Model<T> model = model_from_architecture<T>(json::parse(text, path + " (architecture)"), path, held, seed);
   load_checkpoint(model, path);
   return model;
 }

@@ -2,10 +2,14 @@
 //
 // Used for the safetensors header, checkpoint metadata, report.json and configuration files.
 // Numbers are held as double (exact for integers up to 2^53, which covers every byte offset a
-// checkpoint can hold). Objects keep their members in insertion order so written files read well.
+// checkpoint can hold), read and written independently of the C locale. Objects keep their
+// members in insertion order so written files read well. Parsing is bounded (Limits): nesting
+// depth and value count, so hostile input cannot exhaust the stack or the memory.
 #pragma once
 
+#include <charconv>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -152,12 +156,13 @@ class Value {
       case Kind::boolean: out += bool_ ? "true" : "false"; break;
       case Kind::number: {
         if (!std::isfinite(number_)) { out += "null"; break; }
+        // to_chars ignores the C locale (snprintf's %g would write "0,5" under de_DE) and gives
+        // the shortest text that reads back to the same double.
         char buf[32];
-        if (std::floor(number_) == number_ && std::fabs(number_) < 1e15)
-          std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(number_));
-        else
-          std::snprintf(buf, sizeof buf, "%.17g", number_);
-        out += buf;
+        const auto r = std::floor(number_) == number_ && std::fabs(number_) < 1e15
+                           ? std::to_chars(buf, buf + sizeof buf, static_cast<long long>(number_))
+                           : std::to_chars(buf, buf + sizeof buf, number_);
+        out.append(buf, r.ptr);
         break;
       }
       case Kind::string: write_string(out, string_); break;
@@ -196,11 +201,19 @@ class Value {
   friend class Parser;
 };
 
+/// Bounds on what a document may hold. Every value costs about 100 bytes in memory whatever its
+/// text, so a hostile 90 MB file of "[0,0,0,..." would take gigabytes: the count of values is
+/// capped, and so is the nesting (each level is a recursion).
+struct Limits {
+  int max_depth = 128;
+  std::size_t max_values = std::size_t(4) << 20;  // about 400 MB at most
+};
+
 /// Strict RFC 8259 parser; errors name the byte offset and what was expected.
 class Parser {
  public:
-  explicit Parser(const std::string& text, std::string source = "JSON")
-      : s_(text), source_(std::move(source)) {}
+  explicit Parser(const std::string& text, std::string source = "JSON", Limits limits = {})
+      : s_(text), source_(std::move(source)), limits_(limits) {}
 
   Value parse() {
     Value v = value(0);
@@ -227,7 +240,8 @@ class Parser {
       if (pos_ >= s_.size() || s_[pos_] != *p) fail(str("expected '", lit, "'"));
   }
   Value value(int depth) {
-    if (depth > 256) fail("nesting deeper than 256");
+    if (depth > limits_.max_depth) fail(str("nesting deeper than ", limits_.max_depth));
+    if (++values_ > limits_.max_values) fail(str("more than ", limits_.max_values, " values"));
     skip_ws();
     if (pos_ >= s_.size()) fail("unexpected end of input");
     char c = s_[pos_];
@@ -279,7 +293,18 @@ class Parser {
       if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
       digits();
     }
-    return Value(std::strtod(s_.substr(start, pos_ - start).c_str(), nullptr));
+    // from_chars, unlike strtod, does not depend on the C locale's decimal point.
+    double d = 0;
+    const auto r = std::from_chars(s_.data() + start, s_.data() + pos_, d);
+    if (r.ec == std::errc::result_out_of_range) {
+      pos_ = start;
+      fail("number out of range");
+    }
+    if (r.ec != std::errc() || r.ptr != s_.data() + pos_) {
+      pos_ = start;
+      fail("malformed number");
+    }
+    return Value(d);
   }
   unsigned hex4() {
     if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
@@ -326,7 +351,11 @@ class Parser {
         case 't': out += '\t'; break;
         case 'u': {
           unsigned cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00 && pos_ + 6 <= s_.size() && s_[pos_] == '\\' && s_[pos_ + 1] == 'u') {
+          // A surrogate is only half a character: alone it has no UTF-8 form, so it is an error
+          // rather than bytes no other UTF-8 reader accepts.
+          if (cp >= 0xDC00 && cp <= 0xDFFF) fail("lone low surrogate in \\u escape");
+          if (cp >= 0xD800 && cp < 0xDC00) {
+            if (!(pos_ + 6 <= s_.size() && s_[pos_] == '\\' && s_[pos_ + 1] == 'u')) fail("lone high surrogate in \\u escape");
             pos_ += 2;
             unsigned lo = hex4();
             if (lo < 0xDC00 || lo > 0xDFFF) fail("bad surrogate pair");
@@ -342,12 +371,14 @@ class Parser {
 
   const std::string& s_;
   std::string source_;
+  Limits limits_;
   size_t pos_ = 0;
+  size_t values_ = 0;
 };
 
 /// Parses text; `source` names where it came from in error messages (a file name, say).
-inline Value parse(const std::string& text, const std::string& source = "JSON") {
-  return Parser(text, source).parse();
+inline Value parse(const std::string& text, const std::string& source = "JSON", Limits limits = {}) {
+  return Parser(text, source, limits).parse();
 }
 
 }  // namespace ewnet::json

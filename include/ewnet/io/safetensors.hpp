@@ -7,7 +7,8 @@
 //                 and optionally "__metadata__": {string: string}
 //   then          the data block, each tensor's elements row-major, little-endian
 // Writing is atomic: the file is written under a temporary name beside the target, flushed to
-// disk, then renamed over the target, so a crash mid-save leaves the previous file intact.
+// disk, then renamed over the target and the folder flushed, so a crash mid-save leaves the
+// previous file intact (io/files.hpp).
 // Reading validates everything (lengths, offsets, overlaps, dtype sizes) before trusting it, and
 // every error names the file and the tensor.
 #pragma once
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include <ewnet/error.hpp>
+#include <ewnet/io/files.hpp>
 #include <ewnet/io/json.hpp>
 
 namespace ewnet::io {
@@ -35,9 +38,14 @@ struct SafeTensor {
   std::vector<std::int64_t> shape;
   std::vector<std::uint8_t> bytes;
 
+  /// The element count; throws when a dimension is negative or the product overflows (a shape
+  /// [2^33, 2^31] must not wrap to 0 and pass as an empty tensor).
   size_t elements() const {
     size_t n = 1;
-    for (auto d : shape) n *= size_t(d);
+    for (auto d : shape) {
+      EWNET_CHECK_AS(IoError, d >= 0, "negative dimension ", d);
+      EWNET_CHECK_AS(IoError, !__builtin_mul_overflow(n, size_t(d), &n), "shape's element count overflows");
+    }
     return n;
   }
 };
@@ -89,7 +97,7 @@ inline void write_safetensors(const std::string& path, const SafetensorsFile& fi
   std::string text = header.dump();
   while ((8 + text.size()) % 8) text += ' ';  // align the data block to 8 bytes
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  const std::string tmp = temporary_name(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   EWNET_CHECK_AS(IoError, fd >= 0, "cannot write ", tmp, ": ", std::strerror(errno));
   auto write_all = [&](const void* data, size_t size) {
@@ -121,56 +129,56 @@ inline void write_safetensors(const std::string& path, const SafetensorsFile& fi
     ::unlink(tmp.c_str());
     throw IoError(str("cannot move ", tmp, " to ", path, ": ", why));
   }
+  fsync_parent_folder(path);  // the rename itself must reach the disk too
 }
 
-/// Reads and validates a whole safetensors file.
-inline SafetensorsFile read_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EWNET_CHECK_AS(IoError, in.good(), "cannot open checkpoint ", path, ": ", std::strerror(errno));
-  in.seekg(0, std::ios::end);
-  const std::uint64_t size = std::uint64_t(in.tellg());
-  in.seekg(0);
+/// Validates and decodes a whole safetensors file held in memory; `path` names it in errors.
+inline SafetensorsFile parse_safetensors(const std::uint8_t* bytes, std::size_t size, const std::string& path) {
   EWNET_CHECK_AS(IoError, size >= 8, path, ": truncated (", size, " bytes; a safetensors file starts with an 8-byte header length)");
-  std::uint8_t len[8];
-  in.read(reinterpret_cast<char*>(len), 8);
   std::uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= std::uint64_t(len[i]) << (8 * i);
+  for (int i = 0; i < 8; ++i) n |= std::uint64_t(bytes[i]) << (8 * i);
   EWNET_CHECK_AS(IoError, n <= size - 8 && n <= (std::uint64_t(100) << 20), path, ": header length ", n,
                  " does not fit the file of ", size, " bytes (truncated or not a safetensors file)");
-  std::string text(size_t(n), '\0');
-  in.read(text.data(), std::streamsize(n));
-  EWNET_CHECK_AS(IoError, in.good(), path, ": could not read the header");
-  const json::Value header = json::parse(text, path + " (header)");
+  const std::string text(reinterpret_cast<const char*>(bytes) + 8, size_t(n));
+  // A header lists a few numbers a tensor: a million values is thousands of tensors' worth.
+  json::Limits limits;
+  limits.max_depth = 8;
+  limits.max_values = std::size_t(1) << 20;
+  const json::Value header = json::parse(text, path + " (header)", limits);
   EWNET_CHECK_AS(IoError, header.is_object(), path, ": header is not a JSON object");
-
   const std::uint64_t data_size = size - 8 - n;
-  std::vector<std::uint8_t> data(static_cast<size_t>(data_size));
-  in.read(reinterpret_cast<char*>(data.data()), std::streamsize(data_size));
-  EWNET_CHECK_AS(IoError, in.good() || data_size == 0, path, ": could not read the data block");
+  const std::uint8_t* data = bytes + 8 + n;
 
   SafetensorsFile file;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
   for (const auto& [name, e] : header.as_object()) {
     if (name == "__metadata__") {
-      for (const auto& [k, v] : e.as_object()) file.metadata[k] = v.as_string();
+      try {
+        for (const auto& [k, v] : e.as_object()) file.metadata[k] = v.as_string();
+      } catch (const Error& err) {
+        throw IoError(str(path, ": __metadata__: ", err.what(), " (it maps names to strings)"));
+      }
       continue;
     }
     SafeTensor t;
     try {
       t.dtype = e.at("dtype").as_string();
+      EWNET_CHECK_AS(IoError, dtype_size(t.dtype) != 0, "unknown dtype ", t.dtype);
       for (const auto& d : e.at("shape").as_array()) {
         EWNET_CHECK_AS(IoError, d.as_int() >= 0, "negative dimension");
         t.shape.push_back(d.as_int());
       }
+      size_t bytes = 0;
+      EWNET_CHECK_AS(IoError, !__builtin_mul_overflow(t.elements(), dtype_size(t.dtype), &bytes),
+                     "shape's byte count overflows");
       const auto& off = e.at("data_offsets").as_array();
       EWNET_CHECK_AS(IoError, off.size() == 2, "data_offsets needs two numbers");
+      EWNET_CHECK_AS(IoError, off[0].as_int() >= 0 && off[1].as_int() >= 0, "negative data_offsets");
       const std::uint64_t b = std::uint64_t(off[0].as_int()), end = std::uint64_t(off[1].as_int());
-      EWNET_CHECK_AS(IoError, dtype_size(t.dtype) != 0, "unknown dtype ", t.dtype);
       EWNET_CHECK_AS(IoError, b <= end && end <= data_size, "data [", b, ", ", end, ") lies outside the ", data_size,
                      "-byte data block (truncated file?)");
-      EWNET_CHECK_AS(IoError, end - b == t.elements() * dtype_size(t.dtype), "holds ", end - b, " bytes but its shape and ",
-                     t.dtype, " need ", t.elements() * dtype_size(t.dtype));
-      t.bytes.assign(data.begin() + std::ptrdiff_t(b), data.begin() + std::ptrdiff_t(end));
+      EWNET_CHECK_AS(IoError, end - b == bytes, "holds ", end - b, " bytes but its shape and ", t.dtype, " need ", bytes);
+      t.bytes.assign(data + b, data + end);
       ranges.emplace_back(b, end);
     } catch (const Error& err) {
       throw IoError(str(path, ": tensor '", name, "': ", err.what()));
@@ -181,6 +189,28 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
   for (size_t i = 1; i < ranges.size(); ++i)
     EWNET_CHECK_AS(IoError, ranges[i].first >= ranges[i - 1].second, path, ": tensors overlap in the data block");
   return file;
+}
+
+/// Reads and validates a whole safetensors file (a regular file only).
+inline SafetensorsFile read_safetensors(const std::string& path) {
+  // Only a regular file: a directory's "size" is garbage and a FIFO blocks forever.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  EWNET_CHECK_AS(IoError, !ec && std::filesystem::exists(st), "cannot open checkpoint ", path, ": ",
+                 ec ? ec.message() : std::string("no such file"));
+  EWNET_CHECK_AS(IoError, std::filesystem::is_regular_file(st), path, ": not a regular file (",
+                 std::filesystem::is_directory(st) ? "a directory" : "a device, FIFO or socket",
+                 "); a checkpoint is a .safetensors file");
+  std::ifstream in(path, std::ios::binary);
+  EWNET_CHECK_AS(IoError, in.good(), "cannot open checkpoint ", path, ": ", std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  const std::streamoff end = in.tellg();
+  EWNET_CHECK_AS(IoError, end >= 0, path, ": cannot determine the file's size");
+  in.seekg(0);
+  std::vector<std::uint8_t> bytes(static_cast<size_t>(end));
+  in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
+  EWNET_CHECK_AS(IoError, in.good() || bytes.empty(), path, ": read error");
+  return parse_safetensors(bytes.data(), bytes.size(), path);
 }
 
 }  // namespace ewnet::io

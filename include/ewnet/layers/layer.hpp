@@ -25,6 +25,34 @@ enum class Mode { training, inference };
 /// WeightLearnRateFactor / BiasLearnRateFactor; Caffe's first and second lr_mult).
 enum class ParamRole { weight, bias };
 
+namespace detail {
+/// While a checkpoint's architecture is built (ParamBudget), how many parameter values it may
+/// still allocate: what the file holds. A forged architecture (a 2^20-way classifier in a 6 MB
+/// file) is then refused before its memory is taken rather than after.
+struct ParamBudgetState {
+  const std::string* source = nullptr;  // the file; nullptr: no budget
+  std::uint64_t left = 0;
+};
+inline ParamBudgetState& param_budget() {
+  static thread_local ParamBudgetState state;
+  return state;
+}
+}  // namespace detail
+
+/// Limits the parameters allocated on this thread to `values` for the guard's lifetime.
+class ParamBudget {
+ public:
+  ParamBudget(const std::string& source, std::uint64_t values) : saved_(detail::param_budget()) {
+    detail::param_budget() = {&source, values};
+  }
+  ~ParamBudget() { detail::param_budget() = saved_; }
+  ParamBudget(const ParamBudget&) = delete;
+  ParamBudget& operator=(const ParamBudget&) = delete;
+
+ private:
+  detail::ParamBudgetState saved_;
+};
+
 /// A learnable tensor with its gradient, its momentum buffer and its multipliers.
 template <class T>
 struct Param {
@@ -41,6 +69,14 @@ struct Param {
   size_t count() const { return value.size(); }
 
   void allocate(Shape shape, std::vector<int> logical_dims, Device device) {
+    detail::ParamBudgetState& budget = detail::param_budget();
+    if (budget.source) {
+      const std::uint64_t n = shape.size();
+      EWNET_CHECK_AS(IoError, n <= budget.left, *budget.source, ": the architecture asks for a parameter '", name,
+                     "' of ", n, " values but the file holds only ", budget.left,
+                     " more: the architecture does not match the tensors (corrupt or forged checkpoint)");
+      budget.left -= n;
+    }
     value = Tensor<T>(shape, device);
     grad = Tensor<T>(shape, device);
     velocity = Tensor<T>(shape, device);

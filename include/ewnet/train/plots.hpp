@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <ewnet/error.hpp>
+#include <ewnet/io/files.hpp>
 #include <ewnet/train/metrics.hpp>
 
 namespace ewnet::train {
@@ -215,11 +216,10 @@ inline std::string confusion_svg(const std::string& title, const ConfusionMatrix
   return s + "</svg>\n";
 }
 
-/// Writes text to a file; throws IoError naming it.
+/// Writes text to a file atomically, as checkpoints are written (io/files.hpp): a full disk or a
+/// crash leaves the previous file, never an empty or half-written one. Throws IoError naming it.
 inline void write_text_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  EWNET_CHECK_AS(IoError, out.good(), path, ": cannot write");
+  io::write_file_atomically(path, text);
 }
 
 }  // namespace ewnet::train

@@ -19,6 +19,10 @@
 // improves (ties go to the earlier epoch). On the CPU a resumed run equals an uninterrupted one
 // bitwise: the loader draws every shuffle and augmentation from (seed, epoch), dropout draws from
 // the model's step counter, and momentum and the counter are restored from the checkpoint.
+// Faults (docs/reliability.md): a non-finite training or validation loss stops the run before
+// that epoch is saved; OUT is locked for the run (io::OutputLock) and its stale temporaries
+// removed; checkpoints record the run's settings and data identity (run_settings) and a resume
+// that differs is refused naming each field; every file is written atomically.
 #pragma once
 
 #include <algorithm>
@@ -35,6 +39,7 @@
 #include <ewnet/data/loader.hpp>
 #include <ewnet/graph.hpp>
 #include <ewnet/io/checkpoint.hpp>
+#include <ewnet/io/files.hpp>
 #include <ewnet/io/json.hpp>
 #include <ewnet/optim/schedule.hpp>
 #include <ewnet/optim/sgdm.hpp>
@@ -62,6 +67,9 @@ struct TrainOptions {
   int threads = data::default_threads();
   std::map<std::string, std::string> metadata;  // extra checkpoint entries
   json::Value report_extra = json::Value::object();  // extra members of report.json
+  // A resume whose settings or data differ from the checkpoint's (run_settings) is refused
+  // naming each difference; true lets it continue with a warning per difference.
+  bool allow_changed_settings = false;
 };
 
 struct EpochRecord {
@@ -322,6 +330,44 @@ Evaluation evaluate_features(Model<T>& model, const std::string& cut, const Tens
 
 }  // namespace detail
 
+/// What a run must keep to be resumed as the same run, saved in its checkpoints: the settings that
+/// decide its numbers and the identity of its data (the class list and a digest of every file's
+/// name, label and split). The epoch count is not among them: extending a run is what resuming is for.
+inline json::Value run_settings(const TrainOptions& o, const data::ImageCache& cache, const data::Split& split) {
+  // FNV-1a over "T|V <class>/<file> <label>\n" lines, in split order.
+  std::uint64_t h = 1469598103934665603ull;
+  auto add = [&](const std::string& text) {
+    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  };
+  for (const auto* part : {&split.train, &split.validation})
+    for (size_t i : *part)
+      add(str(part == &split.train ? "T " : "V ", cache.dataset().samples[i].relative, " ", cache.label(i), "\n"));
+  char digest[17];
+  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(h));
+  json::Value v = json::Value::object();
+  v["seed"] = std::to_string(o.seed);  // as text: a 64-bit seed does not fit a double
+  v["batch"] = o.batch;
+  v["schedule"] = o.schedule.to_json();
+  v["image_size"] = cache.image_size();
+  v["augment"] = o.augment.enabled;
+  v["feature_cache"] = o.feature_cache;
+  v["classes"] = detail::string_array(o.classes);
+  v["files"] = int(split.train.size() + split.validation.size());
+  v["files_digest"] = std::string(digest);
+  return v;
+}
+
+/// The fields in which `now` differs from `saved`, as "name (checkpoint X, now Y)".
+inline std::vector<std::string> settings_differences(const json::Value& saved, const json::Value& now) {
+  std::vector<std::string> out;
+  for (const auto& [key, value] : now.as_object()) {
+    const json::Value* before = saved.is_object() ? saved.find(key) : nullptr;
+    const std::string was = before ? before->dump() : "absent";
+    if (was != value.dump()) out.push_back(str(key, " (checkpoint ", was, ", now ", value.dump(), ")"));
+  }
+  return out;
+}
+
 inline std::string last_checkpoint(const std::string& out_dir) { return out_dir + "/last.safetensors"; }
 inline std::string best_checkpoint(const std::string& out_dir) { return out_dir + "/best.safetensors"; }
 
@@ -372,12 +418,27 @@ inline void write_run_files(const TrainOptions& o, const History& h) {
   write_text_file(o.out_dir + "/report.json", report.dump(2) + "\n");
 }
 
+template <class T>
+History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data::Split& split,
+                      const TrainOptions& o, std::ostream& out);
+
 /// Trains `model` on split.train of `cache`, validating on split.validation every epoch; see the
 /// file comment for what it writes. The model is left as it is after the last epoch (load
-/// best_checkpoint(out_dir) for the best one).
+/// best_checkpoint(out_dir) for the best one). Running out of memory is an Error naming the run.
 template <class T>
 History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& split, const TrainOptions& o,
             std::ostream& out) {
+  try {
+    return fit_unguarded(model, cache, split, o, out);
+  } catch (const std::bad_alloc&) {
+    throw Error(str("train: out of memory while training into ", o.out_dir, " (batch ", o.batch, ", ",
+                    cache.image_size(), "x", cache.image_size(), " images); lower the batch or the image size"));
+  }
+}
+
+template <class T>
+History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data::Split& split,
+                      const TrainOptions& o, std::ostream& out) {
   namespace fs = std::filesystem;
   EWNET_CHECK(!o.out_dir.empty(), "train: no output folder given");
   EWNET_CHECK(o.epochs >= 1 && o.batch >= 1, "train: epochs and batch size must be positive, got ", o.epochs,
@@ -385,11 +446,30 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
   EWNET_CHECK(int(o.classes.size()) == model.classes(), "train: ", o.classes.size(), " class names for a model of ",
               model.classes(), " classes");
   fs::create_directories(o.out_dir);
+  // The folder belongs to this run until fit returns: a second run on it is refused.
+  const io::OutputLock lock(o.out_dir);
+  if (const int stale = io::remove_stale_temporaries(o.out_dir))
+    out << "removed " << stale << " temporary file(s) left in " << o.out_dir << " by an interrupted save\n";
   model.to(o.device);
+  const json::Value settings = run_settings(o, cache, split);
 
   History h;
   const std::string last = last_checkpoint(o.out_dir), best = best_checkpoint(o.out_dir);
   if (o.resume && fs::exists(last)) {
+    // The settings are checked before the checkpoint's tensors touch the model.
+    const auto saved = read_checkpoint_metadata(last);
+    const auto st = saved.find("ewnet.train.settings");
+    if (st == saved.end()) {
+      out << "warning: " << last << " does not record its run's settings; resuming without checking them\n";
+    } else {
+      const std::vector<std::string> diff = settings_differences(json::parse(st->second, last), settings);
+      std::string list;
+      for (const std::string& d : diff) list += "\n  " + d;
+      EWNET_CHECK(diff.empty() || o.allow_changed_settings, "train: cannot resume ", last,
+                  ": this run's settings or data differ from the checkpoint's:", list,
+                  "\n(resume with the same settings and data, or allow the change explicitly)");
+      for (const std::string& d : diff) out << "warning: resuming with a changed setting: " << d << "\n";
+    }
     const auto meta = load_checkpoint(model, last);
     const auto it = meta.find("ewnet.train.history");
     EWNET_CHECK_AS(IoError, it != meta.end(), last, ": no training history in the metadata, cannot resume");
@@ -426,6 +506,7 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
     so.metadata["ewnet.train.epoch"] = std::to_string(h.epochs.size());
     so.metadata["ewnet.train.schedule"] = o.schedule.to_json().dump();
     so.metadata["ewnet.train.history"] = h.to_json(o.classes).dump();
+    so.metadata["ewnet.train.settings"] = settings.dump();
     save_checkpoint(model, path, so);
   };
 
@@ -531,6 +612,12 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
       const Evaluation ev =
           cached ? detail::evaluate_features(model, o.feature_cache, val_features, val_labels, o.batch)
                  : evaluate(model, cache, split.validation, o.batch, o.threads);
+      // A diverged model must not become best.safetensors: a non-finite validation loss stops the
+      // run before anything of this epoch is saved, as a non-finite training loss does.
+      EWNET_CHECK(std::isfinite(ev.loss), "train: the validation loss became ", ev.loss, " after epoch ", r.epoch,
+                  " (iteration ", r.iteration, "); nothing of this epoch was saved",
+                  h.best_epoch ? str(" (best.safetensors keeps epoch ", h.best_epoch, ")") : std::string(),
+                  "; lower the learning rate");
       r.val_accuracy = ev.accuracy;
       r.val_loss = ev.loss;
       h.last_confusion = ev.confusion;
