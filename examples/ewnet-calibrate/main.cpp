@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
       calibrate_on = ewnet::data::split_each_label(ds, 0.8, a.get_seed("seed", 0)).validation;
       measure_on = calibrate_on;
     } else {
-      calibrate_on = ewnet::data::split_from_file(ds, split_file, {"train"}, {"val", "validation"}).validation;
-      measure_on = ewnet::data::split_from_file(ds, split_file, {"train"}, {"test"}).validation;
+      calibrate_on = ewnet::data::split_from_file(ds, split_file, {"train"}, {"val", "validation"}, {"test"}).validation;
+      measure_on = ewnet::data::split_from_file(ds, split_file, {"train"}, {"test"}, {"val", "validation"}).validation;
       if (measure_on.empty()) measure_on = calibrate_on;
     }
     const Scores known = score(c, cache, calibrate_on);

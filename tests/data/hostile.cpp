@@ -243,6 +243,11 @@ TEST_CASE("split files: unknown values name the line, BOM and RFC 4180 quoting a
   REQUIRE(s.train.size() == 2);
   REQUIRE(s.validation.size() == 2);
   REQUIRE(s.warnings.empty());
+  // One part of a train/val/test file at a time (ewnet-calibrate): the other part is known, not
+  // an error, and left out.
+  const Split val_only = split_from_file(d, csv, {"train"}, {"val"}, {"test"});
+  REQUIRE(val_only.validation.size() == 1);
+  REQUIRE_THROWS_WITH(split_from_file(d, csv, {"train"}, {"val"}), Catch::Contains("unknown split 'test'"));
 
   std::ofstream(csv) << "file,split\na/1.png,train\n\"a/2,x.png\",val\nb/1.png,train\nb/2.png,Val\n";
   REQUIRE_THROWS_WITH(split_from_file(d, csv), Catch::Contains("split.csv:5") && Catch::Contains("'Val'"));

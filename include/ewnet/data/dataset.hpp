@@ -271,10 +271,13 @@ inline std::map<std::string, SplitRow> read_split_file(const std::string& path) 
 /// A split from a split file: rows named in `train_names` train, rows in `validation_names`
 /// validate (the shared sets' "val" and "test" both count as held out by default). A sample of the
 /// data set that the file does not list is an error, so a stale split file cannot silently drop
-/// data; so is a split value that is neither (a typo such as "Val"), naming its line.
+/// data; so is a split value that is none of these (a typo such as "Val"), naming its line. Rows
+/// whose split is in `ignored_names` are known but left out of both (a caller that takes one part
+/// of a train/val/test file at a time).
 inline Split split_from_file(const Dataset& d, const std::string& path,
                              const std::set<std::string>& train_names = {"train"},
-                             const std::set<std::string>& validation_names = {"val", "validation", "test"}) {
+                             const std::set<std::string>& validation_names = {"val", "validation", "test"},
+                             const std::set<std::string>& ignored_names = {}) {
   const std::map<std::string, SplitRow> rows = read_split_file(path);
   Split s;
   for (size_t i = 0; i < d.samples.size(); ++i) {
@@ -284,9 +287,9 @@ inline Split split_from_file(const Dataset& d, const std::string& path,
       s.train.push_back(i);
     } else if (validation_names.count(it->second.split)) {
       s.validation.push_back(i);
-    } else {
+    } else if (!ignored_names.count(it->second.split)) {
       std::string known;
-      for (const auto* names : {&train_names, &validation_names})
+      for (const auto* names : {&train_names, &validation_names, &ignored_names})
         for (const std::string& n : *names) known += (known.empty() ? "" : ", ") + n;
       throw IoError(str(path, ":", it->second.line, ": unknown split '", it->second.split, "' for '",
                         d.samples[i].relative, "' (expected one of: ", known, ")"));
