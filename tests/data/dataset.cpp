@@ -1,6 +1,8 @@
 // Image-folder scanning and splits, on the shared Caltech set and on folders made here.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,10 +14,16 @@ namespace fs = std::filesystem;
 using namespace ewnet::data;
 
 namespace {
+/// The shared Caltech target set. Without it the case is skipped (exit code 77, which CTest reports
+/// as skipped: tests/CMakeLists.txt), or fails when CI is set: CI always has ../shared.
 std::string handheld4() {
   const std::string dir = std::string(EWNET_SHARED_DATASETS) + "/caltech101_handheld4";
-  if (!fs::is_directory(dir))
-    FAIL("the shared data set " << dir << " is missing: these tests need ../shared/datasets beside the checkout");
+  if (!fs::is_directory(dir)) {
+    if (std::getenv("CI"))
+      FAIL("the shared data set " << dir << " is missing: these tests need ../shared/datasets beside the checkout");
+    std::printf("skipped: the shared data set %s is missing (../shared/datasets beside the checkout)\n", dir.c_str());
+    std::exit(77);
+  }
   return dir;
 }
 }  // namespace
