@@ -11,8 +11,8 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEWNET_WITH_CUDA=OFF -
   -DEWNET_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS_DEBUG="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
 cmake --build "$build" -j "$jobs" --target ewnet_core_tests ewnet_data_tests ewnet_collect_tests
-# LeakSanitizer is on; one OpenBLAS thread keeps the instrumented run quick on 2 cores.
+# LeakSanitizer is on; one CPU-engine thread (oneDNN and ewnet's pool) keeps the instrumented run quick on 2 cores.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export OPENBLAS_NUM_THREADS=1
+export OMP_NUM_THREADS=1
 ctest --test-dir "$build" --output-on-failure -j "$jobs" -R '^(ewnet_core_tests|ewnet_data_tests):|^collect\.'

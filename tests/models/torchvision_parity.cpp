@@ -5,7 +5,7 @@
 //      and backward of the mean cross-entropy (batch statistics, dropout probability 0): the logits
 //      and the gradient of the first convolution's weights.
 // Tolerances, as max |ewnet - torch| / max |torch| over the tensor: 1e-3 in float32 and 1e-8 in
-// float64. The two sides sum in different orders (OpenBLAS GEMMs over im2col against oneDNN's
+// float64. The two sides sum in different orders (ewnet's GEMMs over im2col against PyTorch's
 // convolutions) through 20 to 95 convolution + batch-norm stages; float32's rounding (about 1e-7 a
 // step) can flip a max pooling's choice or a ReLU's sign, and one flip moves a gradient by percents,
 // hence the gradient is compared in float64, where measured differences are about 1e-13. A wrong
