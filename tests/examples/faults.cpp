@@ -234,3 +234,41 @@ TEST_CASE("a run too large for the machine is refused before anything is decoded
   std::ostringstream quiet;
   REQUIRE_THROWS_WITH(pipeline::load_data(o, quiet), Catch::Contains("--image-size 20000 is out of range"));
 }
+
+namespace {
+/// An identity layer that runs out of memory on its n-th forward pass (what a huge activation
+/// allocation inside a layer looks like to the training loop).
+class OutOfMemoryAt : public Layer<float> {
+ public:
+  OutOfMemoryAt(std::string name, int n) : Layer<float>(std::move(name)), n_(n) {}
+  std::string type() const override { return "out_of_memory_at"; }
+  Shape setup(const std::vector<Shape>& in, Device) override { return in[0]; }
+  void forward(const std::vector<const Tensor<float>*>& x, const Tensor<float>& y, const ForwardContext&) override {
+    if (++calls_ >= n_) throw std::bad_alloc();
+    y.copy_from(*x[0]);
+  }
+  void backward(const BackwardArgs<float>& a) override {
+    if (a.dx[0]) copy_gradient(*a.dy, *a.dx[0], a.dx_mode[0]);
+  }
+
+ private:
+  int n_, calls_ = 0;
+};
+}  // namespace
+
+TEST_CASE("running out of memory during training is an error naming the run and not a crash", "[faults]") {
+  const pipeline::Data& d = small_data();
+  Model<float> m(1);
+  m.add(std::make_unique<ImageInput<float>>("input", 3, 16, 16));
+  m.add(std::make_unique<OutOfMemoryAt>("hungry", 3));
+  m.add(std::make_unique<GlobalAvgPool<float>>("gap"));
+  m.add(std::make_unique<FullyConnected<float>>("fc", int(d.classes.size())));
+  m.add(std::make_unique<Softmax<float>>("softmax"));
+  m.add(std::make_unique<Classification<float>>("output"));
+  fs::remove_all(kRoot / "oom");
+  std::ostringstream log;
+  REQUIRE_THROWS_WITH(train::fit(m, *d.cache, d.split, options(d, "oom", 2), log),
+                      Catch::Contains("out of memory while training into") && Catch::Contains("oom") &&
+                          Catch::Contains("lower the batch or the image size"));
+  CHECK_FALSE(fs::exists(kRoot / "oom" / "best.safetensors"));
+}
