@@ -243,6 +243,57 @@ TEST_CASE("fine-tuning from cached features equals running the frozen base every
   }
 }
 
+namespace {
+/// ResNet-18 at 32x32 for the 4 target classes, its batch norms' running statistics moved away from
+/// their initial values by two training-mode passes, then frozen up to its head and fine-tuned
+/// without augmentation, from cached features or through the whole model.
+std::pair<train::History, Model<float>> finetune_resnet_head(const pipeline::Data& target, const std::string& out,
+                                                             bool cached) {
+  Model<float> m = build_model<float>("resnet18", 4, 32, 5);
+  Random rng(11);
+  std::vector<float> v(size_t(8) * 3 * 32 * 32);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (float& x : v) x = float(rng.uniform(-1, 2));
+    m.forward(Tensor<float>::from_vector({8, 3, 32, 32}, v), std::vector<int>{0, 1, 2, 3, 0, 1, 2, 3});
+  }
+  m.freeze_up_to(last_base_layer(m));
+  fs::remove_all(kRoot / out);
+  train::TrainOptions t = pipeline::train_options(run(out, 2), target, out, "generated");
+  t.schedule = LearnRateSchedule::constant(1e-2);
+  t.augment.enabled = false;
+  if (cached) t.feature_cache = feature_layer(m);
+  std::vector<std::vector<float>> stats;
+  for (auto& [layer, s] : m.state_tensors()) stats.push_back(s.tensor->to_vector());
+  std::ostringstream log;
+  train::History h = train::fit(m, *target.cache, target.split, t, log);
+  INFO(log.str());
+  REQUIRE((log.str().find("computed once") != std::string::npos) == cached);
+  // The frozen batch norms' running statistics are not moved by training passes.
+  auto after = m.state_tensors();
+  for (size_t i = 0; i < after.size(); ++i) {
+    INFO(after[i].first << "." << after[i].second.name);
+    REQUIRE(after[i].second.tensor->to_vector() == stats[i]);
+  }
+  return {std::move(h), std::move(m)};
+}
+}  // namespace
+
+// A frozen batch norm normalises with its running statistics in training as in inference, so the
+// torchvision networks' frozen bases are fixed functions and their features can be cached too.
+TEST_CASE("a batch-norm network's head trains from cached features bitwise as through its frozen base") {
+  const pipeline::Data target = load(generated().second);
+  auto [hc, mc] = finetune_resnet_head(target, "bn-cached", true);
+  auto [hu, mu] = finetune_resnet_head(target, "bn-uncached", false);
+  REQUIRE(train::can_cache_features(mc, feature_layer(mc)));
+  REQUIRE(hc.iterations.size() == hu.iterations.size());
+  for (size_t i = 0; i < hc.iterations.size(); ++i) {
+    INFO("iteration " << i);
+    REQUIRE(hc.iterations[i].loss == hu.iterations[i].loss);
+  }
+  for (size_t e = 0; e < hc.epochs.size(); ++e) REQUIRE(hc.epochs[e].val_loss == hu.epochs[e].val_loss);
+  REQUIRE(weights(mc) == weights(mu));
+}
+
 TEST_CASE("a resumed fine-tuning run from cached features equals an uninterrupted one bitwise") {
   const pipeline::Data target = load(generated().second);
   std::ostringstream log;
