@@ -1,4 +1,5 @@
-// kernels/pooling.cu: max, average and global average pooling (ops/pooling.hpp), own kernels.
+// kernels/pooling.cu: max, average, global average and adaptive average pooling (ops/pooling.hpp),
+// own kernels.
 //
 // Window of output (i, j): rows [i*sh - ph, i*sh - ph + kh) and columns [j*sw - pw, .. + kw),
 // clipped to the image. Max: the largest value inside the image. Average: the sum inside the
@@ -144,6 +145,43 @@ __global__ void global_avg_pool_backward_kernel(View dy, View dx, bool accumulat
   }
 }
 
+// y[n,c,i,j] = mean of x[n,c] over adaptive_window(i, H, Ho) x adaptive_window(j, W, Wo).
+__global__ void adaptive_avg_pool_forward_kernel(View x, View y, int H, int W, int Ho, int Wo) {
+  EWNET_GRID_LOOP(o, y.count()) {
+    const std::int64_t plane = o / (std::int64_t(Ho) * Wo);
+    const int i = int((o / Wo) % Ho), j = int(o % Wo);
+    const std::int64_t n = plane / x.c, c = plane % x.c;
+    const float* in = x.data + n * x.stride + c * x.hw;
+    const AdaptiveWindow r = adaptive_window(i, H, Ho), q = adaptive_window(j, W, Wo);
+    float s = 0.0f;
+    for (int yy = r.begin; yy < r.end; ++yy)
+      for (int xx = q.begin; xx < q.end; ++xx) s += in[yy * W + xx];
+    y.data[y.at(o)] = s / float((r.end - r.begin) * (q.end - q.begin));
+  }
+}
+
+// dx[n,c,yy,xx] (=|+=) sum over the outputs (i,j) whose window holds (yy,xx) of dy[n,c,i,j] / (its
+// window's size); those outputs are adaptive_window(yy, Ho, H) x adaptive_window(xx, Wo, W).
+__global__ void adaptive_avg_pool_backward_kernel(View dy, View dx, int H, int W, int Ho, int Wo, bool accumulate) {
+  EWNET_GRID_LOOP(e, dx.count()) {
+    const std::int64_t plane = e / dx.hw;
+    const int yy = int((e % dx.hw) / W), xx = int(e % W);
+    const std::int64_t n = plane / dx.c, c = plane % dx.c;
+    const float* gout = dy.data + n * dy.stride + c * dy.hw;
+    const AdaptiveWindow ri = adaptive_window(yy, Ho, H), rj = adaptive_window(xx, Wo, W);
+    float acc = 0.0f;
+    for (int i = ri.begin; i < ri.end; ++i) {
+      const AdaptiveWindow r = adaptive_window(i, H, Ho);
+      for (int j = rj.begin; j < rj.end; ++j) {
+        const AdaptiveWindow q = adaptive_window(j, W, Wo);
+        acc += gout[i * Wo + j] / float((r.end - r.begin) * (q.end - q.begin));
+      }
+    }
+    float& d = dx.data[dx.at(e)];
+    d = accumulate ? d + acc : acc;
+  }
+}
+
 void max_pool_forward(const Tensor<float>& x, const Tensor<float>& y, const PoolGeometry& g) {
   const View vy = detail::view(y);
   if (vy.count() == 0) return;
@@ -191,6 +229,22 @@ void global_avg_pool_backward(const Tensor<float>& dy, const Tensor<float>& dx, 
   global_avg_pool_backward_kernel<<<detail::grid_for(vd.count()), detail::kBlock, 0, stream()>>>(
       detail::view(dy), vd, mode == GradWrite::accumulate);
   EWNET_CUDA_CHECK_LAUNCH(global_avg_pool_backward_kernel);
+}
+
+void adaptive_avg_pool_forward(const Tensor<float>& x, const Tensor<float>& y) {
+  const View vy = detail::view(y);
+  if (vy.count() == 0) return;
+  adaptive_avg_pool_forward_kernel<<<detail::grid_for(vy.count()), detail::kBlock, 0, stream()>>>(
+      detail::view(x), vy, x.h(), x.w(), y.h(), y.w());
+  EWNET_CUDA_CHECK_LAUNCH(adaptive_avg_pool_forward_kernel);
+}
+
+void adaptive_avg_pool_backward(const Tensor<float>& dy, const Tensor<float>& dx, GradWrite mode) {
+  const View vd = detail::view(dx);
+  if (vd.count() == 0) return;
+  adaptive_avg_pool_backward_kernel<<<detail::grid_for(vd.count()), detail::kBlock, 0, stream()>>>(
+      detail::view(dy), vd, dx.h(), dx.w(), dy.h(), dy.w(), mode == GradWrite::accumulate);
+  EWNET_CUDA_CHECK_LAUNCH(adaptive_avg_pool_backward_kernel);
 }
 
 }  // namespace ewnet::cuda

@@ -1,3 +1,8 @@
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+
 #include "test_util.hpp"
 
 using namespace ewnet;
@@ -308,4 +313,150 @@ TEST_CASE("a frozen base runs the fused path in training too, with the same loss
   }
   CHECK(loss[0] == loss[1]);
   CHECK(grad[0] == grad[1]);
+}
+
+namespace {
+/// input 3x8x8 -> conv1 3x3 (4) -> relu1 -> pool1 2x2 -> mid 3x3 (5) -> relu2 -> main head: gap,
+/// fc (3), softmax, output; with `aux`, a side branch from relu2: adaptive pooling to 2x2, fc (3),
+/// softmax, and an auxiliary loss of weight 0.4.
+template <class T>
+Model<T> branched_network(bool aux, std::uint64_t seed = 2) {
+  Model<T> m(seed);
+  m.add(std::make_unique<ImageInput<T>>("input", 3, 8, 8));
+  m.add(conv<T>("conv1", 4));
+  m.add(std::make_unique<Relu<T>>("relu1"));
+  m.add(std::make_unique<MaxPool<T>>("pool1", PoolOptions{2, 2, 0}));
+  m.add(conv<T>("mid", 5));
+  m.add(std::make_unique<Relu<T>>("relu2"));
+  m.add(std::make_unique<GlobalAvgPool<T>>("gap"));
+  m.add(std::make_unique<FullyConnected<T>>("fc", 3));
+  m.add(std::make_unique<Softmax<T>>("prob"));
+  m.add(std::make_unique<Classification<T>>("output"));
+  if (aux) {
+    m.add(std::make_unique<AdaptiveAvgPool<T>>("aux.pool", 2, 2), "relu2");
+    m.add(std::make_unique<FullyConnected<T>>("aux.fc", 3));
+    m.add(std::make_unique<Softmax<T>>("aux.prob"));
+    m.add(std::make_unique<Classification<T>>("aux.output", AuxiliaryLoss{0.4}));
+  }
+  m.build();
+  return m;
+}
+
+double mean_cross_entropy(const std::vector<double>& probs, const std::vector<int>& labels, int classes) {
+  double s = 0;
+  for (size_t n = 0; n < labels.size(); ++n) s -= std::log(probs[n * size_t(classes) + size_t(labels[n])]);
+  return s / double(labels.size());
+}
+}  // namespace
+
+TEST_CASE("an auxiliary classifier adds its weighted loss and gradient in training only", "[graph][auxiliary]") {
+  Model<double> m = branched_network<double>(true);
+  Model<double> plain = branched_network<double>(false);
+  REQUIRE(m.auxiliary_losses() == std::vector<std::string>{"aux.output"});
+  REQUIRE(m.is_auxiliary("aux.fc"));
+  REQUIRE_FALSE(m.is_auxiliary("relu2"));
+  REQUIRE(m.auxiliary_inputs("aux.output") == std::vector<std::string>{"relu2"});
+  REQUIRE(m.prediction_layer() == "prob");
+  Random rng(7);
+  for (auto& [layer, p] : m.parameters()) p->value.copy_from(random_tensor<double>(p->value.shape(), rng, -0.5, 0.5));
+  for (auto& [layer, p] : plain.parameters()) {
+    for (auto& [other, q] : m.parameters())
+      if (other == layer && q->name == p->name) p->value.copy_from(q->value);
+  }
+  const Tensor<double> x = random_tensor<double>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 2, 1, 2};
+
+  // Training: loss() is the main loss plus 0.4 x the auxiliary cross-entropy.
+  m.forward(x, labels, Mode::training);
+  const double main = mean_cross_entropy(m.activation("prob").to_vector(), labels, 3);
+  const double aux = mean_cross_entropy(m.activation("aux.prob").to_vector(), labels, 3);
+  REQUIRE(double(m.main_loss()) == Approx(main).epsilon(1e-12));
+  REQUIRE(double(m.loss()) == Approx(main + 0.4 * aux).epsilon(1e-12));
+  m.backward();
+  // The shared layers' gradients are those of that sum: finite differences through both branches.
+  for (const std::string layer : {"conv1", "mid", "aux.fc", "fc"}) {
+    Param<double>& p = *m.layer(layer).params()[0];
+    const std::vector<double> g = p.grad.to_vector();
+    for (size_t k = 0; k < p.count(); k += 1 + p.count() / 5) {
+      double* w = p.value.data() + k;
+      const double keep = *w;
+      *w = keep + 1e-6;
+      m.forward(x, labels, Mode::training);
+      const double up = m.loss();
+      *w = keep - 1e-6;
+      m.forward(x, labels, Mode::training);
+      const double down = m.loss();
+      *w = keep;
+      INFO(layer << " weight " << k);
+      REQUIRE(g[k] == Approx((up - down) / 2e-6).epsilon(1e-6).margin(1e-9));
+    }
+  }
+
+  // Inference and evaluation: the auxiliary branch does not run; the prediction and the loss are
+  // the model's without it, bitwise.
+  const std::uint64_t aux_backward = m.layer("aux.fc").backward_calls();
+  m.forward(x, labels, Mode::inference);
+  plain.forward(x, labels, Mode::inference);
+  REQUIRE(m.prediction().to_vector() == plain.prediction().to_vector());
+  REQUIRE(m.loss() == plain.loss());
+  m.backward();
+  REQUIRE(m.layer("aux.fc").backward_calls() == aux_backward);
+  REQUIRE(m.layer("fc").backward_calls() > aux_backward);
+}
+
+TEST_CASE("auxiliary classifiers: the graph's rules, removal, checkpoints", "[graph][auxiliary]") {
+  SECTION("one main loss; an auxiliary loss ends its branch") {
+    Model<float> m = branched_network<float>(false);
+    m.add(std::make_unique<Softmax<float>>("p2"), "fc");
+    m.add(std::make_unique<Classification<float>>("second"), "p2");
+    REQUIRE_THROWS_WITH(m.build(), Catch::Contains("two main loss layers") && Catch::Contains("AuxiliaryLoss"));
+    Model<float> a = branched_network<float>(true);
+    a.add(std::make_unique<Relu<float>>("after"), "aux.output");
+    REQUIRE_THROWS_WITH(a.build(), Catch::Contains("'aux.output' must be the last layer"));
+    Model<float> d = branched_network<float>(true);
+    d.add(std::make_unique<Relu<float>>("dangling"), "relu1");
+    REQUIRE_THROWS_WITH(d.build(), Catch::Contains("'dangling'") && Catch::Contains("exactly one output"));
+    REQUIRE_THROWS_WITH(Classification<float>("w", AuxiliaryLoss{0}), Catch::Contains("positive"));
+    REQUIRE_THROWS_WITH(branched_network<float>(true).auxiliary_inputs("output"), Catch::Contains("not an auxiliary"));
+  }
+  SECTION("removing the branch leaves the model without it") {
+    Model<float> m = branched_network<float>(true);
+    Model<float> plain = branched_network<float>(false);
+    m.remove_auxiliary("aux.output");
+    REQUIRE(m.layer_count() == plain.layer_count());
+    REQUIRE_FALSE(m.has_layer("aux.pool"));
+    REQUIRE(m.auxiliary_losses().empty());
+    Random rng(8);
+    const Tensor<float> x = random_tensor<float>({2, 3, 8, 8}, rng);
+    REQUIRE(m.forward(x).to_vector() == plain.forward(x).to_vector());
+  }
+  SECTION("forward_from skips the branch, which reads the base before the cut") {
+    Model<float> m = branched_network<float>(true);
+    m.freeze_up_to("relu2");
+    REQUIRE(m.can_run_from("relu2"));
+    REQUIRE_FALSE(m.trains_up_to("relu2"));
+    Random rng(9);
+    const Tensor<float> x = random_tensor<float>({2, 3, 8, 8}, rng);
+    m.forward(x, Mode::inference);
+    const Tensor<float> features = m.activation("relu2").clone();
+    m.forward_from("relu2", features, std::vector<int>{1, 2});
+    REQUIRE(m.loss() == m.main_loss());
+  }
+  SECTION("a checkpoint keeps the branch and its weight") {
+    const std::filesystem::path file =
+        std::filesystem::temp_directory_path() / ("ewnet-test-aux-" + std::to_string(::getpid()) + ".safetensors");
+    Model<float> m = branched_network<float>(true);
+    save_checkpoint(m, file.string());
+    Model<float> back = model_from_checkpoint<float>(file.string());
+    std::filesystem::remove(file);
+    REQUIRE(back.auxiliary_losses() == std::vector<std::string>{"aux.output"});
+    REQUIRE(back.layer_as<Classification<float>>("aux.output").weight() == 0.4);
+    REQUIRE(back.layer_as<AdaptiveAvgPool<float>>("aux.pool").out_h() == 2);
+    Random rng(10);
+    const Tensor<float> x = random_tensor<float>({2, 3, 8, 8}, rng);
+    const std::vector<int> labels{0, 1};
+    m.forward(x, labels);
+    back.forward(x, labels);
+    REQUIRE(m.loss() == back.loss());
+  }
 }

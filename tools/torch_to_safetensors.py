@@ -7,6 +7,8 @@
     tools/torch_to_safetensors.py --state-dict my.pth --model googlenet googlenet.safetensors
     # random initialisation (what the parity tests use; nothing is downloaded)
     tools/torch_to_safetensors.py --model inception-v3 --random --seed 1 --classes 8 out.safetensors
+    # with the auxiliary classifiers (googlenet, inception-v3), for a model built with them
+    tools/torch_to_safetensors.py --model inception-v3 --pretrained --aux inception_v3.safetensors
 
 Every floating-point tensor is written as F32 (num_batches_tracked, an integer count, is left out:
 ewnet does not use it). The file's metadata records where it came from and, for --pretrained,
@@ -14,6 +16,11 @@ the input normalisation the weights expect, on ewnet's 0..255 pixel scale ("ewne
 "ewnet.input_std"): ImageNet's mean and standard deviation for ResNet-18; 127.5 and 127.5 for
 GoogLeNet and Inception-v3, whose pretrained weights torchvision runs with transform_input=True
 (inputs rescaled to [-1, 1]). --input-normalization imagenet|half|none overrides it.
+
+--aux keeps GoogLeNet's and Inception-v3's auxiliary classifiers (aux1/aux2, AuxLogits): ewnet loads
+them into a model built with them (ModelOptions::auxiliary_classifiers, --aux on the programs) and
+leaves them out otherwise. torchvision's pretrained Inception-v3 has trained ones; its pretrained
+GoogLeNet's are not pretrained (torchvision says so), so --aux gives them random weights.
 
 The safetensors layout is written here directly (8-byte little-endian header length, a JSON
 header, the data), so the `safetensors` package is not needed. Needs torch (Debian:
@@ -55,13 +62,12 @@ def state_tensors(state_dict):
     return {k: v for k, v in state_dict.items() if hasattr(v, "is_floating_point") and v.is_floating_point()}
 
 
-def torchvision_model(name, classes=1000, pretrained=False):
+def torchvision_model(name, classes=1000, pretrained=False, aux=False):
     import torchvision
     fn = getattr(torchvision.models, TORCHVISION[name])
     kwargs = {}
     if name in ("googlenet", "inception-v3"):
-        # ewnet builds neither auxiliary classifier; its loader leaves aux weights out anyway.
-        kwargs = {"aux_logits": False, "init_weights": not pretrained}
+        kwargs = {"aux_logits": aux, "init_weights": not pretrained}
         if pretrained:
             kwargs["transform_input"] = True
     if pretrained:
@@ -87,6 +93,7 @@ def main(argv=None):
     p.add_argument("--random", action="store_true", help="random initialisation (nothing downloaded)")
     p.add_argument("--seed", type=int, default=0, help="with --random")
     p.add_argument("--classes", type=int, default=1000, help="with --random: the classifier's outputs")
+    p.add_argument("--aux", action="store_true", help="keep the auxiliary classifiers (googlenet, inception-v3)")
     p.add_argument("--state-dict", help="a .pth file: a state_dict, or a pickled model")
     p.add_argument("--input-normalization", choices=["imagenet", "half", "none"],
                    help="what the weights expect (default: the pretrained network's, none otherwise)")
@@ -103,7 +110,9 @@ def main(argv=None):
     elif a.model and (a.pretrained or a.random):
         if a.random:
             torch.manual_seed(a.seed)
-        sd = torchvision_model(a.model, a.classes, a.pretrained).state_dict()
+        if a.aux and a.model not in ("googlenet", "inception-v3"):
+            p.error(f"--aux: {a.model} has no auxiliary classifiers")
+        sd = torchvision_model(a.model, a.classes, a.pretrained, a.aux).state_dict()
         meta["ewnet.source"] = "torchvision " + TORCHVISION[a.model] + (" pretrained" if a.pretrained else
                                                                        f" random seed {a.seed}")
     else:

@@ -5,6 +5,13 @@
 // build()): every input must name a layer, there must be no cycle and exactly one output, and the
 // shapes must fit; errors name the offending layer and the shapes involved.
 //
+// Auxiliary classifiers (GoogLeNet's, Inception-v3's): side branches that end in a classification
+// layer marked AuxiliaryLoss{weight} are the only other outputs allowed. Every layer that does not
+// lead to the main output belongs to such a branch; the branches run in training passes with labels
+// only (forward(images, labels, Mode::training)), add weight x their cross-entropy to loss() and
+// their gradients to the layers they read. Inference, evaluation and forward_from() skip them, so
+// the prediction is the same with or without them.
+//
 // The plan decides, once:
 //   - the order of execution (a topological order, stable in the order of addition);
 //   - which layers run backward: a layer runs backward only if it, or some layer before it, has a
@@ -174,6 +181,8 @@ class Model {
     EWNET_CHECK_AS(ShapeError, labels.size() == size_t(images.n()), labels.size(), " labels for a batch of ",
                    images.n(), " images");
     loss_layer().set_labels(labels, device_);
+    if (mode == Mode::training)
+      for (int a : aux_loss_nodes_) classification(a).set_labels(labels, device_);
     run_forward(images, mode, true);
     return prediction();
   }
@@ -188,6 +197,8 @@ class Model {
     EWNET_CHECK_AS(ShapeError, labels.size() == size_t(images.n()), labels.size(), " labels for a batch of ",
                    images.n(), " images");
     loss_layer().set_labels(labels);
+    if (mode == Mode::training)
+      for (int a : aux_loss_nodes_) classification(a).set_labels(labels);
     run_forward(images, mode, true);
     return prediction();
   }
@@ -196,6 +207,7 @@ class Model {
   /// frozen, features computed once by forward() (activation(cut)) can be reused every epoch, so
   /// fine-tuning the head costs the head alone. Everything up to `cut` must be frozen and no later
   /// layer may read a layer before it (GraphError otherwise). backward() then works as usual.
+  /// Auxiliary classifiers do not run (they read the base this skips).
   const Tensor<T>& forward_from(const std::string& cut, const Tensor<T>& activations, Mode mode = Mode::inference) {
     run_from(cut, activations, mode, false);
     return prediction();
@@ -211,8 +223,8 @@ class Model {
     return prediction();
   }
 
-  /// True when forward_from(cut) can run: no layer after `cut` reads a layer before it, and
-  /// nothing up to and including `cut` trains.
+  /// True when forward_from(cut) can run: no layer after `cut` reads a layer before it (auxiliary
+  /// classifiers aside), and nothing up to and including `cut` trains.
   bool can_run_from(const std::string& cut) {
     size_t pos = 0;
     return has_layer(cut) && cut_problem(cut, pos).empty();
@@ -224,7 +236,7 @@ class Model {
     std::fill(grad_written_.begin(), grad_written_.end(), false);
     for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
       Node& n = nodes_[size_t(*it)];
-      if (!n.runs_backward) continue;
+      if (!n.runs_backward || (auxiliary_[size_t(*it)] && !aux_ran_)) continue;
       // The argument lists were sized in allocate(); only the write modes change per step.
       BackwardArgs<T>& args = n.backward_args;
       args.context = last_context_;
@@ -239,17 +251,77 @@ class Model {
     }
   }
 
-  /// The mean loss of the last labelled forward pass (copies it to the host).
+  /// The mean loss of the last labelled forward pass (copies it to the host): after a training
+  /// pass of a model with auxiliary classifiers, the objective trained, main loss + the sum of
+  /// weight x auxiliary loss; otherwise the main loss alone (main_loss()).
   T loss() const {
     EWNET_CHECK(loss_ready_, "loss: call forward(images, labels) first");
-    const std::vector<T> v = nodes_[size_t(loss_node_)].out.to_vector();
-    double s = 0;
-    for (T x : v) s += x;
-    return v.empty() ? T(0) : T(s / double(v.size()));
+    double total = mean_of(nodes_[size_t(loss_node_)].out);
+    if (aux_ran_)
+      for (int a : aux_loss_nodes_) total += classification(a).weight() * mean_of(nodes_[size_t(a)].out);
+    return T(total);
+  }
+  /// The main classifier's mean loss of the last labelled forward pass, without auxiliary terms.
+  T main_loss() const {
+    EWNET_CHECK(loss_ready_, "loss: call forward(images, labels) first");
+    return T(mean_of(nodes_[size_t(loss_node_)].out));
   }
 
   /// The output of the last forward pass (class probabilities for a classifier).
   const Tensor<T>& prediction() const { return nodes_[size_t(prediction_node_)].out; }
+  /// The name of the layer whose output is the prediction (the main loss layer's input).
+  const std::string& prediction_layer() {
+    build();
+    return nodes_[size_t(prediction_node_)].layer->name();
+  }
+
+  // ---- auxiliary classifiers -----------------------------------------------------------------
+
+  /// True when `name` belongs to an auxiliary classifier (it does not lead to the main output).
+  bool is_auxiliary(const std::string& name) {
+    build();
+    return auxiliary_[size_t(find_checked(name))];
+  }
+  /// The auxiliary loss layers, in execution order.
+  std::vector<std::string> auxiliary_losses() {
+    build();
+    std::vector<std::string> out;
+    for (int i : order_)
+      if (std::find(aux_loss_nodes_.begin(), aux_loss_nodes_.end(), i) != aux_loss_nodes_.end())
+        out.push_back(nodes_[size_t(i)].layer->name());
+    return out;
+  }
+  /// The layers of the main path an auxiliary classifier reads (where its branch leaves it).
+  std::vector<std::string> auxiliary_inputs(const std::string& loss) {
+    const std::vector<bool> branch = branch_of(loss);
+    std::vector<std::string> out;
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      if (branch[i])
+        for (int j : nodes_[i].in_idx)
+          if (!auxiliary_[size_t(j)] &&
+              std::find(out.begin(), out.end(), nodes_[size_t(j)].layer->name()) == out.end())
+            out.push_back(nodes_[size_t(j)].layer->name());
+    return out;
+  }
+  /// Removes the auxiliary classifier ending in `loss`: the loss layer and every layer that leads
+  /// to it and to no other output. The rest of the model, its parameters included, is unchanged.
+  void remove_auxiliary(const std::string& loss) {
+    const std::vector<bool> branch = branch_of(loss);
+    std::vector<Node> kept;
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      if (!branch[i]) kept.push_back(std::move(nodes_[i]));
+    nodes_ = std::move(kept);
+    invalidate();
+    build();
+  }
+  /// Whether the last backward pass gives `name` a gradient or a layer before it trains: false
+  /// when everything up to it is frozen (an auxiliary classifier reading only such layers trains
+  /// nothing but itself).
+  bool trains_up_to(const std::string& name) {
+    build();
+    refresh_plan();
+    return nodes_[size_t(find_checked(name))].runs_backward;
+  }
   /// The output of any layer from the last forward pass. A convolution whose output only feeds a
   /// ReLU, in a pass that needs no gradient through them (inference, or a frozen base), has
   /// written the ReLU's output directly and kept none of its own: asking for it is an error (read
@@ -334,10 +406,11 @@ class Model {
     build();
     return dynamic_cast<ImageInput<T>&>(*nodes_[size_t(input_node_)].layer);
   }
+  /// The main classification (loss) layer.
   Classification<T>& loss_layer() {
     build();
     EWNET_CHECK_AS(GraphError, loss_node_ >= 0, "the model has no classification (loss) layer");
-    return dynamic_cast<Classification<T>&>(*nodes_[size_t(loss_node_)].layer);
+    return classification(loss_node_);
   }
   /// Number of classes the classifier predicts.
   int classes() { return int(prediction_shape().c); }
@@ -434,11 +507,13 @@ class Model {
     checked_cut_ = -1;
     batch_ = -1;
     loss_ready_ = false;
+    aux_ran_ = false;
   }
 
   void resolve_edges() {
     EWNET_CHECK_AS(GraphError, !nodes_.empty(), "the model has no layers");
     input_node_ = loss_node_ = -1;
+    aux_loss_nodes_.clear();
     for (Node& n : nodes_) {
       n.in_idx.clear();
       n.consumers.clear();
@@ -466,23 +541,73 @@ class Model {
         input_node_ = int(i);
       }
       if (l.is_loss()) {
-        EWNET_CHECK_AS(GraphError, loss_node_ < 0, "the model has two loss layers");
-        loss_node_ = int(i);
+        const auto* c = dynamic_cast<const Classification<T>*>(&l);
+        if (c && c->auxiliary()) {
+          aux_loss_nodes_.push_back(int(i));
+        } else {
+          EWNET_CHECK_AS(GraphError, loss_node_ < 0, "the model has two main loss layers ('",
+                         nodes_[size_t(loss_node_)].layer->name(), "' and '", l.name(),
+                         "'); an auxiliary classifier's loss is a Classification with AuxiliaryLoss{weight}");
+          loss_node_ = int(i);
+        }
       }
     }
     EWNET_CHECK_AS(GraphError, input_node_ >= 0, "the model has no image input layer");
-    int sinks = 0;
+    int sinks = 0, main_sink = -1;
     std::string sink_names;
-    for (Node& n : nodes_)
-      if (n.consumers.empty()) {
-        ++sinks;
-        sink_names += (sink_names.empty() ? "'" : ", '") + n.layer->name() + "'";
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      const Node& n = nodes_[i];
+      if (!n.consumers.empty()) {
+        EWNET_CHECK_AS(GraphError, !n.layer->is_loss(), "loss layer '", n.layer->name(), "' must be the last layer");
+        continue;
       }
-    EWNET_CHECK_AS(GraphError, sinks == 1, "the model must end in exactly one output layer; the outputs of ",
-                   sink_names, " are not used by any layer");
-    if (loss_node_ >= 0)
-      EWNET_CHECK_AS(GraphError, nodes_[size_t(loss_node_)].consumers.empty(), "loss layer '",
-                     nodes_[size_t(loss_node_)].layer->name(), "' must be the last layer");
+      if (std::find(aux_loss_nodes_.begin(), aux_loss_nodes_.end(), int(i)) != aux_loss_nodes_.end()) continue;
+      ++sinks;
+      main_sink = int(i);
+      sink_names += (sink_names.empty() ? "'" : ", '") + n.layer->name() + "'";
+    }
+    EWNET_CHECK_AS(GraphError, sinks == 1, "the model must end in exactly one output layer (besides auxiliary "
+                   "classifiers' losses); the outputs of ", sink_names, " are not used by any layer");
+    // The main path: the output and every layer leading to it. The others serve auxiliary losses.
+    auxiliary_.assign(nodes_.size(), true);
+    std::vector<int> stack{main_sink};
+    while (!stack.empty()) {
+      const int i = stack.back();
+      stack.pop_back();
+      if (!auxiliary_[size_t(i)]) continue;
+      auxiliary_[size_t(i)] = false;
+      for (int j : nodes_[size_t(i)].in_idx) stack.push_back(j);
+    }
+    main_sink_ = main_sink;
+  }
+
+  /// The nodes that lead to the auxiliary loss `loss` and to no other output, the loss included.
+  std::vector<bool> branch_of(const std::string& loss) {
+    build();
+    const int l = find_checked(loss);
+    EWNET_CHECK_AS(GraphError, std::find(aux_loss_nodes_.begin(), aux_loss_nodes_.end(), l) != aux_loss_nodes_.end(),
+                   "'", loss, "' is not an auxiliary classifier's loss layer");
+    // In reverse execution order: a node is in the branch when all its consumers are.
+    std::vector<bool> in(nodes_.size(), false);
+    in[size_t(l)] = true;
+    for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+      Node& n = nodes_[size_t(*it)];
+      if (*it == l || !auxiliary_[size_t(*it)] || n.consumers.empty()) continue;
+      bool all = true;
+      for (int c : n.consumers) all = all && in[size_t(c)];
+      in[size_t(*it)] = all;
+    }
+    return in;
+  }
+
+  Classification<T>& classification(int node) const {
+    return static_cast<Classification<T>&>(*nodes_[size_t(node)].layer);
+  }
+  static double mean_of(const Tensor<T>& t) {
+    const std::vector<T> v = t.to_vector();
+    double s = 0;
+    for (T x : v) s += x;
+    return v.empty() ? 0.0 : s / double(v.size());
   }
 
   /// Kahn's algorithm, taking ready layers in the order they were added.
@@ -530,7 +655,7 @@ class Model {
       n.params = n.layer->params();
       param_list_.insert(param_list_.end(), n.params.begin(), n.params.end());
     }
-    prediction_node_ = loss_node_ >= 0 ? nodes_[size_t(loss_node_)].in_idx[0] : order_.back();
+    prediction_node_ = loss_node_ >= 0 ? nodes_[size_t(loss_node_)].in_idx[0] : main_sink_;
   }
 
   void initialize_node(Node& n) {
@@ -555,13 +680,16 @@ class Model {
     }
     for (Node& n : nodes_)
       if (auto* s = dynamic_cast<Softmax<T>*>(n.layer.get())) s->set_fused_with_loss(false);
-    if (loss_node_ < 0) return;
-    Node& loss = nodes_[size_t(loss_node_)];
-    Node& src = nodes_[size_t(loss.in_idx[0])];
-    auto* softmax = dynamic_cast<Softmax<T>*>(src.layer.get());
-    const bool fused = softmax && src.consumers.size() == 1;
-    if (fused) softmax->set_fused_with_loss(true);
-    static_cast<Classification<T>&>(*loss.layer).set_softmax_input(fused);
+    std::vector<int> losses = aux_loss_nodes_;
+    if (loss_node_ >= 0) losses.push_back(loss_node_);
+    for (int l : losses) {
+      Node& loss = nodes_[size_t(l)];
+      Node& src = nodes_[size_t(loss.in_idx[0])];
+      auto* softmax = dynamic_cast<Softmax<T>*>(src.layer.get());
+      const bool fused = softmax && src.consumers.size() == 1;
+      if (fused) softmax->set_fused_with_loss(true);
+      classification(l).set_softmax_input(fused);
+    }
   }
 
   /// Decides which layers run backward and which outputs need a gradient.
@@ -672,10 +800,13 @@ class Model {
   void run_layers(size_t first, Mode mode, bool with_loss) {
     last_context_ = ForwardContext{mode, iteration_};
     fused_last_pass_.assign(nodes_.size(), false);
+    // Auxiliary classifiers run in labelled training passes over the whole model only.
+    aux_ran_ = !aux_loss_nodes_.empty() && with_loss && mode == Mode::training && first == 0;
     for (size_t k = first; k < order_.size(); ++k) {
       const int i = order_[k];
       Node& n = nodes_[size_t(i)];
       if (n.layer->is_loss() && !with_loss) continue;
+      if (auxiliary_[size_t(i)] && !aux_ran_) continue;
       if (relu_fused_by_pos_[size_t(i)] >= int(first) && fused_last_pass_[size_t(n.in_idx[0])]) continue;
       const int relu = fused_relu_[size_t(i)];
       if (relu >= 0 && inference_fusion_ &&
@@ -699,7 +830,8 @@ class Model {
     std::vector<bool> before(nodes_.size(), false);
     for (size_t k = 0; k < pos; ++k) before[size_t(order_[k])] = true;
     for (size_t k = pos + 1; k < order_.size(); ++k)
-      for (int j : nodes_[size_t(order_[k])].in_idx)
+      if (!auxiliary_[size_t(order_[k])])  // auxiliary classifiers do not run from a cut
+        for (int j : nodes_[size_t(order_[k])].in_idx)
         if (before[size_t(j)])
           return str("layer '", nodes_[size_t(order_[k])].layer->name(), "' after it reads '",
                      nodes_[size_t(j)].layer->name(), "' before it");
@@ -742,7 +874,10 @@ class Model {
   std::vector<Param<T>*> param_list_;  // every parameter in execution order, kept since build()
   int checked_cut_ = -1;               // the cut forward_from last accepted, valid until the plan changes
   size_t checked_cut_pos_ = 0;
-  int input_node_ = -1, loss_node_ = -1, prediction_node_ = -1;
+  int input_node_ = -1, loss_node_ = -1, prediction_node_ = -1, main_sink_ = -1;
+  std::vector<int> aux_loss_nodes_;    // the auxiliary classifiers' loss layers
+  std::vector<bool> auxiliary_;        // per node: serves an auxiliary classifier only
+  bool aux_ran_ = false;               // the last pass ran the auxiliary classifiers
   std::vector<int> fused_relu_;         // per node: the ReLU a convolution applies in inference, or -1
   std::vector<int> relu_fused_by_pos_;  // per node: a fused ReLU's convolution's place in order_, or -1
   std::vector<bool> fused_last_pass_;  // per node: a convolution the last pass ran fused

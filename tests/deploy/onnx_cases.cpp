@@ -7,7 +7,7 @@
 
 #include <ewnet/data/augment.hpp>
 #include <ewnet/io/onnx.hpp>
-#include <ewnet/models/paper_model.hpp>
+#include <ewnet/models/build.hpp>
 
 #include "deploy_util.hpp"
 
@@ -59,9 +59,7 @@ void write_case(const std::filesystem::path& dir, ewnet::Model<float>& model, in
     ewnet::data::image_to_chw(ewnet::test::random_image(s.w, s.h, seed + std::uint64_t(i)),
                               x.data() + size_t(i) * size_t(3 * s.h * s.w));
   const std::vector<float> p = model.forward(x, ewnet::Mode::inference).to_vector();
-  std::string pred;
-  for (auto* l : model.layers())
-    if (l->is_loss()) pred = model.inputs_of(l->name())[0];
+  const std::string pred = model.prediction_layer();
   const std::vector<float> z = model.activation(model.inputs_of(pred)[0]).to_vector();
   ewnet::OnnxExportOptions o;
   for (int c = 0; c < model.classes(); ++c) o.class_names.push_back("device_" + std::to_string(c));
@@ -91,6 +89,23 @@ int main(int argc, char** argv) {
     ewnet::Model<float> paper = ewnet::build_paper_model<float>({4, 32, 7});
     paper.input_layer().set_normalization({125.f, 120.f, 110.f}, {64.f, 60.f, 66.f});
     write_case(dir / "paper_model", paper, 3, 20);
+    // The torchvision networks: GoogLeNet's ceil-mode max pools (with its auxiliary classifiers,
+    // which the export leaves out), Inception-v3's 1x7 and 7x1 convolutions, ResNet-18; batch
+    // norms with running statistics away from their initial values.
+    for (const auto& [name, size] : {std::pair<std::string, int>{"googlenet", 64}, {"inception-v3", 75}, {"resnet18", 64}}) {
+      ewnet::ModelOptions mo;
+      mo.auxiliary_classifiers = name == "googlenet";
+      ewnet::Model<float> net = ewnet::build_model<float>(name, 5, size, 3, mo);
+      ewnet::Random rng(5);
+      for (auto& [layer, st] : net.state_tensors()) {
+        if (st.name != "running_mean" && st.name != "running_var") continue;
+        std::vector<float> v = st.tensor->to_vector();
+        for (float& e : v) e = st.name == "running_mean" ? float(rng.uniform(-0.2, 0.2)) : float(rng.uniform(0.5, 1.5));
+        st.tensor->copy_from(ewnet::Tensor<float>::from_vector(st.tensor->shape(), v));
+      }
+      net.input_layer().set_normalization({125.f, 120.f, 110.f}, {64.f, 60.f, 66.f});
+      write_case(dir / name, net, 2, 30);
+    }
     std::printf("wrote ONNX cases to %s\n", dir.string().c_str());
     return 0;
   } catch (const std::exception& e) {

@@ -1,3 +1,5 @@
+#include <array>
+
 #include "test_util.hpp"
 
 using namespace ewnet;
@@ -101,4 +103,55 @@ TEST_CASE("max pooling in ceil mode keeps the partial windows at the bottom and 
     check_gradients(maxp, {Tensor<double>::from_vector({2, 2, 7, 6}, v)});
   }
   REQUIRE_THROWS_AS(AvgPool<double>("avg", PoolOptions{3, 2, 0, true}), Error);
+}
+
+namespace {
+/// The mean of x[n, c] over rows [r0, r1) and columns [c0, c1).
+double window_mean(const Tensor<double>& x, int n, int c, int r0, int r1, int c0, int c1) {
+  double s = 0;
+  for (int r = r0; r < r1; ++r)
+    for (int q = c0; q < c1; ++q) s += x.at(n, c, r, q);
+  return s / ((r1 - r0) * (c1 - c0));
+}
+}  // namespace
+
+TEST_CASE("adaptive average pooling averages PyTorch's windows of unequal size", "[pooling]") {
+  // 5 rows to 3: rows [0, 2), [1, 4), [3, 5) (floor(i*5/3) to ceil((i+1)*5/3)); 4 columns to 2: [0, 2), [2, 4).
+  AdaptiveAvgPool<double> pool("aap", 3, 2);
+  std::vector<double> v(20);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = double(i * i % 7) - 2.5;
+  const Tensor<double> x = Tensor<double>::from_vector({1, 1, 5, 4}, v);
+  const Tensor<double> y = run_forward<double>(pool, {x});
+  REQUIRE(y.shape() == Shape(1, 1, 3, 2));
+  const std::vector<double> want{window_mean(x, 0, 0, 0, 2, 0, 2), window_mean(x, 0, 0, 0, 2, 2, 4),
+                                 window_mean(x, 0, 0, 1, 4, 0, 2), window_mean(x, 0, 0, 1, 4, 2, 4),
+                                 window_mean(x, 0, 0, 3, 5, 0, 2), window_mean(x, 0, 0, 3, 5, 2, 4)};
+  REQUIRE(max_rel_diff(y.to_vector(), want) < 1e-15);
+
+  // GoogLeNet's auxiliary pooling at 14x14 -> 4x4 (output (1, 2): rows [3, 7), columns [7, 11)) and,
+  // for small images, 2x2 -> 4x4, which repeats rows and columns; 7x7 -> 1x1 is the global average.
+  Random rng(55);
+  AdaptiveAvgPool<double> to4("aap4", 4, 4);
+  const Tensor<double> x14 = random_tensor<double>({2, 3, 14, 14}, rng);
+  REQUIRE(run_forward<double>(to4, {x14}).at(1, 2, 1, 2) == Approx(window_mean(x14, 1, 2, 3, 7, 7, 11)));
+  const Tensor<double> x2 = random_tensor<double>({1, 2, 2, 2}, rng);
+  const Tensor<double> y2 = run_forward<double>(to4, {x2});
+  REQUIRE(y2.at(0, 1, 1, 2) == x2.at(0, 1, 0, 1));  // 2 -> 4: windows [0,1), [0,1), [1,2), [1,2)
+  const Tensor<double> x3 = random_tensor<double>({1, 2, 3, 3}, rng);
+  REQUIRE(run_forward<double>(to4, {x3}).at(0, 1, 1, 2) == Approx(window_mean(x3, 0, 1, 0, 2, 1, 3)));  // [0,2), [1,3)
+  const Tensor<double> x7 = random_tensor<double>({2, 3, 7, 7}, rng);
+  AdaptiveAvgPool<double> to1("aap1", 1, 1);
+  GlobalAvgPool<double> gap("gap");
+  REQUIRE(max_rel_diff(run_forward<double>(to1, {x7}).to_vector(), run_forward<double>(gap, {x7}).to_vector()) < 1e-15);
+}
+
+TEST_CASE("adaptive average pooling backward matches finite differences", "[pooling][gradient]") {
+  Random rng(56);
+  for (const auto& [h, w, oh, ow] : {std::array<int, 4>{5, 4, 3, 2}, std::array<int, 4>{6, 6, 4, 4},
+                                     std::array<int, 4>{2, 3, 4, 4}}) {
+    INFO(h << "x" << w << " to " << oh << "x" << ow);
+    AdaptiveAvgPool<double> pool("aap", oh, ow);
+    check_gradients(pool, {random_tensor<double>({2, 2, h, w}, rng)});
+  }
+  REQUIRE_THROWS_WITH(AdaptiveAvgPool<double>("bad", 0, 4), Catch::Contains("between 1x1 and 4096x4096"));
 }

@@ -3,7 +3,9 @@
 //   1. float32: the logits in inference mode (batch norm with its running statistics);
 //   2. float64, from the same weights: the logits in inference mode; then one training-mode forward
 //      and backward of the mean cross-entropy (batch statistics, dropout probability 0): the logits
-//      and the gradient of the first convolution's weights.
+//      and the gradient of the first convolution's weights. With auxiliary classifiers (the case's
+//      "auxiliary" is 1) the model is built with them: the training pass also compares each one's
+//      logits, and the loss and gradients are those of the weighted sum torchvision's recipes train.
 // Tolerances, as max |ewnet - torch| / max |torch| over the tensor: 1e-3 in float32 and 1e-8 in
 // float64. The two sides sum in different orders (ewnet's GEMMs over im2col against PyTorch's
 // convolutions) through 20 to 95 convolution + batch-norm stages; float32's rounding (about 1e-7 a
@@ -61,27 +63,46 @@ int main(int argc, char** argv) {
     const Shape shape{n, 3, size, size};
     bool ok = true;
 
-    Model<float> mf = build_model<float>(name, classes, size, 0);
+    ModelOptions mo;
+    mo.auxiliary_classifiers = c.metadata.count("auxiliary") && c.metadata.at("auxiliary") == "1";
+    Model<float> mf = build_model<float>(name, classes, size, 0, mo);
     const WeightsLoadResult r = load_weights(mf, weights);
-    std::printf("%s: %zu layers, %zu parameters, %dx%d, batch %d; %zu tensors left out\n", name.c_str(),
-                mf.layer_count(), mf.parameter_count(), size, size, n, r.left_out.size());
+    std::printf("%s%s: %zu layers, %zu parameters, %dx%d, batch %d; %zu tensors left out, %zu layers fresh\n",
+                name.c_str(), mo.auxiliary_classifiers ? " with auxiliary classifiers" : "", mf.layer_count(),
+                mf.parameter_count(), size, size, n, r.left_out.size(), r.fresh.size());
+    if (!r.left_out.empty() || !r.fresh.empty()) {
+      std::printf("  every tensor of the file must load into the model and every layer come from it\n");
+      ok = false;
+    }
     mf.forward(Tensor<float>::from_vector(shape, values<float>(c, "input")), Mode::inference);
     ok &= compare("float32 logits, inference", mf.activation("fc").to_vector(), values<double>(c, "logits_float32"),
                   1e-3);
 
-    Model<double> m = build_model<double>(name, classes, size, 0);
+    Model<double> m = build_model<double>(name, classes, size, 0, mo);
     load_weights(m, weights);
     const Tensor<double> x = Tensor<double>::from_vector(shape, values<double>(c, "input"));
     m.forward(x, Mode::inference);
     ok &= compare("float64 logits, inference", m.activation("fc").to_vector(), values<double>(c, "logits"), 1e-8);
 
-    if (m.has_layer("dropout")) m.replace("dropout", std::make_unique<Dropout<double>>("dropout", 0.0));
+    std::vector<std::string> dropouts;
+    for (Layer<double>* l : m.layers())
+      if (l->type() == "dropout") dropouts.push_back(l->name());
+    for (const std::string& d : dropouts) m.replace(d, std::make_unique<Dropout<double>>(d, 0.0));
     std::vector<int> labels;
     for (double l : values<double>(c, "labels")) labels.push_back(int(std::lround(l)));
     m.forward(x, labels, Mode::training);
     ok &= compare("float64 logits, training", m.activation("fc").to_vector(), values<double>(c, "train_logits"),
                   1e-8);
-    std::printf("  loss: ewnet %.15g, torch %s\n", double(m.loss()), c.metadata.at("loss").c_str());
+    for (const auto& [key, t] : c.tensors)
+      if (key.rfind("train_aux.", 0) == 0) {
+        const std::string layer = key.substr(10);
+        ok &= compare("float64 " + layer + " logits, training", m.activation(layer).to_vector(), values<double>(c, key),
+                      1e-8);
+      }
+    const double torch_loss = std::stod(c.metadata.at("loss"));
+    const bool loss_ok = std::abs(double(m.loss()) - torch_loss) <= 1e-8 * std::max(1.0, std::abs(torch_loss));
+    std::printf("  loss: ewnet %.15g, torch %.15g  %s\n", double(m.loss()), torch_loss, loss_ok ? "ok" : "MISMATCH");
+    ok &= loss_ok;
     m.backward();
     const std::string first = c.metadata.at("first_conv");
     const bool first_ok = compare("float64 d loss / d " + first + ".weight",

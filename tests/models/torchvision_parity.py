@@ -11,11 +11,17 @@ norm), the logits and the gradient of every convolution's weights, the first one
 ewnet_torchvision_parity (tests/models/torchvision_parity.cpp) loads the weights into
 ewnet::build_model(name) by torchvision's names and compares.
 
+The cases with auxiliary classifiers (googlenet-aux, inception-v3-aux) build both sides with them:
+inference is unchanged (they run in training only), and the training-mode pass compares every
+auxiliary classifier's logits and the gradient of the objective torchvision's recipes train, main
+loss + 0.3 x each of GoogLeNet's two auxiliary losses, or + 0.4 x Inception-v3's.
+
 Sizes, chosen to keep CI short while leaving every map at least 2x2 before the global pooling (so
 batch norm in training mode sees at least 8 values a channel): batch 4, 64x64 for ResNet-18 and
-GoogLeNet, 107x107 for Inception-v3 (its minimum is 75).
+GoogLeNet, 107x107 for Inception-v3 (its minimum is 75); batch 2 at 299x299 for Inception-v3 with its
+auxiliary classifier (the smallest size it runs at).
 
-Usage: torchvision_parity.py PARITY_BINARY SCRATCH_DIR [network...]
+Usage: torchvision_parity.py PARITY_BINARY SCRATCH_DIR [case...]
 Exit status: the binary's (0 all match), 77 when torch or torchvision is missing (1 if CI is set).
 """
 import os
@@ -26,12 +32,19 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
 
-CASES = {  # name: (image size, first convolution's weight key)
-    "resnet18": (64, "conv1.weight"),
-    "googlenet": (64, "conv1.conv.weight"),
-    "inception-v3": (107, "Conv2d_1a_3x3.conv.weight"),
+CASES = {  # case: (network, batch, image size, first convolution's weight key, auxiliary losses' weight)
+    "resnet18": ("resnet18", 4, 64, "conv1.weight", None),
+    "googlenet": ("googlenet", 4, 64, "conv1.conv.weight", None),
+    "inception-v3": ("inception-v3", 4, 107, "Conv2d_1a_3x3.conv.weight", None),
+    "googlenet-aux": ("googlenet", 4, 64, "conv1.conv.weight", 0.3),
+    "inception-v3-aux": ("inception-v3", 2, 299, "Conv2d_1a_3x3.conv.weight", 0.4),
 }
-BATCH, CLASSES = 4, 5
+CLASSES = 5
+# ewnet's name for each auxiliary classifier's logits (its last fully connected layer), in the
+# order torchvision returns them after the main logits. GoogLeNet's forward() names its tuple
+# (logits, aux_logits2, aux_logits1) but fills it from _forward()'s (x, aux2, aux1) unpacked as
+# (x, aux1, aux2): the tuple holds aux1's logits, then aux2's.
+AUX_LOGITS = {"googlenet": ["aux1.fc2", "aux2.fc2"], "inception-v3": ["AuxLogits.fc"]}
 
 
 def main():
@@ -48,11 +61,12 @@ def main():
     torch.set_num_threads(2)
     os.makedirs(scratch, exist_ok=True)
     status = 0
-    for i, name in enumerate(names):
+    for i, case in enumerate(names):
         t0 = time.time()
-        size, first = CASES[name]
+        name, batch, size, first, aux_weight = CASES[case]
+        aux = aux_weight is not None
         torch.manual_seed(100 + i)
-        m = conv.torchvision_model(name, CLASSES, pretrained=False)
+        m = conv.torchvision_model(name, CLASSES, pretrained=False, aux=aux)
         with torch.no_grad():
             for mod in m.modules():
                 if isinstance(mod, torch.nn.BatchNorm2d):
@@ -60,11 +74,11 @@ def main():
                     mod.bias.normal_(0, 0.1)
                     mod.running_mean.normal_(0, 0.1)
                     mod.running_var.uniform_(0.5, 1.5)
-        weights = os.path.join(scratch, f"{name}.safetensors")
+        weights = os.path.join(scratch, f"{case}.safetensors")
         conv.write_safetensors(weights, conv.state_tensors(m.state_dict()), {"ewnet.model": name})
 
-        x = torch.rand(BATCH, 3, size, size) * 2 - 1
-        labels = torch.tensor([j % CLASSES for j in range(BATCH)])
+        x = torch.rand(batch, 3, size, size) * 2 - 1
+        labels = torch.tensor([j % CLASSES for j in range(batch)])
         m.eval()
         with torch.no_grad():
             logits32 = m(x)  # float32, as written
@@ -77,24 +91,30 @@ def main():
         with torch.no_grad():
             logits = m(xd)
         m.train()
-        if hasattr(m, "dropout"):
-            m.dropout.p = 0.0
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
         m.zero_grad()
-        out = m(xd)
+        outs = m(xd)
+        out, aux_outs = (outs[0], list(outs[1:])) if aux else (outs, [])
         loss = torch.nn.functional.cross_entropy(out, labels)
+        for a in aux_outs:
+            loss = loss + aux_weight * torch.nn.functional.cross_entropy(a, labels)
         loss.backward()
         grad = dict(m.named_parameters())[first].grad
-        case = os.path.join(scratch, f"{name}-case.safetensors")
+        case_file = os.path.join(scratch, f"{case}-case.safetensors")
         # Every convolution's weight gradient too: when the first one does not match, the C++ side
         # names the deepest that does not, which locates the layer at fault.
         grads = {"grad." + k: p.grad for k, p in m.named_parameters() if k.endswith(".weight") and p.dim() == 4}
-        conv.write_safetensors(case, {"input": xd, "labels": labels.double(), "logits": logits,
-                                      "logits_float32": logits32, "first_conv_grad": grad,
-                                      "train_logits": out.detach(), **grads},
-                               {"model": name, "first_conv": first.rsplit(".", 1)[0], "loss": f"{loss.item():.17g}"},
+        aux_logits = {"train_aux." + k: a.detach() for k, a in zip(AUX_LOGITS.get(name, []), aux_outs)}
+        conv.write_safetensors(case_file, {"input": xd, "labels": labels.double(), "logits": logits,
+                                           "logits_float32": logits32, "first_conv_grad": grad,
+                                           "train_logits": out.detach(), **aux_logits, **grads},
+                               {"model": name, "first_conv": first.rsplit(".", 1)[0], "loss": f"{loss.item():.17g}",
+                                "auxiliary": "1" if aux else "0"},
                                dtype="F64")
-        print(f"{name}: torchvision side written in {time.time() - t0:.1f} s", flush=True)
-        r = subprocess.run([binary, name, weights, case])
+        print(f"{case}: torchvision side written in {time.time() - t0:.1f} s", flush=True)
+        r = subprocess.run([binary, name, weights, case_file])
         status = status or r.returncode
     return status
 

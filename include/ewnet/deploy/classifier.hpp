@@ -167,10 +167,7 @@ class Classifier {
 
  private:
   void find_logits_layer() {
-    std::string pred;
-    for (Layer<float>* l : model_.layers())
-      if (l->is_loss()) pred = model_.inputs_of(l->name())[0];
-    if (pred.empty()) pred = model_.layers().back()->name();
+    const std::string pred = model_.prediction_layer();
     if (model_.layer(pred).type() == "softmax") {
       logits_layer_ = model_.inputs_of(pred)[0];
       softmax_in_model_ = true;

@@ -37,7 +37,7 @@ template <class T>
 std::string last_spatial_layer(Model<T>& model) {
   std::string found;
   for (Layer<T>* l : model.layers()) {
-    if (l->type() == "image_input" || l->is_loss()) continue;
+    if (l->type() == "image_input" || l->is_loss() || model.is_auxiliary(l->name())) continue;
     const Shape s = model.output_shape(l->name());
     if (s.h * s.w > 1) found = l->name();
   }

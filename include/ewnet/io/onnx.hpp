@@ -10,13 +10,17 @@
 //   output "logits"         float [N, classes], the softmax's input (for the energy rejection score)
 // Layer by layer (every ewnet layer type):
 //   image_input          Sub(mean) then Mul(1/std): the input normalisation lives in the graph
-//   conv2d               Conv (symmetric pads)
+//   conv2d               Conv (pads [ph, pw, ph, pw]: Inception-v3's 1x7 and 7x1 differ per axis)
 //   batch_norm           BatchNormalization with the running statistics (inference form, not
 //                        folded into the convolution, so the exported weights are ewnet's own)
 //   relu                 Relu
-//   max_pool / avg_pool  MaxPool / AveragePool (floor output size; average counts padding:
-//                        count_include_pad = 1, as ewnet does)
+//   max_pool / avg_pool  MaxPool / AveragePool (floor output size, or ceil_mode = 1 for
+//                        GoogLeNet's max pools; average counts padding: count_include_pad = 1, as
+//                        ewnet does)
 //   global_avg_pool      GlobalAveragePool
+//   adaptive_avg_pool    AveragePool with kernel = stride = input / output where that divides
+//                        evenly; other sizes have windows of unequal size, which ONNX's pooling
+//                        cannot express: an error
 //   cross_channel_norm   LRN(size = n, alpha, beta, bias = k). ONNX sums over channels
 //                        [c - floor((n-1)/2), c + ceil((n-1)/2)], ewnet over [c - lo, c + hi] with
 //                        lo = floor((n-1)/2), hi = n-1-lo = ceil((n-1)/2): the same window for odd
@@ -31,6 +35,7 @@
 //   softmax              Softmax(axis 1)
 //   dropout              removed (identity in inference)
 //   classification       removed (the loss)
+// Auxiliary classifiers (graph.hpp) are training-only and left out.
 // Tensor names are the ewnet layer names. The model's metadata_props carry the class names
 // ("ewnet.classes", a JSON array), the input convention ("ewnet.input") and whatever the caller
 // adds (ewnet-export copies a calibrated rejection threshold, "ewnet.rejection").
@@ -169,10 +174,7 @@ inline onnx::ModelProto to_onnx(Model<float>& model, const OnnxExportOptions& op
     return name;
   };
 
-  std::string prediction, loss;
-  for (Layer<float>* lp : model.layers())
-    if (lp->is_loss()) loss = lp->name(), prediction = model.inputs_of(lp->name())[0];
-  if (prediction.empty()) prediction = model.layers().back()->name();
+  const std::string prediction = model.prediction_layer();
   EWNET_CHECK(model.layer(prediction).type() == "softmax", "ONNX export: the model's prediction layer '", prediction,
               "' is a ", model.layer(prediction).type(), ", not a softmax");
   const std::string logits_layer = model.inputs_of(prediction)[0];
@@ -183,6 +185,7 @@ inline onnx::ModelProto to_onnx(Model<float>& model, const OnnxExportOptions& op
     const std::string& name = l.name();
     const std::string type = l.type();
     const json::Value c = l.config();
+    if (model.is_auxiliary(name)) continue;  // training only
     if (type == "image_input") {
       auto& input = static_cast<ImageInput<float>&>(l);
       std::vector<float> mean = input.mean(), inv = input.stddev();
@@ -200,9 +203,11 @@ inline onnx::ModelProto to_onnx(Model<float>& model, const OnnxExportOptions& op
       auto& n = w.node("Conv", inputs, name, name);
       const auto& k = c.at("kernel").as_array();
       const std::int64_t pad = c.at("padding").as_int(), stride = c.at("stride").as_int();
+      const json::Value* pw = c.find("padding_w");
+      const std::int64_t pad_w = pw ? pw->as_int() : pad;
       detail::onnx_attr_ints(n, "kernel_shape", {k[0].as_int(), k[1].as_int()});
       detail::onnx_attr_ints(n, "strides", {stride, stride});
-      detail::onnx_attr_ints(n, "pads", {pad, pad, pad, pad});
+      detail::onnx_attr_ints(n, "pads", {pad, pad_w, pad, pad_w});
       value[name] = name;
     } else if (type == "batch_norm") {
       std::vector<std::string> inputs = in(name);
@@ -226,9 +231,20 @@ inline onnx::ModelProto to_onnx(Model<float>& model, const OnnxExportOptions& op
       detail::onnx_attr_ints(n, "strides", {st, st});
       detail::onnx_attr_ints(n, "pads", {p, p, p, p});
       if (type == "avg_pool") detail::onnx_attr_int(n, "count_include_pad", 1);
+      const json::Value* ceil = c.find("ceil_mode");
+      if (ceil && ceil->as_bool()) detail::onnx_attr_int(n, "ceil_mode", 1);
       value[name] = name;
     } else if (type == "global_avg_pool") {
       w.node("GlobalAveragePool", in(name), name, name);
+      value[name] = name;
+    } else if (type == "adaptive_avg_pool") {
+      const Shape x = model.output_shape(model.inputs_of(name)[0]), y = model.output_shape(name);
+      EWNET_CHECK(x.h % y.h == 0 && x.w % y.w == 0, "ONNX export: adaptive average pooling '", name, "' from ",
+                  x.h, "x", x.w, " to ", y.h, "x", y.w, " has windows of unequal size, which ONNX's pooling cannot "
+                  "express (export at an image size where the sides divide evenly)");
+      auto& n = w.node("AveragePool", in(name), name, name);
+      detail::onnx_attr_ints(n, "kernel_shape", {x.h / y.h, x.w / y.w});
+      detail::onnx_attr_ints(n, "strides", {x.h / y.h, x.w / y.w});
       value[name] = name;
     } else if (type == "cross_channel_norm") {
       const int n_window = int(c.at("window").as_int());

@@ -6,9 +6,14 @@
 // torchvision module, so the key names the layer. The only renaming is batch norm's:
 //   <bn>.weight -> <bn>.scale,  <bn>.bias -> <bn>.offset   (running_mean, running_var as they are)
 // and <bn>.num_batches_tracked is dropped (ewnet's running averages use a fixed momentum, as
-// torch's do unless momentum=None). Tensors of modules ewnet does not build (the auxiliary
-// classifiers AuxLogits.*, aux1.*, aux2.*) are reported and left out; any other key that names no
-// layer is an error. F32 and F64 tensors are converted to the model's element type.
+// torch's do unless momentum=None). F32 and F64 tensors are converted to the model's element type.
+//
+// Auxiliary classifiers (AuxLogits.*, aux1.*, aux2.*): loaded when both the model and the file have
+// them. A file's auxiliary tensors are reported and left out when the model was built without them;
+// a model's auxiliary classifiers keep their fresh weights when the file has none of their tensors
+// (torchvision's pretrained GoogLeNet and Inception-v3 are saved without them by default, and
+// torchvision itself says their auxiliary heads are not pretrained). Any other key that names no
+// layer, and any other missing tensor, is an error.
 //
 // The input layer's normalisation is not in a state_dict: the converter writes what the weights
 // expect into the metadata ("ewnet.input_mean", "ewnet.input_std": three numbers each, on ewnet's
@@ -17,7 +22,8 @@
 // (x - 127.5) / 127.5.
 //
 // The transfer case: with skip_classifier_on_mismatch, a file whose "fc" has another number of
-// classes loads everything but fc, which keeps its fresh weights (result.classifier_loaded false).
+// classes loads everything but fc and the auxiliary classifiers' last layers (aux1.fc2, aux2.fc2,
+// AuxLogits.fc), which keep their fresh weights (result.classifier_loaded false).
 #pragma once
 
 #include <cstring>
@@ -28,6 +34,7 @@
 #include <vector>
 
 #include <ewnet/io/checkpoint.hpp>
+#include <ewnet/models/build.hpp>
 
 namespace ewnet {
 
@@ -40,7 +47,8 @@ struct WeightsLoadOptions {
 struct WeightsLoadResult {
   bool ewnet_checkpoint = false;       // the file was written by ewnet (save_checkpoint)
   bool classifier_loaded = true;       // false: the classifier kept its fresh weights (class counts differ)
-  std::vector<std::string> left_out;   // keys of modules ewnet does not build (auxiliary classifiers)
+  std::vector<std::string> left_out;   // keys of auxiliary classifiers the model was built without
+  std::vector<std::string> fresh;      // the model's auxiliary layers the file had no tensors for
   std::map<std::string, std::string> metadata;
 };
 
@@ -87,6 +95,40 @@ inline bool is_auxiliary(const std::string& key) {
   return key.rfind("AuxLogits.", 0) == 0 || key.rfind("aux1.", 0) == 0 || key.rfind("aux2.", 0) == 0;
 }
 
+/// Leaves out of `g` the tensors of classifiers whose shape differs from the model's (the transfer
+/// case), and, when `g` has no tensor of any of the model's auxiliary layers, marks those to keep
+/// their fresh weights.
+template <class T>
+void plan_partial_load(Model<T>& m, io::SafetensorsFile& g, const WeightsLoadOptions& o, LoadOptions& lo,
+                       WeightsLoadResult& r) {
+  if (o.skip_classifier_on_mismatch) {
+    for (const std::string& c : classifier_layers(m, o.classifier)) {
+      auto it = g.tensors.find(c + ".weight");
+      if (it == g.tensors.end()) continue;
+      std::vector<int> dims;
+      for (Param<T>* p : m.layer(c).params())
+        if (p->name == "weight") dims = p->dims;
+      if (it->second.shape == std::vector<std::int64_t>(dims.begin(), dims.end())) continue;
+      g.tensors.erase(c + ".weight");
+      g.tensors.erase(c + ".bias");
+      lo.skip_layers.insert(c);
+      r.classifier_loaded = false;
+    }
+  }
+  std::vector<std::string> aux_layers;
+  bool file_has_aux = false;
+  for (Layer<T>* l : m.layers()) {
+    if (!m.is_auxiliary(l->name()) || (l->params().empty() && l->state().empty())) continue;
+    aux_layers.push_back(l->name());
+    for (const auto& [key, t] : g.tensors) file_has_aux = file_has_aux || key.rfind(l->name() + ".", 0) == 0;
+  }
+  if (file_has_aux) return;
+  for (const std::string& a : aux_layers) {
+    lo.skip_layers.insert(a);
+    r.fresh.push_back(a);
+  }
+}
+
 }  // namespace detail
 
 /// Loads `path` into `m`: an ewnet checkpoint (by layer name, as load_checkpoint) or a file written
@@ -100,27 +142,22 @@ WeightsLoadResult load_weights(Model<T>& m, const std::string& path, const Weigh
   r.ewnet_checkpoint = f.metadata.count("ewnet.architecture") > 0;
   LoadOptions lo;
   lo.load_momentum = false;
-  const bool has_classifier = m.has_layer(o.classifier);
-  std::vector<int> classifier_dims;
-  if (has_classifier)
-    for (auto& [layer, p] : m.parameters())
-      if (layer == o.classifier && p->name == "weight") classifier_dims = p->dims;
-
   if (r.ewnet_checkpoint) {
-    auto it = f.tensors.find(o.classifier + ".weight");
-    if (o.skip_classifier_on_mismatch && has_classifier && it != f.tensors.end() &&
-        it->second.shape != std::vector<std::int64_t>(classifier_dims.begin(), classifier_dims.end())) {
-      lo.skip_layers.insert(o.classifier);
-      r.classifier_loaded = false;
-    }
     if (!o.set_input_normalization) lo.skip_layers.insert(m.input_layer().name());
     io::SafetensorsFile g;
     g.metadata = f.metadata;
     for (const auto& [key, t] : f.tensors) {
       if (key.size() > 9 && key.compare(key.size() - 9, 9, ".momentum") == 0) continue;
-      if (lo.skip_layers.count(key.substr(0, key.rfind('.')))) continue;
+      const size_t dot = key.rfind('.');
+      if (dot != std::string::npos && !m.has_layer(key.substr(0, dot)) && detail::is_auxiliary(key)) {
+        r.left_out.push_back(key);
+        continue;
+      }
       g.tensors[key] = detail::convert_tensor<T>(t, path, key);
     }
+    detail::plan_partial_load(m, g, o, lo, r);
+    for (auto it = g.tensors.begin(); it != g.tensors.end();)
+      it = lo.skip_layers.count(it->first.substr(0, it->first.rfind('.'))) ? g.tensors.erase(it) : std::next(it);
     load_checkpoint_tensors(m, g, path, lo);
     return r;
   }
@@ -148,14 +185,7 @@ WeightsLoadResult load_weights(Model<T>& m, const std::string& path, const Weigh
     g.tensors[module + "." + tensor] = detail::convert_tensor<T>(t, path, key);
   }
   lo.skip_layers.insert(m.input_layer().name());
-  auto it = g.tensors.find(o.classifier + ".weight");
-  if (o.skip_classifier_on_mismatch && has_classifier && it != g.tensors.end() &&
-      it->second.shape != std::vector<std::int64_t>(classifier_dims.begin(), classifier_dims.end())) {
-    g.tensors.erase(o.classifier + ".weight");
-    g.tensors.erase(o.classifier + ".bias");
-    lo.skip_layers.insert(o.classifier);
-    r.classifier_loaded = false;
-  }
+  detail::plan_partial_load(m, g, o, lo, r);
   // Check the normalisation before changing anything.
   std::vector<double> mean, stdev;
   if (o.set_input_normalization && f.metadata.count("ewnet.input_mean") && f.metadata.count("ewnet.input_std")) {

@@ -4,8 +4,14 @@
 //   L = (1/N) sum_n -log p[n, t_n]
 // Backward: when fed by a softmax (the usual case, marked fused by the graph) it writes the
 // gradient with respect to the softmax's input, (p - onehot)/N; otherwise dL/dp = -onehot/(N p).
+//
+// An auxiliary loss (AuxiliaryLoss{w}: GoogLeNet's and Inception-v3's auxiliary classifiers) ends a
+// side branch of the graph: it adds w times its cross-entropy to the training objective, so its
+// gradients are w times the above, and runs in training passes only (graph.hpp). A model has one
+// main classification layer, whose input is the model's prediction.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <numeric>
 
@@ -14,13 +20,34 @@
 
 namespace ewnet {
 
+/// Marks a classification layer as an auxiliary classifier's loss, weighted by `weight` in the
+/// training objective (torchvision's training recipes: 0.3 for GoogLeNet's two, 0.4 for Inception-v3's).
+struct AuxiliaryLoss {
+  double weight = 0.3;
+};
+
 template <class T>
 class Classification : public Layer<T> {
  public:
   explicit Classification(std::string name) : Layer<T>(std::move(name)) {}
+  Classification(std::string name, AuxiliaryLoss aux) : Layer<T>(std::move(name)), auxiliary_(true), weight_(aux.weight) {
+    EWNET_CHECK(std::isfinite(aux.weight) && aux.weight > 0 && aux.weight <= 1e3, "auxiliary loss '", this->name(),
+                "': weight ", aux.weight, " must be a positive finite number");
+  }
   std::string type() const override { return "classification"; }
-  std::string describe() const override { return "cross-entropy loss"; }
+  std::string describe() const override {
+    return auxiliary_ ? str("auxiliary cross-entropy loss, weight ", weight_, " (training only)") : "cross-entropy loss";
+  }
   bool is_loss() const override { return true; }
+  /// True for an auxiliary classifier's loss; false for the model's output.
+  bool auxiliary() const { return auxiliary_; }
+  /// The loss's weight in the training objective (1 for the main loss).
+  double weight() const { return weight_; }
+  json::Value config() const override {
+    json::Value c = json::Value::object();
+    if (auxiliary_) c["auxiliary_weight"] = weight_;
+    return c;
+  }
 
   Shape setup(const std::vector<Shape>& in, Device) override {
     EWNET_CHECK_AS(ShapeError, in[0].h == 1 && in[0].w == 1, "expects class scores 1x1xK, got ", in[0].hwc());
@@ -58,7 +85,7 @@ class Classification : public Layer<T> {
   void backward(const BackwardArgs<T>& a) override {
     if (!a.dx[0]) return;
     const Tensor<T>& p = *a.x[0];
-    const T scale = T(1) / T(p.n());
+    const T scale = T(weight_) / T(p.n());
     if (fused_) {
       softmax_cross_entropy_backward(p, labels_, *a.dx[0], scale, a.dx_mode[0]);
     } else {
@@ -74,6 +101,8 @@ class Classification : public Layer<T> {
 
  private:
   int classes_ = 0;
+  bool auxiliary_ = false;
+  double weight_ = 1;
   bool fused_ = false;
   bool has_labels_ = false;
   Tensor<std::int32_t> labels_;

@@ -1,5 +1,5 @@
-// ewnet/layers/pooling.hpp: max pooling, average pooling and global average pooling layers
-// (ops/pooling.hpp has the math and the padding rules).
+// ewnet/layers/pooling.hpp: max pooling, average pooling, global average pooling and adaptive
+// average pooling layers (ops/pooling.hpp has the math and the padding rules).
 #pragma once
 
 #include <ewnet/layers/layer.hpp>
@@ -91,6 +91,36 @@ class GlobalAvgPool : public Layer<T> {
   void backward(const BackwardArgs<T>& a) override {
     if (a.dx[0]) global_avg_pool_backward(*a.dy, *a.dx[0], a.dx_mode[0]);
   }
+};
+
+/// Average pooling to a fixed output size whatever the input's (PyTorch's adaptive_avg_pool2d):
+/// GoogLeNet's auxiliary classifiers pool to 4x4 before their 1x1 convolution.
+template <class T>
+class AdaptiveAvgPool : public Layer<T> {
+ public:
+  AdaptiveAvgPool(std::string name, int out_h, int out_w) : Layer<T>(std::move(name)), out_h_(out_h), out_w_(out_w) {
+    EWNET_CHECK(out_h >= 1 && out_w >= 1 && out_h <= 4096 && out_w <= 4096, "adaptive average pooling '",
+                this->name(), "': output size ", out_h, "x", out_w, " must be between 1x1 and 4096x4096");
+  }
+  std::string type() const override { return "adaptive_avg_pool"; }
+  std::string describe() const override { return str("adaptive average pooling to ", out_h_, "x", out_w_); }
+  Shape setup(const std::vector<Shape>& in, Device) override { return {1, in[0].c, out_h_, out_w_}; }
+  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
+    adaptive_avg_pool_forward(*x[0], y);
+  }
+  void backward(const BackwardArgs<T>& a) override {
+    if (a.dx[0]) adaptive_avg_pool_backward(*a.dy, *a.dx[0], a.dx_mode[0]);
+  }
+  json::Value config() const override {
+    json::Value c = json::Value::object();
+    c["output"] = json::Value::Array{out_h_, out_w_};
+    return c;
+  }
+  int out_h() const { return out_h_; }
+  int out_w() const { return out_w_; }
+
+ private:
+  int out_h_, out_w_;
 };
 
 }  // namespace ewnet

@@ -62,13 +62,22 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& type, const std::string&
     return std::make_unique<AvgPool<T>>(name, o);
   }
   if (type == "global_avg_pool") return std::make_unique<GlobalAvgPool<T>>(name);
+  if (type == "adaptive_avg_pool") {
+    const auto& o = c.at("output").as_array();
+    EWNET_CHECK_AS(IoError, o.size() == 2, "layer '", name, "': output size needs 2 numbers");
+    return std::make_unique<AdaptiveAvgPool<T>>(name, int(o[0].as_int()), int(o[1].as_int()));
+  }
   if (type == "concat") return std::make_unique<Concat<T>>(name);
   if (type == "add") return std::make_unique<Add<T>>(name);
   if (type == "dropout") return std::make_unique<Dropout<T>>(name, num("probability"));
   if (type == "fully_connected")
     return std::make_unique<FullyConnected<T>>(name, integer("outputs"), parse_init(c.at("init").as_string()));
   if (type == "softmax") return std::make_unique<Softmax<T>>(name);
-  if (type == "classification") return std::make_unique<Classification<T>>(name);
+  if (type == "classification") {
+    if (const json::Value* w = c.find("auxiliary_weight"))
+      return std::make_unique<Classification<T>>(name, AuxiliaryLoss{w->as_number()});
+    return std::make_unique<Classification<T>>(name);
+  }
   throw IoError(str("layer '", name, "' has unknown type \"", type, "\""));
 }
 

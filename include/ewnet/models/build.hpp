@@ -37,29 +37,58 @@ inline int min_image_size(const std::string& name) {
 /// The input size each was designed for (224, and 299 for Inception-v3).
 inline int design_image_size(const std::string& name) { return name == "inception-v3" ? 299 : 224; }
 
+/// Whether `name` has auxiliary classifiers to add (GoogLeNet's two, Inception-v3's one).
+inline bool has_auxiliary_classifiers(const std::string& name) {
+  return name == "googlenet" || name == "inception-v3";
+}
+
+struct ModelOptions {
+  /// Add the network's auxiliary classifiers (googlenet, inception-v3): extra losses in training
+  /// only, weighted 0.3 and 0.4 (graph.hpp); the prediction is the same without them.
+  bool auxiliary_classifiers = false;
+};
+
 /// Builds `name` for `classes` classes at image_size x image_size, weights drawn from `seed`.
 template <class T>
-Model<T> build_model(const std::string& name, int classes, int image_size, std::uint64_t seed) {
+Model<T> build_model(const std::string& name, int classes, int image_size, std::uint64_t seed,
+                     const ModelOptions& o = {}) {
+  if (o.auxiliary_classifiers && (name == "paper" || name == "resnet18"))
+    throw Error(str(name, " has no auxiliary classifiers (googlenet and inception-v3 have)"));
   if (name == "paper") return build_paper_model<T>({classes, image_size, seed});
-  if (name == "googlenet") return models::build_googlenet<T>(classes, image_size, seed);
+  if (name == "googlenet") return models::build_googlenet<T>(classes, image_size, seed, o.auxiliary_classifiers);
   if (name == "resnet18") return models::build_resnet18<T>(classes, image_size, seed);
-  if (name == "inception-v3") return models::build_inception_v3<T>(classes, image_size, seed);
+  if (name == "inception-v3") return models::build_inception_v3<T>(classes, image_size, seed, o.auxiliary_classifiers);
   throw Error(str("no model named '", name, "' (known: paper, googlenet, resnet18, inception-v3)"));
 }
 
 /// The global average pooling whose output the head reads (the transferable features): the only
-/// global_avg_pool layer of the four networks. GraphError when there is none or more than one.
+/// global_avg_pool layer on the four networks' main path (Inception-v3's auxiliary classifier has
+/// one of its own). GraphError when there is none or more than one.
 template <class T>
 std::string feature_layer(Model<T>& m) {
   std::string found;
   for (Layer<T>* l : m.layers()) {
-    if (l->type() != "global_avg_pool") continue;
+    if (l->type() != "global_avg_pool" || m.is_auxiliary(l->name())) continue;
     EWNET_CHECK_AS(GraphError, found.empty(), "the model has more than one global average pooling ('", found,
                    "', '", l->name(), "'): which one starts the head is ambiguous");
     found = l->name();
   }
   EWNET_CHECK_AS(GraphError, !found.empty(), "the model has no global average pooling to start its head");
   return found;
+}
+
+/// The classifiers: "fc" and each auxiliary classifier's last fully connected layer (the layer
+/// feeding its softmax), the layers whose size is the number of classes.
+template <class T>
+std::vector<std::string> classifier_layers(Model<T>& m, const std::string& main = "fc") {
+  std::vector<std::string> out;
+  if (m.has_layer(main)) out.push_back(main);
+  for (const std::string& loss : m.auxiliary_losses()) {
+    std::string x = m.inputs_of(loss)[0];
+    if (m.layer(x).type() == "softmax") x = m.inputs_of(x)[0];
+    if (m.layer(x).type() == "fully_connected") out.push_back(x);
+  }
+  return out;
 }
 
 /// The last layer of the base: the one feeding feature_layer(). Fine-tuning the head freezes up to

@@ -1,6 +1,6 @@
 // ewnet/models/googlenet.hpp: GoogLeNet (Szegedy et al. 2015) as torchvision builds it
-// (torchvision.models.googlenet with aux_logits=False), with torchvision's module names, so that
-// its state_dict loads by name (io/torchvision.hpp; a checkpoint's aux1.*/aux2.* are left out).
+// (torchvision.models.googlenet), with torchvision's module names, so that its state_dict loads by
+// name (io/torchvision.hpp). The two auxiliary classifiers (aux_logits=True) are an option.
 //
 // torchvision's version differs from the 2015 paper (and from the paper model's stem here): batch
 // norm after every convolution instead of local response normalisation, and a 3x3 convolution
@@ -12,6 +12,10 @@
 //     branch1: 1x1 · branch2: 1x1, 3x3 pad 1 · branch3: 1x1, 3x3 pad 1 · branch4: max pool 3x3/1
 //     pad 1 ceil, 1x1 · concatenated in that order
 //   avgpool (global average) · dropout 0.2 · fc (classes) · prob · output
+// Auxiliary classifiers (option): aux1 reads inception4a, aux2 inception4d, each
+//   NAME.pool adaptive average pooling to 4x4 · NAME.conv BasicConv2d 1x1 (128) · NAME.fc1 (1024)
+//   · NAME.relu · NAME.dropout 0.7 · NAME.fc2 (classes) · NAME.prob · NAME.output
+// with the loss weight 0.3 of the GoogLeNet paper (graph.hpp: they run in training passes only).
 // Ceil-mode pooling is PyTorch's ceil_mode=True (ops/pooling.hpp). torchvision's transform_input
 // (on for its pretrained weights) is done by ewnet's input normalisation (io/torchvision.hpp).
 // Sizes: at least 32x32 (5 stride-2 stages; ceil mode keeps every map at least 1x1).
@@ -42,10 +46,24 @@ std::string googlenet_inception(Model<T>& m, const std::string& n, const std::st
   m.add(std::make_unique<Concat<T>>(n + ".concat"), std::vector<std::string>{b1, b2, b3, b4});
   return n + ".concat";
 }
+
+/// GoogLeNet's auxiliary classifier NAME reading `x` (torchvision's InceptionAux).
+template <class T>
+void googlenet_aux(Model<T>& m, const std::string& n, const std::string& x, int classes, std::uint64_t seed) {
+  m.add(std::make_unique<AdaptiveAvgPool<T>>(n + ".pool", 4, 4), x);
+  const std::string c = basic_conv(m, n + ".conv", n + ".pool", conv_spec(128, 1));
+  m.add(std::make_unique<FullyConnected<T>>(n + ".fc1", 1024), c);
+  m.add(std::make_unique<Relu<T>>(n + ".relu"));
+  m.add(std::make_unique<Dropout<T>>(n + ".dropout", 0.7, seed));
+  m.add(std::make_unique<FullyConnected<T>>(n + ".fc2", classes));
+  m.add(std::make_unique<Softmax<T>>(n + ".prob"));
+  m.add(std::make_unique<Classification<T>>(n + ".output", AuxiliaryLoss{0.3}));
+}
 }  // namespace detail
 
+/// GoogLeNet for `classes` classes at image_size x image_size; `auxiliary` adds aux1 and aux2.
 template <class T>
-Model<T> build_googlenet(int classes, int image_size, std::uint64_t seed) {
+Model<T> build_googlenet(int classes, int image_size, std::uint64_t seed, bool auxiliary = false) {
   EWNET_CHECK(classes >= 2, "googlenet: needs at least 2 classes, got ", classes);
   EWNET_CHECK(image_size >= 32, "googlenet: image size must be at least 32, got ", image_size);
   Model<T> m(seed);
@@ -67,6 +85,10 @@ Model<T> build_googlenet(int classes, int image_size, std::uint64_t seed) {
   x = detail::googlenet_inception(m, "inception5a", "maxpool4", {256, 160, 320, 32, 128, 128});
   x = detail::googlenet_inception(m, "inception5b", x, {384, 192, 384, 48, 128, 128});
   classifier_head(m, x, "avgpool", 0.2, classes, seed);
+  if (auxiliary) {
+    detail::googlenet_aux(m, "aux1", "inception4a.concat", classes, seed);
+    detail::googlenet_aux(m, "aux2", "inception4d.concat", classes, seed);
+  }
   m.build();
   return m;
 }

@@ -1,6 +1,6 @@
 // ewnet/models/inception_v3.hpp: Inception-v3 (Szegedy et al. 2016) as torchvision builds it
-// (torchvision.models.inception_v3 with aux_logits=False), with torchvision's module names, so that
-// its state_dict loads by name (io/torchvision.hpp; a checkpoint's AuxLogits.* tensors are left out).
+// (torchvision.models.inception_v3), with torchvision's module names, so that its state_dict loads
+// by name (io/torchvision.hpp). The auxiliary classifier (aux_logits=True) is an option.
 //
 // Every convolution is a BasicConv2d (conv without bias, batch norm with epsilon 0.001, ReLU):
 //   Conv2d_1a_3x3 3x3/2 (32) · Conv2d_2a_3x3 3x3 (32) · Conv2d_2b_3x3 3x3 pad 1 (64) · maxpool1 3x3/2
@@ -11,6 +11,11 @@
 //   Mixed_7a          InceptionD (grid reduction): 1280
 //   Mixed_7b, 7c      InceptionE: 2048, with 1x3 and 3x1 branches concatenated
 //   avgpool (global average) · dropout 0.5 · fc (classes) · prob · output
+// Auxiliary classifier (option), reading Mixed_6e:
+//   AuxLogits.pool average pooling 5x5/3 · AuxLogits.conv0 BasicConv2d 1x1 (128) · AuxLogits.conv1
+//   BasicConv2d 5x5 (768) · AuxLogits.avgpool (global average) · AuxLogits.fc (classes) · prob · output
+// with loss weight 0.4 (torchvision's reference training recipe). Its 5x5 convolution needs Mixed_6e
+// at 17x17 or more, i.e. images of at least 299x299 (torchvision's limit too).
 // The branches' average pools are 3x3/1 pad 1 counting the padding (torch's count_include_pad,
 // ewnet's AvgPool); the grid reductions' max pools are 3x3/2 without padding. torchvision's
 // functional poolings have no module name: ewnet names them NAME.pool (no parameters).
@@ -109,13 +114,30 @@ std::string inception_e(Model<T>& m, const std::string& n, const std::string& x)
   return concat(m, n + ".concat", {b1, b3a, b3b, bda, bdb, bp});
 }
 
+/// Inception-v3's auxiliary classifier (torchvision's InceptionAux) reading `x`.
+template <class T>
+void inception_aux(Model<T>& m, const std::string& x, int classes) {
+  const std::string n = "AuxLogits";
+  m.add(std::make_unique<AvgPool<T>>(n + ".pool", PoolOptions{5, 3, 0}), x);
+  std::string c = basic_conv(m, n + ".conv0", n + ".pool", conv_spec(128, 1));
+  c = basic_conv(m, n + ".conv1", c, conv_spec(768, 5));
+  m.add(std::make_unique<GlobalAvgPool<T>>(n + ".avgpool"), c);
+  m.add(std::make_unique<FullyConnected<T>>(n + ".fc", classes));
+  m.add(std::make_unique<Softmax<T>>(n + ".prob"));
+  m.add(std::make_unique<Classification<T>>(n + ".output", AuxiliaryLoss{0.4}));
+}
 }  // namespace detail
 
+/// Inception-v3 for `classes` classes at image_size x image_size; `auxiliary` adds AuxLogits
+/// (images of at least 299x299).
 template <class T>
-Model<T> build_inception_v3(int classes, int image_size, std::uint64_t seed) {
+Model<T> build_inception_v3(int classes, int image_size, std::uint64_t seed, bool auxiliary = false) {
   EWNET_CHECK(classes >= 2, "inception-v3: needs at least 2 classes, got ", classes);
   EWNET_CHECK(image_size >= 75, "inception-v3: image size must be at least 75 (its design size is 299), got ",
               image_size);
+  EWNET_CHECK(!auxiliary || image_size >= 299, "inception-v3: its auxiliary classifier needs images of at least "
+              "299x299 (its 5x5 convolution reads Mixed_6e pooled 5x5/3, 17x17 at 299), got ", image_size, "x",
+              image_size, "; leave the auxiliary classifier out at smaller sizes");
   Model<T> m(seed);
   m.add(std::make_unique<ImageInput<T>>("input", 3, image_size, image_size));
   std::string x = basic_conv(m, "Conv2d_1a_3x3", "input", conv_spec(32, 3, 2));
@@ -137,6 +159,7 @@ Model<T> build_inception_v3(int classes, int image_size, std::uint64_t seed) {
   x = detail::inception_e(m, "Mixed_7b", x);
   x = detail::inception_e(m, "Mixed_7c", x);
   classifier_head(m, x, "avgpool", 0.5, classes, seed);
+  if (auxiliary) detail::inception_aux(m, "Mixed_6e.concat", classes);
   m.build();
   return m;
 }

@@ -9,6 +9,12 @@
 // Average: y = sum of the window / (kh*kw), padding counted as zeros (cuDNN's
 //          COUNT_INCLUDE_PADDING, PyTorch's default, MATLAB's average pooling).
 // Global average: y[n,c] = mean over h, w of x[n,c]; dx = dy / (H*W).
+// Adaptive average (PyTorch's adaptive_avg_pool2d, GoogLeNet's auxiliary classifiers): any H x W
+//          to a chosen Ho x Wo; output row i averages input rows [floor(i H / Ho), ceil((i+1) H / Ho)),
+//          likewise columns, so windows differ in size and may overlap; each is divided by its own
+//          size (an output larger than the input repeats rows and columns). Global average pooling
+//          is the 1x1 case. The outputs whose window holds input row r are, by the same rule with
+//          the sides swapped, [floor(r Ho / H), ceil((r+1) Ho / H)): the CUDA backward gathers over those.
 #pragma once
 
 #include <algorithm>
@@ -44,8 +50,22 @@ void avg_pool_forward(const Tensor<float>& x, const Tensor<float>& y, const Pool
 void avg_pool_backward(const Tensor<float>& dy, const Tensor<float>& dx, const PoolGeometry& g, GradWrite mode);
 void global_avg_pool_forward(const Tensor<float>& x, const Tensor<float>& y);
 void global_avg_pool_backward(const Tensor<float>& dy, const Tensor<float>& dx, GradWrite mode);
+void adaptive_avg_pool_forward(const Tensor<float>& x, const Tensor<float>& y);
+void adaptive_avg_pool_backward(const Tensor<float>& dy, const Tensor<float>& dx, GradWrite mode);
 }  // namespace cuda
 #endif
+
+/// Adaptive pooling's window along one axis: input [begin, end) for output `i` of `out` over `in`.
+struct AdaptiveWindow {
+  int begin, end;
+};
+#ifdef __CUDACC__
+__host__ __device__
+#endif
+inline AdaptiveWindow adaptive_window(int i, int in, int out) {
+  const long long b = (long long)i * in / out, e = ((long long)(i + 1) * in + out - 1) / out;
+  return {int(b), int(e)};
+}
 
 namespace cpu {
 
@@ -212,6 +232,46 @@ void global_avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, GradWrit
     }
 }
 
+template <class T>
+void adaptive_avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y) {
+  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w();
+  for (int n = 0; n < x.n(); ++n)
+    for (int c = 0; c < x.c(); ++c) {
+      const T* in = x.sample(n) + size_t(c) * H * W;
+      T* out = y.sample(n) + size_t(c) * Ho * Wo;
+      for (int i = 0; i < Ho; ++i) {
+        const AdaptiveWindow r = adaptive_window(i, H, Ho);
+        for (int j = 0; j < Wo; ++j) {
+          const AdaptiveWindow q = adaptive_window(j, W, Wo);
+          T s = 0;
+          for (int yy = r.begin; yy < r.end; ++yy)
+            for (int xx = q.begin; xx < q.end; ++xx) s += in[yy * W + xx];
+          out[i * Wo + j] = s / T((r.end - r.begin) * (q.end - q.begin));
+        }
+      }
+    }
+}
+
+template <class T>
+void adaptive_avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, GradWrite mode) {
+  const int H = dx.h(), W = dx.w(), Ho = dy.h(), Wo = dy.w();
+  if (mode == GradWrite::overwrite) dx.zero();
+  for (int n = 0; n < dy.n(); ++n)
+    for (int c = 0; c < dy.c(); ++c) {
+      const T* gout = dy.sample(n) + size_t(c) * Ho * Wo;
+      T* gin = dx.sample(n) + size_t(c) * H * W;
+      for (int i = 0; i < Ho; ++i) {
+        const AdaptiveWindow r = adaptive_window(i, H, Ho);
+        for (int j = 0; j < Wo; ++j) {
+          const AdaptiveWindow q = adaptive_window(j, W, Wo);
+          const T v = gout[i * Wo + j] / T((r.end - r.begin) * (q.end - q.begin));
+          for (int yy = r.begin; yy < r.end; ++yy)
+            for (int xx = q.begin; xx < q.end; ++xx) gin[yy * W + xx] += v;
+        }
+      }
+    }
+}
+
 }  // namespace cpu
 
 namespace detail {
@@ -256,6 +316,19 @@ void global_avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, GradWrit
   EWNET_CHECK_AS(ShapeError, dy.shape() == Shape(dx.n(), dx.c(), 1, 1), "global_avg_pool_backward: gradient ",
                  dy.shape(), " for input ", dx.shape());
   EWNET_DISPATCH(dy.device(), T, global_avg_pool_backward, dy, dx, mode);
+}
+
+template <class T>
+void adaptive_avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y) {
+  EWNET_CHECK_AS(ShapeError, y.n() == x.n() && y.c() == x.c() && y.h() >= 1 && y.w() >= 1,
+                 "adaptive_avg_pool_forward: output ", y.shape(), " for input ", x.shape());
+  EWNET_DISPATCH(x.device(), T, adaptive_avg_pool_forward, x, y);
+}
+template <class T>
+void adaptive_avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, GradWrite mode = GradWrite::overwrite) {
+  EWNET_CHECK_AS(ShapeError, dy.n() == dx.n() && dy.c() == dx.c() && dy.h() >= 1 && dy.w() >= 1,
+                 "adaptive_avg_pool_backward: gradient ", dy.shape(), " for input ", dx.shape());
+  EWNET_DISPATCH(dy.device(), T, adaptive_avg_pool_backward, dy, dx, mode);
 }
 
 }  // namespace ewnet
