@@ -117,6 +117,13 @@ class Args {
       if (v == known) return v;
     throw UsageError("--" + name + " must be paper, googlenet, resnet18 or inception-v3, got '" + v + "'");
   }
+  /// --aux: build `model` with its auxiliary classifiers (googlenet and inception-v3 have them).
+  bool get_aux(const std::string& model) const {
+    if (!flag("aux")) return false;
+    if (model != "googlenet" && model != "inception-v3")
+      throw UsageError("--aux: " + model + " has no auxiliary classifiers (googlenet and inception-v3 have)");
+    return true;
+  }
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:

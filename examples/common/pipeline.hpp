@@ -165,13 +165,37 @@ struct RunOptions {
   std::string model = "paper";
   std::string init;
   double new_layer_factor = 1;
+  // --aux: build googlenet or inception-v3 with its auxiliary classifiers (training-only losses,
+  // ewnet::ModelOptions); a checkpoint's model has them when it was trained with them.
+  bool auxiliary_classifiers = false;
 };
 
-/// What a program prints about --init and the new classifier.
+/// The network r.model for the data's classes and image size, with its auxiliary classifiers when asked.
+inline ewnet::Model<Real> build_network(const RunOptions& r, const Data& d) {
+  ewnet::ModelOptions o;
+  o.auxiliary_classifiers = r.auxiliary_classifiers;
+  return ewnet::build_model<Real>(r.model, int(d.classes.size()), d.cache->image_size(), r.seed, o);
+}
+
+/// Sets the new classifiers' learning-rate factor ("fc" and the auxiliary classifiers' last
+/// layers), and says so.
 inline void apply_new_layer_factor(ewnet::Model<Real>& m, double factor, std::ostream& out) {
-  m.set_learn_rate_factors(ewnet::kClassifierLayer, factor, factor);
-  if (factor != 1) out << "the new classifier '" << ewnet::kClassifierLayer << "' learns at " << factor
-                       << " times the rate (learning-rate factor " << factor << ", MATLAB's transfer recipe)\n";
+  const std::vector<std::string> classifiers = ewnet::classifier_layers(m, ewnet::kClassifierLayer);
+  for (const std::string& c : classifiers) m.set_learn_rate_factors(c, factor, factor);
+  if (factor == 1) return;
+  std::string names;
+  for (const std::string& c : classifiers) names += (names.empty() ? "'" : ", '") + c + "'";
+  out << "the new classifier" << (classifiers.size() > 1 ? "s " : " ") << names << (classifiers.size() > 1 ? " learn" : " learns")
+      << " at " << factor << " times the rate (learning-rate factor " << factor << ", MATLAB's transfer recipe)\n";
+}
+
+/// What load_weights left out or left fresh, for the programs' one line about --init.
+inline std::string auxiliary_note(const ewnet::WeightsLoadResult& w) {
+  std::string s;
+  if (!w.left_out.empty()) s += ", " + std::to_string(w.left_out.size()) + " auxiliary tensors left out (the model "
+                                "is built without its auxiliary classifiers; --aux builds them)";
+  if (!w.fresh.empty()) s += ", the auxiliary classifiers start from random weights (the file has none)";
+  return s;
 }
 
 inline ewnet::train::TrainOptions train_options(const RunOptions& r, const Data& d, const std::string& title,
@@ -206,7 +230,7 @@ inline void normalise_on_training_split(ewnet::Model<Real>& m, const Data& d) {
 inline ewnet::train::History train_scratch(const Data& d, const RunOptions& r, const std::string& title,
                                            const std::string& data_dir, std::ostream& out,
                                            const ewnet::LearnRateSchedule* schedule = nullptr) {
-  ewnet::Model<Real> m = ewnet::build_model<Real>(r.model, int(d.classes.size()), d.cache->image_size(), r.seed);
+  ewnet::Model<Real> m = build_network(r, d);
   bool normalised = false;
   if (!r.init.empty()) {
     ewnet::WeightsLoadOptions lo;
@@ -215,8 +239,7 @@ inline ewnet::train::History train_scratch(const Data& d, const RunOptions& r, c
     normalised = w.ewnet_checkpoint || w.metadata.count("ewnet.input_mean");
     out << r.model << ": weights from " << r.init << (w.classifier_loaded ? "" : " (all but the classifier: its "
                                                       "class count differs; a fresh one replaces it)")
-        << (w.left_out.empty() ? "" : ", " + std::to_string(w.left_out.size()) + " auxiliary tensors left out")
-        << "; input normalisation " << (normalised ? "from the file" : "from the training split") << "\n";
+        << auxiliary_note(w) << "; input normalisation " << (normalised ? "from the file" : "from the training split") << "\n";
     if (!w.classifier_loaded) apply_new_layer_factor(m, r.new_layer_factor, out);
   }
   if (!normalised) normalise_on_training_split(m, d);
@@ -336,10 +359,11 @@ inline ewnet::train::History finetune(const std::string& source_checkpoint, cons
 /// file without input normalisation gets the target's training split's.
 inline ewnet::train::History finetune_init(const Data& d, const RunOptions& r, const FinetuneOptions& f,
                                            const std::string& title, const std::string& data_dir, std::ostream& out) {
-  ewnet::Model<Real> m = ewnet::build_model<Real>(r.model, int(d.classes.size()), d.cache->image_size(), r.seed);
+  ewnet::Model<Real> m = build_network(r, d);
   ewnet::WeightsLoadOptions lo;
   lo.skip_classifier_on_mismatch = true;
   const ewnet::WeightsLoadResult w = ewnet::load_weights(m, r.init, lo);
+  if (!auxiliary_note(w).empty()) out << r.model << ": weights from " << r.init << auxiliary_note(w) << "\n";
   if (!w.ewnet_checkpoint && !w.metadata.count("ewnet.input_mean")) normalise_on_training_split(m, d);
   return finetune_model(std::move(m), r.init, d, r, f, title, data_dir, out);
 }
@@ -350,7 +374,9 @@ inline ewnet::train::History finetune_model(ewnet::Model<Real> m, const std::str
   const std::string& source_checkpoint = source;
   EWNET_CHECK(m.input_shape().h == d.cache->image_size(), source_checkpoint, " expects ", m.input_shape().hwc(),
               " images but the target was cached at ", d.cache->image_size());
-  m.replace(ewnet::kClassifierLayer, ewnet::make_paper_classifier<Real>(int(d.classes.size())));
+  // A fresh classifier for the target's classes: "fc", and the auxiliary classifiers' last layers.
+  for (const std::string& c : ewnet::classifier_layers(m, ewnet::kClassifierLayer))
+    m.replace(c, std::make_unique<ewnet::FullyConnected<Real>>(c, int(d.classes.size())));
   m.build();
   ewnet::Sgdm<Real>::reset_momentum(m);  // the source's velocities belong to another task
   m.set_iteration(0);
@@ -372,6 +398,14 @@ inline ewnet::train::History finetune_model(ewnet::Model<Real> m, const std::str
   }
   if (!slow_to.empty() && f.base_factor != 1) m.set_learn_rate_factors_up_to(slow_to, f.base_factor, f.base_factor);
   if (!frozen_to.empty()) m.freeze_up_to(frozen_to);
+  // An auxiliary classifier that reads only frozen layers would train nothing but itself: left out.
+  for (const std::string& loss : m.auxiliary_losses()) {
+    bool useful = false;
+    for (const std::string& in : m.auxiliary_inputs(loss)) useful = useful || m.trains_up_to(in);
+    if (useful) continue;
+    m.remove_auxiliary(loss);
+    out << "the auxiliary classifier ending in '" << loss << "' is left out: the layers it reads are frozen\n";
+  }
   apply_new_layer_factor(m, r.new_layer_factor, out);
   const std::string feature = ewnet::feature_layer(m);
   size_t frozen = 0, trainable = 0;

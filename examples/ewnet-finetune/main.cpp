@@ -6,7 +6,7 @@
 
 namespace {
 const char* kUsage =
-    "ewnet-finetune {SOURCE_CHECKPOINT | --model NAME --init FILE [--image-size N]} DATA_DIR [--out DIR] "
+    "ewnet-finetune {SOURCE_CHECKPOINT | --model NAME [--aux] --init FILE [--image-size N]} DATA_DIR [--out DIR] "
     "[--epochs N] [--batch N] [--lr RATE] [--drop-period N] [--drop-factor F] [--recipe NAME] [--base-factor F] "
     "[--train-from LAYER] [--new-layer-factor F] [--seed N] [--split-file CSV] [--device cpu|cuda] "
     "[--no-feature-cache] [--resume [--allow-changed-settings]] [--no-progress]";
@@ -31,7 +31,10 @@ const char* kHelp =
     "Instead of a checkpoint from ewnet-train, --model NAME --init FILE starts from any weights for one of\n"
     "the four networks (paper, googlenet, resnet18, inception-v3), e.g. torchvision's ImageNet weights\n"
     "written by tools/torch_to_safetensors.py; images are then cached at --image-size (default 224), and\n"
-    "MATLAB's transfer recipe applies: the new classifier learns 10 times faster than the layers below it.\n\n"
+    "MATLAB's transfer recipe applies: the new classifier learns 10 times faster than the layers below it.\n"
+    "--aux builds googlenet or inception-v3 with its auxiliary classifiers (a checkpoint has them when it\n"
+    "was trained with them); they are replaced for the new classes like fc, and left out when the layers\n"
+    "they read are frozen.\n\n"
     "  --out DIR          output folder (default ewnet-finetune-run)\n"
     "  --epochs N         epochs (default 80; 320 with --recipe paper)\n"
     "  --batch N          mini-batch size (default 64)\n"
@@ -62,14 +65,14 @@ int main(int argc, char** argv) {
                       {"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from", "seed",
                        "split-file", "device", "recipe", "base-factor", "model", "init", "image-size",
                        "new-layer-factor"},
-                      {"resume", "allow-changed-settings", "no-progress", "no-feature-cache"});
+                      {"resume", "allow-changed-settings", "no-progress", "no-feature-cache", "aux"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     const bool from_init = a.has("init");
     if (a.positional().size() != (from_init ? 1u : 2u))
       throw cli::UsageError(from_init ? "with --init give only the data folder"
                                       : "give a source checkpoint and a data folder (or --model NAME --init FILE)");
-    if (!from_init && (a.has("model") || a.has("image-size")))
-      throw cli::UsageError("--model and --image-size go with --init (a checkpoint fixes both)");
+    if (!from_init && (a.has("model") || a.has("image-size") || a.has("aux")))
+      throw cli::UsageError("--model, --aux and --image-size go with --init (a checkpoint fixes them)");
     const std::string source = from_init ? a.get("init", "") : a.positional()[0];
     const double drop_factor = a.get_double("drop-factor", 0.5);
     if (drop_factor <= 0 || drop_factor > 1) throw cli::UsageError("--drop-factor must be in (0, 1]");
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
     r.progress = !a.flag("no-progress");
     r.feature_cache = !a.flag("no-feature-cache");
     r.model = a.get_model();
+    r.auxiliary_classifiers = a.get_aux(r.model);
     r.init = a.get("init", "");
     pipeline::FinetuneOptions f;
     f.recipe = paper ? pipeline::Recipe::frozen_base : pipeline::parse_recipe_option(recipe);

@@ -7,7 +7,7 @@
 namespace {
 const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] [--image-size N] "
                      "[--schedule constant|cosine] [--warmup N] [--recipe paper] [--seed N] [--split-file CSV] "
-                     "[--device cpu|cuda] [--model NAME] [--init FILE] [--new-layer-factor F] [--resume [--allow-changed-settings]] [--no-progress]";
+                     "[--device cpu|cuda] [--model NAME [--aux]] [--init FILE] [--new-layer-factor F] [--resume [--allow-changed-settings]] [--no-progress]";
 const char* kHelp =
     "Trains the paper's 67-layer inception-residual model (or --model) from random weights (or --init) on\n"
     "DATA_DIR/<class>/<image>.\n"
@@ -30,6 +30,8 @@ const char* kHelp =
     "  --device cpu|cuda  where to train (default cpu)\n"
     "  --model NAME       paper (default: the paper's 67-layer model), googlenet, resnet18 or inception-v3\n"
     "                     (torchvision's networks, docs/model.md; inception-v3 needs at least 75x75)\n"
+    "  --aux              with googlenet or inception-v3: train their auxiliary classifiers too (extra\n"
+    "                     losses weighted 0.3 and 0.4 in training only; inception-v3's needs 299x299 images)\n"
     "  --init FILE        start from these weights instead of random ones: a file written by\n"
     "                     tools/torch_to_safetensors.py (e.g. torchvision's ImageNet weights) or an ewnet\n"
     "                     checkpoint of the same network. A classifier for another number of classes is\n"
@@ -46,7 +48,7 @@ int main(int argc, char** argv) {
     const cli::Args a(argc, argv,
                       {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device", "model", "init",
                        "new-layer-factor", "schedule", "warmup", "recipe"},
-                      {"resume", "allow-changed-settings", "no-progress"});
+                      {"resume", "allow-changed-settings", "no-progress", "aux"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (a.positional().size() != 1) throw cli::UsageError("give exactly one data folder");
     pipeline::DataOptions d;
@@ -85,6 +87,7 @@ int main(int argc, char** argv) {
                                                   "ewnet-train's defaults).");
     }
     r.model = a.get_model();
+    r.auxiliary_classifiers = a.get_aux(r.model);
     r.init = a.get("init", "");
     r.new_layer_factor = a.get_double("new-layer-factor", 10);
     d.batch = r.batch;

@@ -15,7 +15,7 @@ const char* kUsage = "ewnet-transfer [--source DIR --target DIR] [--out DIR] [--
                      "[--compare LIST] [--image-size N] [--source-epochs N] [--target-epochs N] [--batch N] "
                      "[--lr RATE] [--source-schedule cosine|constant] [--warmup N] [--target-lr RATE] "
                      "[--finetune-lr RATE] [--base-factor F] [--drop-period N] [--seed N] [--device cpu|cuda] "
-                     "[--model NAME] [--init FILE] [--new-layer-factor F] [--resume] [--no-progress]";
+                     "[--model NAME [--aux]] [--init FILE] [--new-layer-factor F] [--resume] [--no-progress]";
 const char* kHelp =
     "Runs the transfer pipeline: (1) trains the 67-layer model from scratch on the source domain, (2)\n"
     "fine-tunes its best checkpoint on the target domain by a recipe, and (3) with --baseline also runs the\n"
@@ -62,6 +62,8 @@ const char* kHelp =
     "  --no-progress      no progress bar on stderr\n"
     "  --model NAME       the network of all three stages: paper (default), googlenet, resnet18 or\n"
     "                     inception-v3 (torchvision's, docs/model.md; inception-v3 needs --image-size 75+)\n"
+    "  --aux              with googlenet or inception-v3: train their auxiliary classifiers too (extra\n"
+    "                     losses weighted 0.3 and 0.4 in training only; inception-v3's needs 299x299 images)\n"
     "  --init FILE        start the source training from these weights (tools/torch_to_safetensors.py's\n"
     "                     output, e.g. torchvision's ImageNet weights, or an ewnet checkpoint) instead of\n"
     "                     random ones; a classifier for another class count is replaced (MATLAB's recipe)\n"
@@ -143,7 +145,7 @@ int main(int argc, char** argv) {
                        "target-lr", "finetune-lr", "drop-period", "seed", "device", "source-split-file",
                        "target-split-file", "recipe", "compare", "base-factor", "source-schedule", "warmup",
                        "model", "init", "new-layer-factor"},
-                      {"baseline", "resume", "no-progress", "no-feature-cache"});
+                      {"baseline", "resume", "no-progress", "no-feature-cache", "aux"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
     if (!a.positional().empty()) throw cli::UsageError("unexpected argument '" + a.positional()[0] + "'");
     if (a.has("source") != a.has("target")) throw cli::UsageError("give both --source and --target, or neither");
@@ -170,6 +172,7 @@ int main(int argc, char** argv) {
     r.progress = !a.flag("no-progress");
     r.feature_cache = !a.flag("no-feature-cache");
     r.model = a.get_model();
+    r.auxiliary_classifiers = a.get_aux(r.model);
     r.init = a.get("init", "");
     // A classifier replaced when --init's class count differs learns at MATLAB's factor 10.
     r.new_layer_factor = a.get_double("new-layer-factor", 10);

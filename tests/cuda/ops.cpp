@@ -204,6 +204,32 @@ TEST_CASE("max, average and global average pooling match the CPU", "[pooling][vi
   }
 }
 
+TEST_CASE("adaptive average pooling matches the CPU", "[pooling][views]") {
+  Random rng = rng_for("adaptive pool");
+  // GoogLeNet's auxiliary pooling (14x14 and, at small images, 2x2 to 4x4), unequal windows, 1x1.
+  struct Case {
+    Shape x;
+    int oh, ow;
+  };
+  for (const Case& k : {Case{{3, 5, 14, 14}, 4, 4}, Case{{2, 4, 2, 2}, 4, 4}, Case{{2, 3, 5, 7}, 3, 2},
+                        Case{{2, 3, 6, 6}, 1, 1}})
+    for (bool slice : {false, true}) {
+      INFO(k.x << " to " << k.oh << "x" << k.ow << ", channel slice: " << slice);
+      const Shape ys{k.x.n, k.x.c, k.oh, k.ow};
+      Pair x = random_pair(k.x, rng, slice), y = output_pair(ys, slice);
+      adaptive_avg_pool_forward(x.cpu, y.cpu);
+      adaptive_avg_pool_forward(x.gpu, y.gpu);
+      require_close("adaptive_avg_pool_forward", y, 1e-5, 1e-6);
+      Pair dy = random_pair(ys, rng, slice);
+      for (GradWrite m : kModes) {
+        Pair dx = grad_pair(k.x, rng, m, slice);
+        adaptive_avg_pool_backward(dy.cpu, dx.cpu, m);
+        adaptive_avg_pool_backward(dy.gpu, dx.gpu, m);
+        require_close(str("adaptive_avg_pool_backward ", mode_name(m)), dx, 1e-5, 1e-6);
+      }
+    }
+}
+
 TEST_CASE("batch normalization matches the CPU", "[batch_norm][views]") {
   Random rng = rng_for("batch_norm");
   const Shape xs{4, 5, 6, 7};

@@ -164,4 +164,50 @@ TEST_CASE("ewnet-train and ewnet-finetune take --model and --init: a torchvision
   REQUIRE_THAT(o5, Catch::Contains("--model must be paper, googlenet, resnet18 or inception-v3"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("ewnet-train --aux trains GoogLeNet's auxiliary classifiers and fine-tuning replaces or leaves them out",
+          "[programs][auxiliary]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "ewnet_test_aux_programs";
+  fs::remove_all(dir);
+  ewnet::data::GeneratedOptions g;
+  g.image_size = 40;
+  g.source_per_class = 5;
+  g.target_per_class = 5;
+  const auto [source, target] = ewnet::data::write_generated_dataset((dir / "data").string(), g);
+  const std::string train = std::string("\"") + EWNET_TRAIN_BIN + "\"";
+  const std::string finetune = std::string("\"") + EWNET_FINETUNE_BIN + "\"";
+  const std::string quick = " --epochs 1 --batch 8 --image-size 32 --no-progress";
+  const auto [s1, o1] = run(train + " \"" + source + "\" --model googlenet --aux --out \"" + (dir / "g8").string() +
+                            "\"" + quick);
+  INFO(o1);
+  REQUIRE(s1 == 0);
+  const std::string checkpoint = (dir / "g8" / "best.safetensors").string();
+  ewnet::Model<float> m = ewnet::model_from_checkpoint<float>(checkpoint);
+  REQUIRE(m.auxiliary_losses() == std::vector<std::string>{"aux1.output", "aux2.output"});
+  // Every layer trains: both auxiliary classifiers stay, replaced for the 4 target classes.
+  const auto [s2, o2] = run(finetune + " \"" + checkpoint + "\" \"" + target + "\" --epochs 1 --batch 8 --no-progress --out \"" +
+                            (dir / "all").string() + "\"");
+  INFO(o2);
+  REQUIRE(s2 == 0);
+  REQUIRE_THAT(o2, !Catch::Contains("left out"));
+  ewnet::Model<float> all = ewnet::model_from_checkpoint<float>((dir / "all" / "best.safetensors").string());
+  REQUIRE(all.layer_as<ewnet::FullyConnected<float>>("aux2.fc2").outputs() == 4);
+  // Training from inception5a on: both read only frozen layers (inception4a, inception4d), left out.
+  const auto [s3, o3] = run(finetune + " \"" + checkpoint + "\" \"" + target + "\" --train-from inception5a --epochs 1 "
+                            "--batch 8 --no-progress --out \"" + (dir / "late").string() + "\"");
+  INFO(o3);
+  REQUIRE(s3 == 0);
+  REQUIRE_THAT(o3, Catch::Contains("'aux1.output' is left out") && Catch::Contains("'aux2.output' is left out"));
+  // The frozen-base recipe: both left out, and the head trains from features computed once.
+  const auto [s4, o4] = run(finetune + " \"" + checkpoint + "\" \"" + target + "\" --recipe frozen-base --epochs 1 "
+                            "--batch 8 --no-progress --out \"" + (dir / "head").string() + "\"");
+  INFO(o4);
+  REQUIRE(s4 == 0);
+  REQUIRE_THAT(o4, Catch::Contains("'aux1.output' is left out") && Catch::Contains("computed once"));
+  const auto [s5, o5] = run(train + " \"" + source + "\" --model resnet18 --aux" + quick);
+  REQUIRE(s5 == 2);
+  REQUIRE_THAT(o5, Catch::Contains("resnet18 has no auxiliary classifiers"));
+  fs::remove_all(dir);
+}
 #endif

@@ -27,6 +27,43 @@ TEST_CASE("build_model builds the four networks with torchvision's parameter cou
   REQUIRE_THROWS_WITH(build_model<float>("inception-v3", 8, 64, 1), Catch::Contains("at least 75"));
 }
 
+TEST_CASE("the auxiliary classifiers are an option with torchvision's names and sizes", "[models][auxiliary]") {
+  // torchvision 0.14, num_classes=8, aux_logits=True: sum(p.numel() for p in m.parameters()).
+  ModelOptions aux;
+  aux.auxiliary_classifiers = true;
+  Model<float> g = build_model<float>("googlenet", 8, 64, 1, aux);
+  REQUIRE(g.parameter_count() == 9954488);
+  REQUIRE(g.auxiliary_losses() == std::vector<std::string>{"aux1.output", "aux2.output"});
+  REQUIRE(g.auxiliary_inputs("aux1.output") == std::vector<std::string>{"inception4a.concat"});
+  REQUIRE(g.auxiliary_inputs("aux2.output") == std::vector<std::string>{"inception4d.concat"});
+  for (const char* n : {"aux1.conv.conv", "aux1.conv.bn", "aux1.fc1", "aux1.fc2", "aux2.fc2"}) REQUIRE(g.has_layer(n));
+  REQUIRE(g.layer_as<Classification<float>>("aux2.output").weight() == 0.3);
+  REQUIRE(classifier_layers(g) == std::vector<std::string>{"fc", "aux1.fc2", "aux2.fc2"});
+  REQUIRE(feature_layer(g) == "avgpool");
+
+  Model<float> i = build_model<float>("inception-v3", 8, 299, 1, aux);
+  REQUIRE(i.parameter_count() == 24365808);
+  REQUIRE(i.auxiliary_inputs("AuxLogits.output") == std::vector<std::string>{"Mixed_6e.concat"});
+  REQUIRE(i.layer_as<Classification<float>>("AuxLogits.output").weight() == 0.4);
+  REQUIRE(feature_layer(i) == "avgpool");  // AuxLogits.avgpool is the auxiliary classifier's own
+  REQUIRE(i.output_shape("AuxLogits.conv1.relu") == Shape(1, 768, 1, 1));
+  REQUIRE_THROWS_WITH(build_model<float>("inception-v3", 8, 298, 1, aux), Catch::Contains("at least 299x299"));
+  REQUIRE_THROWS_WITH(build_model<float>("resnet18", 8, 64, 1, aux), Catch::Contains("no auxiliary classifiers"));
+  REQUIRE_THROWS_WITH(build_model<float>("paper", 8, 64, 1, aux), Catch::Contains("no auxiliary classifiers"));
+
+  // GoogLeNet's run at its smallest size (inception4a at 2x2, pooled up to 4x4): the prediction is
+  // the network's without them, and training adds their losses.
+  Model<float> small = build_model<float>("googlenet", 3, 32, 4, aux);
+  Model<float> plain = build_model<float>("googlenet", 3, 32, 4);
+  Random rng(4);
+  const Tensor<float> x = test::random_tensor<float>({2, 3, 32, 32}, rng);
+  REQUIRE(small.forward(x).to_vector() == plain.forward(x).to_vector());
+  small.forward(x, {0, 2});
+  REQUIRE(small.loss() > small.main_loss());
+  small.backward();
+  REQUIRE(small.layer("aux1.fc1").backward_calls() == 1);
+}
+
 TEST_CASE("the torchvision networks use torchvision's module names, batch norm after every convolution",
           "[models]") {
   Model<float> r = build_model<float>("resnet18", 4, 32, 1);
@@ -81,13 +118,17 @@ TEST_CASE("the torchvision networks run forward and backward at their smallest s
 
 TEST_CASE("docs/models/*.txt are the networks' summaries, as built today", "[models][docs]") {
   // docs/model.md points to these files for the layer lists; regenerate them when this fails:
-  // the summary of build_model(name, 1000, design_image_size(name), 0).
-  for (const char* name : {"googlenet", "resnet18", "inception-v3"}) {
+  // the summary of build_model(name, 1000, design_image_size(name), 0), and NAME-aux.txt with the
+  // auxiliary classifiers.
+  for (const std::string name : {"googlenet", "resnet18", "inception-v3", "googlenet-aux", "inception-v3-aux"}) {
     INFO(name);
     std::ifstream in(std::string(EWNET_SOURCE_DIR) + "/docs/models/" + name + ".txt");
     REQUIRE(in.good());
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    Model<float> m = build_model<float>(name, 1000, design_image_size(name), 0);
+    ModelOptions o;
+    o.auxiliary_classifiers = name.size() > 4 && name.compare(name.size() - 4, 4, "-aux") == 0;
+    const std::string net = o.auxiliary_classifiers ? name.substr(0, name.size() - 4) : name;
+    Model<float> m = build_model<float>(net, 1000, design_image_size(net), 0, o);
     REQUIRE(text == m.summary());
   }
 }

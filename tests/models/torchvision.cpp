@@ -81,6 +81,62 @@ TEST_CASE("torchvision-named weights load by name, batch norm included, aux clas
   std::filesystem::remove(path);
 }
 
+TEST_CASE("auxiliary classifiers load when model and file both have them, else stay out or fresh",
+          "[models][io][auxiliary]") {
+  ModelOptions aux;
+  aux.auxiliary_classifiers = true;
+  Model<float> a = build_model<float>("googlenet", 4, 32, 1, aux);
+  Random rng(10);
+  for (auto& [layer, p] : a.parameters()) p->value.copy_from(test::random_tensor<float>(p->value.shape(), rng));
+  const std::string with = temp("ewnet-torchvision-googlenet-aux.safetensors");
+  io::write_safetensors(with, as_torchvision(a, false));
+
+  // Both have them: every tensor loads, the auxiliary ones included.
+  Model<float> b = build_model<float>("googlenet", 4, 32, 2, aux);
+  WeightsLoadResult r = load_weights(b, with);
+  REQUIRE(r.left_out.empty());
+  REQUIRE(r.fresh.empty());
+  REQUIRE(test::bitwise_equal(b.layer_as<FullyConnected<float>>("aux2.fc1").weight().value,
+                              a.layer_as<FullyConnected<float>>("aux2.fc1").weight().value));
+
+  // A model without them: the file's auxiliary tensors are reported and left out.
+  Model<float> c = build_model<float>("googlenet", 4, 32, 2);
+  r = load_weights(c, with);
+  REQUIRE(r.left_out.size() == 18);  // per classifier: conv, 4 batch-norm tensors, fc1 and fc2 with biases
+  REQUIRE(r.fresh.empty());
+
+  // A file without them (torchvision's pretrained GoogLeNet): the model's keep their fresh weights.
+  Model<float> plain = build_model<float>("googlenet", 4, 32, 1);
+  const std::string without = temp("ewnet-torchvision-googlenet-noaux.safetensors");
+  io::write_safetensors(without, as_torchvision(plain, false));
+  Model<float> d = build_model<float>("googlenet", 4, 32, 3, aux);
+  const std::vector<float> fresh = d.layer_as<FullyConnected<float>>("aux1.fc1").weight().value.to_vector();
+  r = load_weights(d, without);
+  REQUIRE(r.fresh.size() == 8);  // aux1 and aux2: conv.conv, conv.bn, fc1, fc2
+  REQUIRE(d.layer_as<FullyConnected<float>>("aux1.fc1").weight().value.to_vector() == fresh);
+
+  // The transfer case: a 4-class file into a 3-class model skips fc and both auxiliary fc2.
+  Model<float> e = build_model<float>("googlenet", 3, 32, 3, aux);
+  WeightsLoadOptions skip;
+  skip.skip_classifier_on_mismatch = true;
+  REQUIRE_THROWS_WITH(load_weights(e, with), Catch::Contains("shape"));
+  r = load_weights(e, with, skip);
+  REQUIRE_FALSE(r.classifier_loaded);
+  REQUIRE(e.layer_as<FullyConnected<float>>("aux1.fc2").outputs() == 3);
+  REQUIRE(test::bitwise_equal(e.layer_as<FullyConnected<float>>("aux1.fc1").weight().value,
+                              a.layer_as<FullyConnected<float>>("aux1.fc1").weight().value));
+  // An ewnet checkpoint with them, into a 3-class model with them and into one without.
+  const std::string ckpt = temp("ewnet-googlenet-aux-checkpoint.safetensors");
+  save_checkpoint(a, ckpt);
+  Model<float> f = build_model<float>("googlenet", 3, 32, 3, aux);
+  REQUIRE_FALSE(load_weights(f, ckpt, skip).classifier_loaded);
+  REQUIRE(test::bitwise_equal(f.layer_as<FullyConnected<float>>("aux2.fc1").weight().value,
+                              a.layer_as<FullyConnected<float>>("aux2.fc1").weight().value));
+  Model<float> h = build_model<float>("googlenet", 4, 32, 3);
+  REQUIRE(load_weights(h, ckpt).left_out.size() == 18);
+  for (const std::string& p : {with, without, ckpt}) std::filesystem::remove(p);
+}
+
 TEST_CASE("load_weights reads ewnet checkpoints too, skipping a mismatched classifier when asked", "[models][io]") {
   Model<float> a = build_model<float>("resnet18", 6, 32, 1);
   a.input_layer().set_normalization({1, 2, 3}, {4, 5, 6});
