@@ -76,7 +76,8 @@ struct EpochRecord {
   int epoch = 0;              // 1-based, as printed
   long long iteration = 0;    // iterations done at the end of the epoch
   double seconds = 0;         // elapsed since the start of training (resumed runs included)
-  double train_accuracy = 0, train_loss = 0;  // means over the epoch's mini-batches
+  double train_accuracy = 0, train_loss = 0;  // means over the epoch's mini-batches; the loss is the
+                                              // objective trained (auxiliary classifiers' terms included)
   double val_accuracy = NAN, val_loss = NAN;
   double learn_rate = 0;
 };
