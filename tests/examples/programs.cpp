@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <sys/wait.h>
 
 #include <ewnet/data/generated.hpp>
@@ -117,19 +118,35 @@ TEST_CASE("ewnet-classify ranks the classes of each image and skips a bad file")
 #endif
 
 #if defined(EWNET_TRANSFER_BIN) && defined(EWNET_TRAIN_BIN) && defined(EWNET_FINETUNE_BIN)
-TEST_CASE("ewnet-train and ewnet-finetune take --model and --init: a torchvision network, MATLAB's recipe",
-          "[programs]") {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / "ewnet_test_model_init";
-  fs::remove_all(dir);
-  ewnet::data::GeneratedOptions g;
-  g.image_size = 40;
-  g.source_per_class = 5;
-  g.target_per_class = 5;
-  const auto [source, target] = ewnet::data::write_generated_dataset((dir / "data").string(), g);
+namespace {
+/// A tiny generated data set (40x40, 5 images a class) in a folder of its own, removed at the end,
+/// and the command prefixes of ewnet-train and ewnet-finetune.
+struct TinyRun {
+  std::filesystem::path dir;
+  std::string source, target;
   const std::string train = std::string("\"") + EWNET_TRAIN_BIN + "\"";
   const std::string finetune = std::string("\"") + EWNET_FINETUNE_BIN + "\"";
   const std::string quick = " --epochs 1 --batch 8 --image-size 32 --no-progress";
+  explicit TinyRun(const std::string& name) : dir(std::filesystem::temp_directory_path() / name) {
+    std::filesystem::remove_all(dir);
+    ewnet::data::GeneratedOptions g;
+    g.image_size = 40;
+    g.source_per_class = 5;
+    g.target_per_class = 5;
+    std::tie(source, target) = ewnet::data::write_generated_dataset((dir / "data").string(), g);
+  }
+  ~TinyRun() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+}  // namespace
+TEST_CASE("ewnet-train and ewnet-finetune take --model and --init: a torchvision network, MATLAB's recipe",
+          "[programs]") {
+  namespace fs = std::filesystem;
+  const TinyRun t("ewnet_test_model_init");
+  const fs::path& dir = t.dir;
+  const std::string &source = t.source, &target = t.target, &train = t.train, &finetune = t.finetune, &quick = t.quick;
 
   // GoogLeNet from random weights on the 8 source classes.
   const auto [s1, o1] = run(train + " \"" + source + "\" --model googlenet --out \"" + (dir / "g8").string() + "\"" + quick);
@@ -162,22 +179,14 @@ TEST_CASE("ewnet-train and ewnet-finetune take --model and --init: a torchvision
   const auto [s5, o5] = run(train + " \"" + source + "\" --model alexnet" + quick);
   REQUIRE(s5 == 2);
   REQUIRE_THAT(o5, Catch::Contains("--model must be paper, googlenet, resnet18 or inception-v3"));
-  fs::remove_all(dir);
 }
 
 TEST_CASE("ewnet-train --aux trains GoogLeNet's auxiliary classifiers and fine-tuning replaces or leaves them out",
           "[programs][auxiliary]") {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / "ewnet_test_aux_programs";
-  fs::remove_all(dir);
-  ewnet::data::GeneratedOptions g;
-  g.image_size = 40;
-  g.source_per_class = 5;
-  g.target_per_class = 5;
-  const auto [source, target] = ewnet::data::write_generated_dataset((dir / "data").string(), g);
-  const std::string train = std::string("\"") + EWNET_TRAIN_BIN + "\"";
-  const std::string finetune = std::string("\"") + EWNET_FINETUNE_BIN + "\"";
-  const std::string quick = " --epochs 1 --batch 8 --image-size 32 --no-progress";
+  const TinyRun t("ewnet_test_aux_programs");
+  const fs::path& dir = t.dir;
+  const std::string &source = t.source, &target = t.target, &train = t.train, &finetune = t.finetune, &quick = t.quick;
   const auto [s1, o1] = run(train + " \"" + source + "\" --model googlenet --aux --out \"" + (dir / "g8").string() +
                             "\"" + quick);
   INFO(o1);
@@ -208,6 +217,5 @@ TEST_CASE("ewnet-train --aux trains GoogLeNet's auxiliary classifiers and fine-t
   const auto [s5, o5] = run(train + " \"" + source + "\" --model resnet18 --aux" + quick);
   REQUIRE(s5 == 2);
   REQUIRE_THAT(o5, Catch::Contains("resnet18 has no auxiliary classifiers"));
-  fs::remove_all(dir);
 }
 #endif
