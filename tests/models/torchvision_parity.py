@@ -2,8 +2,9 @@
 """Parity of ewnet's GoogLeNet, Inception-v3 and ResNet-18 with torchvision's (random weights).
 
 For each network: torchvision builds it with a seeded random initialisation (nothing downloaded);
-its batch-norm parameters and running statistics are then drawn at random too (torchvision starts
-them at 1/0, which would not test that they load). tools/torch_to_safetensors.py's writer saves the
+its batch-norm scales and offsets are then drawn at random too, and its running statistics set
+from one training-mode pass over another batch and perturbed (torchvision starts them all at 1/0,
+which would not test that they load). tools/torch_to_safetensors.py's writer saves the
 state_dict (float32); this script also saves an input batch, the logits in inference mode (float32,
 and float64 from the same weights) and, in float64, after one training-mode forward and backward of
 the mean cross-entropy (dropout probability set to 0 on both sides, batch statistics in batch
@@ -67,13 +68,25 @@ def main():
         aux = aux_weight is not None
         torch.manual_seed(100 + i)
         m = conv.torchvision_model(name, CLASSES, pretrained=False, aux=aux)
+        bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
         with torch.no_grad():
-            for mod in m.modules():
-                if isinstance(mod, torch.nn.BatchNorm2d):
-                    mod.weight.uniform_(0.5, 1.5)
-                    mod.bias.normal_(0, 0.1)
-                    mod.running_mean.normal_(0, 0.1)
-                    mod.running_var.uniform_(0.5, 1.5)
+            for mod in bns:
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.normal_(0, 0.1)
+            # Running statistics near those of real activations, so that inference-mode logits keep a
+            # sane scale through 20 to 95 batch norms (random ones reach 1e13 at Inception-v3's depth,
+            # where float32's comparison sees only the largest logits): one training-mode pass over
+            # another batch with momentum 1 sets them to its batch statistics; then perturbed, so they
+            # are no batch's and still must load.
+            momenta = [mod.momentum for mod in bns]
+            for mod in bns:
+                mod.momentum = 1.0
+            m.train()
+            m(torch.rand(batch, 3, size, size) * 2 - 1)
+            for mod, mom in zip(bns, momenta):
+                mod.momentum = mom
+                mod.running_mean.add_(torch.randn_like(mod.running_mean) * 0.05)
+                mod.running_var.mul_(torch.empty_like(mod.running_var).uniform_(0.8, 1.25))
         weights = os.path.join(scratch, f"{case}.safetensors")
         conv.write_safetensors(weights, conv.state_tensors(m.state_dict()), {"ewnet.model": name})
 
