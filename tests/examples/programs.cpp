@@ -217,5 +217,10 @@ TEST_CASE("ewnet-train --aux trains GoogLeNet's auxiliary classifiers and fine-t
   const auto [s5, o5] = run(train + " \"" + source + "\" --model resnet18 --aux" + quick);
   REQUIRE(s5 == 2);
   REQUIRE_THAT(o5, Catch::Contains("resnet18 has no auxiliary classifiers"));
+  // Resuming that run without --aux: refused, naming the layers that differ.
+  const auto [s6, o6] = run(train + " \"" + source + "\" --model googlenet --resume --out \"" + (dir / "g8").string() +
+                            "\" --epochs 2 --batch 8 --image-size 32 --no-progress");
+  REQUIRE(s6 == 1);
+  REQUIRE_THAT(o6, Catch::Contains("another network") && Catch::Contains("layers only in the checkpoint: 'aux1."));
 }
 #endif

@@ -361,6 +361,32 @@ inline json::Value run_settings(const TrainOptions& o, const data::ImageCache& c
   return v;
 }
 
+/// Why the model saved in a checkpoint's architecture is not `model` (empty when both have the same
+/// layers by name): the layers only the checkpoint has and those only the model has, a few named.
+template <class T>
+std::string architecture_difference(Model<T>& model, const std::map<std::string, std::string>& meta,
+                                    const std::string& path) {
+  const auto it = meta.find("ewnet.architecture");
+  if (it == meta.end()) return "";
+  std::set<std::string> saved, now;
+  const json::Value arch = json::parse(it->second, path);
+  for (const json::Value& e : arch.at("layers").as_array()) saved.insert(e.at("name").as_string());
+  for (Layer<T>* l : model.layers()) now.insert(l->name());
+  auto list = [](const std::set<std::string>& a, const std::set<std::string>& b) {
+    std::string text;
+    size_t count = 0;
+    for (const std::string& n : a)
+      if (!b.count(n) && ++count <= 4) text += (text.empty() ? "'" : ", '") + n + "'";
+    if (count > 4) text += str(" and ", count - 4, " more");
+    return text;
+  };
+  const std::string only_saved = list(saved, now), only_now = list(now, saved);
+  if (only_saved.empty() && only_now.empty()) return "";
+  return str(only_saved.empty() ? "" : "layers only in the checkpoint: " + only_saved,
+             !only_saved.empty() && !only_now.empty() ? "; " : "",
+             only_now.empty() ? "" : "layers only in this model: " + only_now);
+}
+
 /// The fields in which `now` differs from `saved`, as "name (checkpoint X, now Y)".
 inline std::vector<std::string> settings_differences(const json::Value& saved, const json::Value& now) {
   std::vector<std::string> out;
@@ -474,6 +500,9 @@ History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data
                   "\n(resume with the same settings and data, or allow the change explicitly)");
       for (const std::string& d : diff) out << "warning: resuming with a changed setting: " << d << "\n";
     }
+    const std::string arch = architecture_difference(model, saved, last);
+    EWNET_CHECK(arch.empty(), "train: cannot resume ", last, ": it holds another network than this run's (", arch,
+                "); resume with the network the run started with (the same model and auxiliary classifiers)");
     const auto meta = load_checkpoint(model, last);
     const auto it = meta.find("ewnet.train.history");
     EWNET_CHECK_AS(IoError, it != meta.end(), last, ": no training history in the metadata, cannot resume");
