@@ -460,3 +460,43 @@ TEST_CASE("auxiliary classifiers: the graph's rules, removal, checkpoints", "[gr
     REQUIRE(m.loss() == back.loss());
   }
 }
+
+namespace {
+/// A ReLU that counts how often its shape is inferred.
+class CountingRelu : public Relu<float> {
+ public:
+  CountingRelu(std::string name, int& count) : Relu<float>(std::move(name)), count_(count) {}
+  Shape setup(const std::vector<Shape>& in, Device d) override {
+    ++count_;
+    return Relu<float>::setup(in, d);
+  }
+
+ private:
+  int& count_;
+};
+}  // namespace
+
+TEST_CASE("output_shape infers each layer once however many paths lead to it", "[graph]") {
+  // 16 diamonds (two branches, concatenated, halved again by a 1x1 convolution): 2^16 paths from
+  // the last layer to the input, as an inception network has exponentially many (Inception-v3's
+  // 11 modules of 4 to 6 branches: one inference per path took hours).
+  int count = 0;
+  Model<float> m;
+  m.add(std::make_unique<ImageInput<float>>("input", 2, 4, 4));
+  std::string x = "input";
+  const int diamonds = 16;
+  for (int d = 0; d < diamonds; ++d) {
+    const std::string a = "a" + std::to_string(d), b = "b" + std::to_string(d), c = "c" + std::to_string(d);
+    m.add(std::make_unique<CountingRelu>(a, count), x);
+    m.add(std::make_unique<CountingRelu>(b, count), x);
+    m.add(std::make_unique<Concat<float>>(c), std::vector<std::string>{a, b});
+    m.add(conv<float>("p" + std::to_string(d), 2, 1), c);
+    x = "p" + std::to_string(d);
+  }
+  REQUIRE(m.output_shape(x) == Shape(1, 2, 4, 4));  // before build: inferred
+  REQUIRE(count == 2 * diamonds);
+  m.build();
+  count = 0;
+  REQUIRE(m.output_shape(x) == Shape(1, 2, 4, 4));  // after build: the planned shape
+  REQUIRE(count == 0);
+}

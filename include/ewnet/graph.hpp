@@ -120,11 +120,16 @@ class Model {
   }
   const std::vector<std::string>& inputs_of(const std::string& name) { return node(name).inputs; }
 
-  /// The per-sample output shape of a layer, inferred from the layers feeding it; works while the
-  /// graph is still being assembled (the rest of it need not be complete yet).
+  /// The per-sample output shape of a layer: the planned one once the graph is built; before,
+  /// inferred from the layers feeding it, so it works while the graph is still being assembled (the
+  /// rest of it need not be complete yet). Each layer is inferred once a call: linear in the layers
+  /// it depends on, however many paths lead there (an inception network has exponentially many).
   Shape output_shape(const std::string& name) {
-    std::vector<int> visiting;
-    return partial_shape(find_checked(name), visiting);
+    const int i = find_checked(name);
+    if (built_) return nodes_[size_t(i)].shape;
+    std::vector<char> state(nodes_.size(), 0);  // 0 not seen, 1 on the current path, 2 done
+    std::vector<Shape> shapes(nodes_.size());
+    return partial_shape(i, state, shapes);
   }
   size_t layer_count() const { return nodes_.size(); }
 
@@ -484,18 +489,19 @@ class Model {
     EWNET_CHECK_AS(GraphError, i >= 0, "no layer named '", name, "' in the model");
     return i;
   }
-  Shape partial_shape(int i, std::vector<int>& visiting) {
+  Shape partial_shape(int i, std::vector<char>& state, std::vector<Shape>& shapes) {
     Node& n = nodes_[size_t(i)];
-    EWNET_CHECK_AS(GraphError, std::find(visiting.begin(), visiting.end(), i) == visiting.end(),
-                   "the model has a cycle through layer '", n.layer->name(), "'");
-    visiting.push_back(i);
+    if (state[size_t(i)] == 2) return shapes[size_t(i)];
+    EWNET_CHECK_AS(GraphError, state[size_t(i)] == 0, "the model has a cycle through layer '", n.layer->name(), "'");
+    state[size_t(i)] = 1;
     std::vector<Shape> in;
-    for (const std::string& s : n.inputs) in.push_back(partial_shape(find_checked(s), visiting));
-    visiting.pop_back();
+    for (const std::string& s : n.inputs) in.push_back(partial_shape(find_checked(s), state, shapes));
     const int count = int(in.size());
     EWNET_CHECK_AS(GraphError, count >= n.layer->min_inputs() && (n.layer->max_inputs() < 0 || count <= n.layer->max_inputs()),
                    "layer '", n.layer->name(), "' has ", count, " inputs");
-    return n.layer->setup(in, device_);
+    shapes[size_t(i)] = n.layer->setup(in, device_);
+    state[size_t(i)] = 2;
+    return shapes[size_t(i)];
   }
   Node& node(const std::string& name) {
     const int i = find(name);
