@@ -9,7 +9,10 @@ include/ewnet/blocks/inception.hpp, bench/inception.cpp):
     with a residual projection, global average pooling, dropout 0.4, linear, cross-entropy): a full
     training step (forward, backward, SGD with momentum 0.9 and L2 1e-4 on the weights), a
     fine-tuning step with the base frozen (the base runs forward every step on both sides), and
-    inference (the forward pass in inference mode; ONNX Runtime runs the model exported from PyTorch).
+    inference (the forward pass in inference mode; ONNX Runtime runs the model exported from PyTorch);
+  - torchvision's ResNet-18, GoogLeNet and Inception-v3 (--networks; ewnet's include/ewnet/models/
+    builds them layer for layer): a training step and inference, at the same batch and size, when the
+    measuring Python has torchvision.
 It runs the ewnet benchmark programs (--benchmark_format=json), and each anchor in a fresh Python
 process of its own (the Python given by --python, e.g. a virtual environment with the current
 PyTorch from PyPI; --extra-python adds a column for another one, e.g. Debian's python3-torch).
@@ -203,6 +206,38 @@ def torch_rates(args, compiled):
             model(x)
 
     out["paper_model/inference"] = batch / time_steps(infer, dev, args.min_time)
+
+    try:
+        import torchvision
+    except ImportError:
+        return out
+    constructors = {"resnet18": lambda: torchvision.models.resnet18(num_classes=8),
+                    "googlenet": lambda: torchvision.models.googlenet(num_classes=8, aux_logits=False,
+                                                                      init_weights=True),
+                    "inception-v3": lambda: torchvision.models.inception_v3(num_classes=8, aux_logits=False,
+                                                                            init_weights=True)}
+    for net in args.networks:
+        torch.manual_seed(1)
+        model = constructors[net]().to(dev)
+        opt = sgdm(model)
+        model = prepare(model)
+        model.train()
+        x = torch.rand(batch, 3, size, size, generator=gen).to(dev) * 2 - 1
+        t = (torch.arange(batch) % 8).to(dev)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), t).backward()
+            opt.step()
+
+        out[f"torchvision_{net}/train_step"] = batch / time_steps(step, dev, args.min_time)
+        model.eval()
+
+        def infer():
+            with torch.inference_mode():
+                model(x)
+
+        out[f"torchvision_{net}/inference"] = batch / time_steps(infer, dev, args.min_time)
     return out
 
 
@@ -252,7 +287,7 @@ def anchor_version(kind):
 
 def run_worker(args, python, kind):
     cmd = [python, os.path.abspath(__file__), "--worker", kind, "--device", args.device, "--threads",
-           str(args.threads), "--min-time", str(args.min_time), "--modules"] + args.modules
+           str(args.threads), "--min-time", str(args.min_time), "--modules"] + args.modules + ["--networks"] + args.networks
     if args.tf32:
         cmd.append("--tf32")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), EWNET_COMPARE_CHILD="1")
@@ -270,7 +305,8 @@ def ewnet_rates(args):
     d = args.device
     patterns = {
         "ewnet_bench_inception": f"{d}/inception_({'|'.join(args.modules)})_residual/forward_backward",
-        "ewnet_bench_train_step": f"{d}/paper_model/(train_step|finetune_step|inference)/",
+        "ewnet_bench_train_step": f"{d}/(paper_model/(train_step|finetune_step|inference)"
+                                  f"|torchvision_({'|'.join(args.networks)})/(train_step|inference))/",
         "ewnet_bench_layers": f"{d}/reference/gemm_2048",
     }
     out, flops = {}, {}
@@ -295,7 +331,9 @@ def ewnet_rates(args):
 ROWS = [("inception_{m}_residual/forward_backward", "inception {m} + residual, fwd+bwd", ("eager", "compile")),
         ("paper_model/train_step", "paper model, training step", ("eager", "compile")),
         ("paper_model/finetune_step", "paper model, fine-tuning step (base frozen)", ("eager", "compile")),
-        ("paper_model/inference", "paper model, inference", ("eager", "compile", "onnxruntime"))]
+        ("paper_model/inference", "paper model, inference", ("eager", "compile", "onnxruntime")),
+        ("torchvision_{n}/train_step", "{n}, training step", ("eager", "compile")),
+        ("torchvision_{n}/inference", "{n}, inference", ("eager", "compile"))]
 
 
 def build_table(args, ew, flops, anchors, versions, extra):
@@ -307,7 +345,12 @@ def build_table(args, ew, flops, anchors, versions, extra):
     ceiling = flops.get("reference/gemm_2048")
     md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key_t, label_t, applies in ROWS:
-        keys = [(key_t.format(m=m), label_t.format(m=m)) for m in args.modules] if "{m}" in key_t else [(key_t, label_t)]
+        if "{m}" in key_t:
+            keys = [(key_t.format(m=m), label_t.format(m=m)) for m in args.modules]
+        elif "{n}" in key_t:
+            keys = [(key_t.format(n=n), label_t.format(n=n)) for n in args.networks]
+        else:
+            keys = [(key_t, label_t)]
         for key, label in keys:
             if key not in ew:
                 continue
@@ -348,6 +391,9 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every side (CPU)")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 tensor-core math on both sides")
     ap.add_argument("--modules", nargs="+", default=["3a", "3b", "4a"], choices=list(MODULES))
+    ap.add_argument("--networks", nargs="*", default=["resnet18", "googlenet", "inception-v3"],
+                    choices=["resnet18", "googlenet", "inception-v3"],
+                    help="torchvision networks to compare (none: only the paper's model and modules)")
     ap.add_argument("--min-time", type=float, default=2.0, help="seconds per measurement")
     ap.add_argument("--repeats", type=int, default=2, help="alternating measurements of each side")
     ap.add_argument("--out", help="also write the table (markdown) to this file")

@@ -1,5 +1,6 @@
 // bench/train_step.cpp: one training step of the paper's model (forward with the loss, backward,
-// SGDM update): batch 32 at 112x112 on the CPU, batch 64 at 224x224 on a GPU. Two variants:
+// SGDM update): batch 32 at 112x112 on the CPU, batch 64 at 224x224 on a GPU; the same step and the
+// inference pass of the three torchvision networks (torchvision_NAME/train_step, /inference). Two variants:
 //   full       every layer trains;
 //   finetune   the transferable base is frozen (Model::freeze_up_to(kLastFrozenLayer)), so only
 //              the head trains and backward stops at the classifier: the step is the forward pass
@@ -17,6 +18,7 @@
 //                            batches, the activations copied to the host.
 #include <numeric>
 
+#include <ewnet/models/build.hpp>
 #include <ewnet/train/trainer.hpp>
 
 #include "bench_util.hpp"
@@ -38,11 +40,11 @@ void forward(benchmark::State& st) {
 }
 
 /// Inference: the forward pass without labels, in inference mode (what ewnet-classify and
-/// ewnet::Model::forward(images) run).
+/// ewnet::Model::forward(images) run), of the network build_model() names.
 template <Device D>
-void inference(benchmark::State& st) {
+void inference(benchmark::State& st, const std::string& network) {
   const int N = batch_for(D), S = image_size_for(D), classes = 8;
-  Model<float> m = build_paper_model<float>(PaperModelOptions{classes, S, 1});
+  Model<float> m = build_model<float>(network, classes, S, 1);
   m.to(D);
   auto xs = rotating_inputs({N, 3, S, S}, D, 1);
   timed_loop<D>(st, [&](int i) { m.forward(xs[size_t(i) % xs.size()], Mode::inference); });
@@ -50,11 +52,11 @@ void inference(benchmark::State& st) {
 }
 
 template <Device D>
-void step(benchmark::State& st, bool finetune) {
+void step(benchmark::State& st, const std::string& network, bool finetune) {
   const int N = batch_for(D), S = image_size_for(D), classes = 8;
-  Model<float> m = build_paper_model<float>(PaperModelOptions{classes, S, 1});
+  Model<float> m = build_model<float>(network, classes, S, 1);
   m.to(D);
-  if (finetune) m.freeze_up_to(kLastFrozenLayer);
+  if (finetune) m.freeze_up_to(last_base_layer(m));
   Sgdm<float> solver;
   auto xs = rotating_inputs({N, 3, S, S}, D, 1);
   const auto labels = cyclic_labels(N, classes, D);
@@ -141,15 +143,19 @@ void register_all() {
   benchmark::RegisterBenchmark(bench_name(D, "paper_model/forward").c_str(), [](benchmark::State& st) { forward<D>(st); })
       ->UseManualTime()
       ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark(bench_name(D, "paper_model/inference").c_str(),
-                               [](benchmark::State& st) { inference<D>(st); })
-      ->UseManualTime()
-      ->Unit(benchmark::kMillisecond);
-  for (bool finetune : {false, true}) {
-    const std::string name = bench_name(D, finetune ? "paper_model/finetune_step" : "paper_model/train_step");
-    benchmark::RegisterBenchmark(name.c_str(), [finetune](benchmark::State& st) { step<D>(st, finetune); })
+  for (const std::string network : {"paper", "resnet18", "googlenet", "inception-v3"}) {
+    const std::string prefix = network == "paper" ? "paper_model/" : "torchvision_" + network + "/";
+    benchmark::RegisterBenchmark(bench_name(D, prefix + "inference").c_str(),
+                                 [network](benchmark::State& st) { inference<D>(st, network); })
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
+    for (bool finetune : {false, true}) {
+      if (finetune && network != "paper") continue;
+      const std::string name = bench_name(D, prefix + (finetune ? "finetune_step" : "train_step"));
+      benchmark::RegisterBenchmark(name.c_str(), [network, finetune](benchmark::State& st) {
+        step<D>(st, network, finetune);
+      })->UseManualTime()->Unit(benchmark::kMillisecond);
+    }
   }
   benchmark::RegisterBenchmark(bench_name(D, "paper_model/train_epoch").c_str(),
                                [](benchmark::State& st) { train_epoch<D>(st); })
