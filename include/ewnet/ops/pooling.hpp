@@ -169,12 +169,16 @@ void max_pool_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& 
   });
 }
 
+// Average pooling: one (sample, channel) plane per work item, planes split over the threads
+// (ops/parallel.hpp); each plane is computed as before, so the result does not depend on the split.
+// Inception-v3's branch pools (3x3/1 pad 1 on every module) took 4% of its inference on one thread.
 template <class T>
 void avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g) {
-  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w();
+  const int H = x.h(), W = x.w(), Ho = y.h(), Wo = y.w(), C = x.c();
   const T inv = T(1) / T(g.kernel_h * g.kernel_w);
-  for (int n = 0; n < x.n(); ++n)
-    for (int c = 0; c < x.c(); ++c) {
+  parallel_for(size_t(x.n()) * C, 4, [&](size_t begin, size_t end) {
+    for (size_t item = begin; item < end; ++item) {
+      const int n = int(item / size_t(C)), c = int(item % size_t(C));
       const T* in = x.sample(n) + size_t(c) * H * W;
       T* out = y.sample(n) + size_t(c) * Ho * Wo;
       for (int i = 0; i < Ho; ++i)
@@ -187,17 +191,19 @@ void avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry
           out[i * Wo + j] = s * inv;
         }
     }
+  });
 }
 
 template <class T>
 void avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, const PoolGeometry& g, GradWrite mode) {
-  const int H = dx.h(), W = dx.w(), Ho = dy.h(), Wo = dy.w();
+  const int H = dx.h(), W = dx.w(), Ho = dy.h(), Wo = dy.w(), C = dy.c();
   const T inv = T(1) / T(g.kernel_h * g.kernel_w);
-  if (mode == GradWrite::overwrite) dx.zero();
-  for (int n = 0; n < dy.n(); ++n)
-    for (int c = 0; c < dy.c(); ++c) {
+  parallel_for(size_t(dy.n()) * C, 4, [&](size_t begin, size_t end) {
+    for (size_t item = begin; item < end; ++item) {
+      const int n = int(item / size_t(C)), c = int(item % size_t(C));
       const T* gout = dy.sample(n) + size_t(c) * Ho * Wo;
       T* gin = dx.sample(n) + size_t(c) * H * W;
+      if (mode == GradWrite::overwrite) std::fill(gin, gin + size_t(H) * W, T(0));
       for (int i = 0; i < Ho; ++i)
         for (int j = 0; j < Wo; ++j) {
           const int y0 = std::max(0, i * g.stride_h - g.pad_h), y1 = std::min(H, i * g.stride_h - g.pad_h + g.kernel_h);
@@ -207,6 +213,7 @@ void avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, const PoolGeome
             for (int xx = x0; xx < x1; ++xx) gin[yy * W + xx] += v;
         }
     }
+  });
 }
 
 template <class T>
