@@ -319,9 +319,9 @@ class Model {
     invalidate();
     build();
   }
-  /// Whether the last backward pass gives `name` a gradient or a layer before it trains: false
-  /// when everything up to it is frozen (an auxiliary classifier reading only such layers trains
-  /// nothing but itself).
+  /// Whether `name` or a layer before it trains under the current learning-rate factors, so that
+  /// backward runs through it: false when everything up to it is frozen (an auxiliary classifier
+  /// reading only such layers trains nothing but itself).
   bool trains_up_to(const std::string& name) {
     build();
     refresh_plan();
