@@ -165,6 +165,31 @@ def torch_rates(args, compiled):
         model = model.to(dev)
         return torch.compile(model) if compiled else model
 
+    def batch_of_images():
+        x = torch.rand(batch, 3, size, size, generator=gen).to(dev) * 2 - 1
+        return x, (torch.arange(batch) % 8).to(dev)
+
+    def step_rate(model, opt, x, t):
+        """images/s of training steps (forward, loss, backward, the SGDM update) of `model` in training mode."""
+        model.train()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), t).backward()
+            opt.step()
+
+        return batch / time_steps(step, dev, args.min_time)
+
+    def inference_rate(model, x):
+        """images/s of forward passes of `model` in inference mode."""
+        model.eval()
+
+        def infer():
+            with torch.inference_mode():
+                model(x)
+
+        return batch / time_steps(infer, dev, args.min_time)
+
     for name in args.modules:
         c_in, s = MODULES[name][0], MODULES[name][1]
         model = prepare(ModuleWithHead(name))
@@ -184,28 +209,12 @@ def torch_rates(args, compiled):
             for p in model.base.parameters():
                 p.requires_grad_(False)
         opt = sgdm(model)
-        model = prepare(model)
-        model.train()
-        x = torch.rand(batch, 3, size, size, generator=gen).to(dev) * 2 - 1
-        t = (torch.arange(batch) % 8).to(dev)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), t).backward()
-            opt.step()
-
+        x, t = batch_of_images()
         key = "paper_model/finetune_step" if finetune else "paper_model/train_step"
-        out[key] = batch / time_steps(step, dev, args.min_time)
+        out[key] = step_rate(prepare(model), opt, x, t)
 
     torch.manual_seed(1)
-    model = prepare(PaperModel().eval())
-    x = torch.rand(batch, 3, size, size, generator=gen).to(dev) * 2 - 1
-
-    def infer():
-        with torch.inference_mode():
-            model(x)
-
-    out["paper_model/inference"] = batch / time_steps(infer, dev, args.min_time)
+    out["paper_model/inference"] = inference_rate(prepare(PaperModel().eval()), batch_of_images()[0])
 
     try:
         import torchvision
@@ -221,23 +230,9 @@ def torch_rates(args, compiled):
         model = constructors[net]().to(dev)
         opt = sgdm(model)
         model = prepare(model)
-        model.train()
-        x = torch.rand(batch, 3, size, size, generator=gen).to(dev) * 2 - 1
-        t = (torch.arange(batch) % 8).to(dev)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), t).backward()
-            opt.step()
-
-        out[f"torchvision_{net}/train_step"] = batch / time_steps(step, dev, args.min_time)
-        model.eval()
-
-        def infer():
-            with torch.inference_mode():
-                model(x)
-
-        out[f"torchvision_{net}/inference"] = batch / time_steps(infer, dev, args.min_time)
+        x, t = batch_of_images()
+        out[f"torchvision_{net}/train_step"] = step_rate(model, opt, x, t)
+        out[f"torchvision_{net}/inference"] = inference_rate(model, x)
     return out
 
 
