@@ -1,8 +1,6 @@
-#include <unistd.h>
-
 #include <cmath>
-#include <filesystem>
 
+#include "test_files.hpp"
 #include "test_util.hpp"
 
 using namespace ewnet;
@@ -443,12 +441,10 @@ TEST_CASE("auxiliary classifiers: the graph's rules, removal, checkpoints", "[gr
     REQUIRE(m.loss() == m.main_loss());
   }
   SECTION("a checkpoint keeps the branch and its weight") {
-    const std::filesystem::path file =
-        std::filesystem::temp_directory_path() / ("ewnet-test-aux-" + std::to_string(::getpid()) + ".safetensors");
+    const TempDir dir("ewnet-test-aux");
     Model<float> m = branched_network<float>(true);
-    save_checkpoint(m, file.string());
-    Model<float> back = model_from_checkpoint<float>(file.string());
-    std::filesystem::remove(file);
+    save_checkpoint(m, dir.file("m.safetensors"));
+    Model<float> back = model_from_checkpoint<float>(dir.file("m.safetensors"));
     REQUIRE(back.auxiliary_losses() == std::vector<std::string>{"aux.output"});
     REQUIRE(back.layer_as<Classification<float>>("aux.output").weight() == 0.4);
     REQUIRE(back.layer_as<AdaptiveAvgPool<float>>("aux.pool").out_h() == 2);

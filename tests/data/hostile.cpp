@@ -1,5 +1,6 @@
 // Image files and data folders nobody vetted: decoder memory bounded from the header, files too
 // large to read, top-down BMPs, EXIF orientation, WebP, broken symbolic links, split files.
+#include "test_files.hpp"
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -16,18 +17,10 @@
 
 using namespace ewnet;
 using namespace ewnet::data;
+using ewnet::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ewnet-hostile-data-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void put_be32(std::string& s, std::uint32_t v) {
   for (int i = 3; i >= 0; --i) s += char((v >> (8 * i)) & 0xFF);

@@ -4,26 +4,19 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
 
 #include <ewnet/deploy/rejection.hpp>
 #include <ewnet/io/checkpoint.hpp>
 
 #include "deploy_util.hpp"
+#include "test_files.hpp"
 
 #ifdef EWNET_CLASSIFY_BIN
 using namespace ewnet;
 
 namespace {
-std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using ewnet::test::run_command;
+std::pair<int, std::string> run(const std::string& command) { return run_command(command); }
 std::string q(const std::filesystem::path& p) { return "\"" + p.string() + "\""; }
 std::vector<std::string> lines(const std::filesystem::path& p) {
   std::ifstream f(p);

@@ -8,7 +8,6 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
-#include <sys/wait.h>
 #include <tuple>
 
 #include <ewnet/data/generated.hpp>
@@ -20,6 +19,8 @@
 #include <ewnet/layers/pooling.hpp>
 #include <ewnet/layers/softmax.hpp>
 #include <pipeline.hpp>
+
+#include "test_files.hpp"
 
 namespace fs = std::filesystem;
 using namespace ewnet;
@@ -158,17 +159,7 @@ TEST_CASE("run files are written atomically: a failed write leaves the previous 
 }
 
 #ifdef EWNET_CLASSIFY_BIN
-namespace {
-std::pair<int, std::string> run_command(const std::string& command) {
-  std::string out;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-}  // namespace
+using ewnet::test::run_command;
 
 TEST_CASE("ewnet-classify: non-finite output, wrong class lists, hidden and empty folders", "[faults]") {
   const fs::path dir = kRoot / "classify";

@@ -6,24 +6,19 @@
 #include <fstream>
 #include <string>
 #include <tuple>
-#include <sys/wait.h>
 
 #include <ewnet/data/generated.hpp>
 #include <ewnet/data/image.hpp>
 #include <ewnet/io/checkpoint.hpp>
 #include <ewnet/models/paper_model.hpp>
 
+#include "test_files.hpp"
+
 #ifdef EWNET_TRANSFER_BIN
 namespace {
 /// Runs a command; returns its exit status and its stdout, with stderr unless `stdout_only`.
 std::pair<int, std::string> run(const std::string& command, bool stdout_only = false) {
-  std::string out;
-  FILE* p = popen((command + (stdout_only ? " 2>/dev/null" : " 2>&1")).c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return ewnet::test::run_command(command, stdout_only);
 }
 const std::string kTransfer = std::string("\"") + EWNET_TRANSFER_BIN + "\"";
 const std::string kClassify = std::string("\"") + EWNET_CLASSIFY_BIN + "\"";
@@ -122,22 +117,18 @@ namespace {
 /// A tiny generated data set (40x40, 5 images a class) in a folder of its own, removed at the end,
 /// and the command prefixes of ewnet-train and ewnet-finetune.
 struct TinyRun {
-  std::filesystem::path dir;
+  ewnet::test::TempDir temp;
+  const std::filesystem::path& dir = temp.path;
   std::string source, target;
   const std::string train = std::string("\"") + EWNET_TRAIN_BIN + "\"";
   const std::string finetune = std::string("\"") + EWNET_FINETUNE_BIN + "\"";
   const std::string quick = " --epochs 1 --batch 8 --image-size 32 --no-progress";
-  explicit TinyRun(const std::string& name) : dir(std::filesystem::temp_directory_path() / name) {
-    std::filesystem::remove_all(dir);
+  explicit TinyRun(const std::string& name) : temp(name) {
     ewnet::data::GeneratedOptions g;
     g.image_size = 40;
     g.source_per_class = 5;
     g.target_per_class = 5;
     std::tie(source, target) = ewnet::data::write_generated_dataset((dir / "data").string(), g);
-  }
-  ~TinyRun() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
   }
 };
 }  // namespace

@@ -1,3 +1,4 @@
+#include "test_files.hpp"
 #include "test_util.hpp"
 
 #include <filesystem>
@@ -25,15 +26,6 @@ Model<float> net(int classes, std::uint64_t seed = 1) {
   return m;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ewnet-test-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void train_a_bit(Model<float>& m, int steps) {
   Sgdm<float> solver;

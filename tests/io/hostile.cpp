@@ -1,5 +1,6 @@
 // Checkpoints and JSON nobody vetted: NaN weights, sizes that overflow or would allocate
 // gigabytes, forged architectures, files that are not regular files, hostile JSON, the C locale.
+#include "test_files.hpp"
 #include "test_util.hpp"
 
 #include <clocale>
@@ -15,15 +16,6 @@ using namespace ewnet::test;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ewnet-hostile-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 Model<float> small(int classes) {
   Model<float> m(1);
