@@ -263,14 +263,14 @@ Evaluation evaluate(Model<T>& model, const data::ImageCache& cache, const std::v
 /// layer after it reads a layer before it), every layer up to and including it is frozen, and none
 /// of those computes differently in training mode, so one inference pass gives the activations
 /// every training pass would. Dropout does (a fresh mask each step); batch normalization does not
-/// once frozen (a frozen batch norm normalises with its running statistics in training too, and
-/// leaves them unchanged: layers/batch_norm.hpp), so the torchvision networks' frozen bases cache.
+/// once frozen, which can_run_from ensures (a frozen batch norm normalises with its running
+/// statistics in training too, and leaves them unchanged: layers/batch_norm.hpp), so the
+/// torchvision networks' frozen bases cache.
 template <class T>
 bool can_cache_features(Model<T>& model, const std::string& cut) {
   if (cut.empty() || !model.can_run_from(cut)) return false;
   for (Layer<T>* l : model.layers()) {
     if (l->type() == "dropout") return false;
-    if (l->type() == "batch_norm" && !l->frozen()) return false;  // can_run_from has checked; said twice
     if (l->name() == cut) return true;
   }
   return false;
