@@ -50,6 +50,7 @@ TEST_CASE("the unlabelled scan finds images at any depth, passes over hidden ent
   write_png((root / "_private" / "p.png").string(), test_image(8, 8, 5));
   write_png((root / "a" / ".dot.png").string(), test_image(8, 8, 6));
   std::ofstream(root / "notes.txt") << "not an image\n";
+  fs::create_directory_symlink(root / "a", root / "a" / "deeper" / "loop");  // not followed
   std::ofstream(root / "a" / "pic.webp") << "RIFF";
   std::vector<std::string> skipped;
   const std::vector<std::string> files = scan_unlabeled_folder(root.string(), &skipped);

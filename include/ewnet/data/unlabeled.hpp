@@ -2,9 +2,10 @@
 // any layout, decoded and cached as the labelled ones are, batches of their weak and strong views,
 // and the check that no validation image is among them.
 //
-//   load_unlabeled_folder  every image file under a folder, at any depth (hidden entries, ".x", and
-//                          "_x" folders passed over, as the labelled scan does); folder names are
-//                          never read as labels: the images carry none
+//   UnlabeledImages        every image file under a folder, at any depth (hidden entries, ".x", and
+//                          "_x" folders passed over, as the labelled scan does; a link to a folder is
+//                          not followed, so a loop cannot trap the scan), decoded and cached; folder
+//                          names are never read as labels: the images carry none
 //   UnlabeledPool          the images a run draws from: such a folder's, or the part of a labelled
 //                          split whose labels are put aside (cut_labels_per_class, the protocol of
 //                          the semi-supervised studies)
@@ -45,8 +46,8 @@ namespace ewnet::data {
 // ---- the images -----------------------------------------------------------------------------
 
 /// Every image file under `root`, at any depth, sorted by path. Entries whose name starts with '.'
-/// and folders whose name starts with '_' are passed over; a dangling link or a WebP file is listed
-/// in `skipped` with the reason. Throws IoError when `root` is not a folder or holds no image file.
+/// and folders whose name starts with '_' are passed over, and links to folders are not followed; a
+/// dangling link or a WebP file is listed in `skipped` with the reason. Throws IoError when `root` is not a folder or holds no image file.
 inline std::vector<std::string> scan_unlabeled_folder(const std::string& root, std::vector<std::string>* skipped = nullptr) {
   namespace fs = std::filesystem;
   std::error_code ec;
