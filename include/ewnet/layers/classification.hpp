@@ -21,8 +21,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <vector>
 #include <numeric>
+#include <vector>
 
 #include <ewnet/layers/layer.hpp>
 #include <ewnet/ops/softmax.hpp>
