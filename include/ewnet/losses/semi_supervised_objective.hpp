@@ -19,10 +19,13 @@
 //
 // Batch normalisation. The weak views' pass runs in training mode by default: a network with batch
 // normalisation then normalises them with their own statistics, as FixMatch's single batch does, and
-// its running statistics follow clean images as well as strongly augmented ones; measured on
-// ResNet-18 (docs/transfer-learning.md), pseudo-labels from running statistics were far less often
-// right. Labelled images and strong views share one pass, so batch norm sees them together (the
-// parameter gradients of two passes could not be summed: each backward overwrites them).
+// its running statistics follow weakly augmented images as well as strongly augmented ones. Measured
+// on ResNet-18 (Caltech devices -> handheld tools, 64x64, 10 labelled images a class, 30 epochs, 2
+// seeds, 2026-12-02): pseudo-labels from a training-mode pass were right 75% of the time against 62%
+// from running statistics, and the best epoch reached 78.1% against 70.3% (73.4% without unlabelled
+// images); putting the weak views into the labelled pass as well (weight 0) did not help (71.9%).
+// Labelled images and strong views share one pass, so batch norm sees them together (the parameter
+// gradients of two passes could not be summed: each backward overwrites them).
 #pragma once
 
 #include <cmath>
