@@ -47,6 +47,24 @@ gpu_fetch_debs() {
   du -sh "$GPU_DEBS"
 }
 
+# gpu_extract_deb DEB DIR: the package's files under DIR (dpkg -x; without dpkg, its data member
+# through ar and tar).
+gpu_extract_deb() {
+  local member flag
+  if command -v dpkg > /dev/null; then
+    dpkg -x "$1" "$2"
+    return
+  fi
+  member=$(ar t "$1" | grep '^data\.tar') || return 1
+  case $member in
+    *.xz) flag=-J ;;
+    *.gz) flag=-z ;;
+    *.zst) flag=--zstd ;;
+    *) flag= ;;
+  esac
+  ar p "$1" "$member" | tar -x $flag -f - -C "$2"
+}
+
 # gpu_unpack_debs: a fresh .deps/root from exactly the carried packages.
 gpu_unpack_debs() {
   local p f n
@@ -58,7 +76,7 @@ gpu_unpack_debs() {
       echo "ERROR: $p is not in .deps/deb: run tools/gpu-check.sh --dry-run where packages can be fetched, and carry .deps/deb"
       return 1
     fi
-    dpkg -x "$f" "$GPU_PREFIX" || return 1
+    gpu_extract_deb "$f" "$GPU_PREFIX" || return 1
     echo "unpacked $(basename "$f")"
   done
   n=$(find "$GPU_PREFIX" -name '*.so*' | wc -l)
