@@ -88,8 +88,13 @@ if [[ $MODE == practice ]]; then
 fi
 BLOCKED=""  # set to a reason when a failure makes the later device steps pointless
 
-steps_begin "$OUT" "$BUDGET" "$( [[ $MODE == gpu ]] || echo "$MODE run, ")commit" \
-  "$(git rev-parse --short HEAD 2> /dev/null || echo '(no git metadata)')$(git diff --quiet HEAD 2> /dev/null || echo ' with local changes'), on $(hostname)"
+# The commit checked (a copy of the tree without .git says so).
+if COMMIT=$(git rev-parse --short HEAD 2> /dev/null); then
+  git diff --quiet HEAD 2> /dev/null || COMMIT+=" with local changes"
+else
+  COMMIT="unknown (no git metadata)"
+fi
+steps_begin "$OUT" "$BUDGET" "$( [[ $MODE == gpu ]] || echo "$MODE run, ")commit $COMMIT, on $(hostname)"
 
 # not_run WHY NAME...: steps this mode does not run, listed so that the summary shows the plan.
 not_run() {
