@@ -427,7 +427,6 @@ TEST_CASE("memory released during a capture is never replayed into", "[graph]") 
 
   bool growing = false;
   std::vector<Tensor<float>> bystanders;
-  std::vector<float> expected;
   cuda::StepGraph graph;
   for (int step = 0; step < 5; ++step) {
     INFO("step " << step);
