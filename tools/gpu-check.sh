@@ -94,7 +94,7 @@ if COMMIT=$(git rev-parse --short HEAD 2> /dev/null); then
 else
   COMMIT="unknown (no git metadata)"
 fi
-steps_begin "$OUT" "$BUDGET" "$( [[ $MODE == gpu ]] || echo "$MODE run, ")commit $COMMIT, on $(hostname)"
+steps_begin "$OUT" "$BUDGET" "$( [[ $MODE == gpu ]] || echo "$MODE run, ")commit $COMMIT, on $(uname -n)"
 
 # not_run WHY NAME...: steps this mode does not run, listed so that the summary shows the plan.
 not_run() {
