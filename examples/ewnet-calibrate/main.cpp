@@ -96,7 +96,8 @@ void check_same_data(const ewnet::CheckpointFile& ckpt, const ewnet::Classifier&
     std::string differ;
     int count = 0;
     for (size_t i = 0; i < ds.classes.size(); ++i)
-      if (ewnet::text::to_utf8(ds.classes[i]) != c.class_names()[i] && ++count <= 3)
+      // Both in UTF-8: a checkpoint of an older ewnet may hold a name's raw bytes.
+      if (ewnet::text::to_utf8(ds.classes[i]) != ewnet::text::to_utf8(c.class_names()[i]) && ++count <= 3)
         differ += ewnet::str(count > 1 ? "; " : "", "class ", i, " is '", ds.classes[i], "' in the data, '",
                              c.class_names()[i], "' in the checkpoint");
     EWNET_CHECK_AS(ewnet::IoError, count == 0, dir, ": not the classes ", ckpt.path, " was trained on (", differ,
