@@ -1,6 +1,7 @@
 // ewnet/io/json.hpp: a small JSON value with a strict parser and a writer.
 //
 // Used for the safetensors header, checkpoint metadata, report.json and configuration files.
+// What it writes is always valid UTF-8, whatever bytes its strings hold (write_string).
 // Numbers are held as double (exact for integers up to 2^53, which covers every byte offset a
 // checkpoint can hold), read and written independently of the C locale. Objects keep their
 // members in insertion order so written files read well. Parsing is bounded (Limits): nesting
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include <ewnet/error.hpp>
+#include <ewnet/text.hpp>
 
 namespace ewnet::json {
 
@@ -124,9 +126,11 @@ class Value {
     }
     return "?";
   }
+  // Every string is written as UTF-8 (ewnet/text.hpp: bytes that are not UTF-8 are read as
+  // Latin-1), so a name made of any bytes still gives a document strict readers accept.
   static void write_string(std::string& out, const std::string& s) {
     out += '"';
-    for (unsigned char c : s) {
+    for (unsigned char c : text::to_utf8(s)) {
       switch (c) {
         case '"': out += "\\\""; break;
         case '\\': out += "\\\\"; break;

@@ -475,11 +475,9 @@ History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data
               " and ", o.batch);
   EWNET_CHECK(int(o.classes.size()) == model.classes(), "train: ", o.classes.size(), " class names for a model of ",
               model.classes(), " classes");
-  fs::create_directories(o.out_dir);
-  // The folder belongs to this run until fit returns: a second run on it is refused.
-  const io::OutputLock lock(o.out_dir);
-  if (const int stale = io::remove_stale_temporaries(o.out_dir))
-    out << "removed " << stale << " temporary file(s) left in " << o.out_dir << " by an interrupted save\n";
+  // The folder belongs to this run until fit returns (a second run on it is refused), and must be
+  // one ewnet may write into (io/files.hpp); shared with the program's own hold of it, if any.
+  const io::RunFolder run_folder = io::prepare_run_folder(o.out_dir, {cache.dataset().root}, &out);
   model.to(o.device);
   const json::Value settings = run_settings(o, cache, split);
 
