@@ -381,4 +381,11 @@ inline Value parse(const std::string& text, const std::string& source = "JSON", 
   return Parser(text, source, limits).parse();
 }
 
+/// An array of strings (class names, say).
+inline Value string_array(const std::vector<std::string>& items) {
+  Value a = Value::array();
+  for (const std::string& s : items) a.push_back(s);
+  return a;
+}
+
 }  // namespace ewnet::json

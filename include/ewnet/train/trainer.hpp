@@ -3,12 +3,9 @@
 //
 // Each epoch: shuffle and augment the training split (data/loader.hpp), one SGDM step per
 // mini-batch at the schedule's rate for the epoch, then validate in inference mode. A run shows
-//   - a progress bar on stderr (loss, accuracy, images/s, time left),
-//   - a table on `out` with MATLAB's columns, and the same rows in OUT/log.csv,
-//   - at the end the validation report of the best epoch: overall accuracy, per-class precision
-//     and recall, the confusion matrix, in text and in OUT/report.json,
-//   - OUT/training-curves.svg (mini-batch accuracy and loss per iteration, smoothed, with the
-//     validation figures per epoch, as the paper's figure 4) and OUT/confusion.svg.
+// its progress, a table with MATLAB's columns and at the end the validation report of the best
+// epoch (overall accuracy, per-class precision and recall, the confusion matrix) on `out` and in
+// OUT's log.csv, report.json and charts (train/report.hpp).
 // Fine-tuning a frozen base (TrainOptions::feature_cache): when every layer up to a cut is frozen
 // and augmentation is off, the cut's output for an image is the same every epoch, so fit computes
 // it once for every training and validation image (inference mode, on the model's device, kept on
@@ -43,104 +40,13 @@
 #include <ewnet/io/json.hpp>
 #include <ewnet/optim/schedule.hpp>
 #include <ewnet/optim/sgdm.hpp>
+#include <ewnet/train/history.hpp>
 #include <ewnet/train/metrics.hpp>
+#include <ewnet/train/options.hpp>
 #include <ewnet/train/plots.hpp>
+#include <ewnet/train/report.hpp>
 
 namespace ewnet::train {
-
-struct TrainOptions {
-  int epochs = 320;                                                  // the paper's maximum
-  int batch = 64;                                                    // the paper's
-  LearnRateSchedule schedule = LearnRateSchedule::constant(1e-3);    // the paper's source rate
-  SgdmOptions sgdm;                                                  // momentum 0.9, L2 1e-4
-  std::uint64_t seed = 0;                                            // shuffling and augmentation
-  Device device = Device::cpu;
-  std::string out_dir;
-  std::string title = "training";
-  std::vector<std::string> classes;     // label names, saved in the checkpoints
-  bool resume = false;
-  bool progress = true;                 // the progress bar on stderr
-  data::AugmentOptions augment;
-  // Train from cached activations of this layer (empty: run every layer every step). Needs
-  // augmentation off and can_cache_features(model, feature_cache); see the file comment.
-  std::string feature_cache;
-  int threads = data::default_threads();
-  std::map<std::string, std::string> metadata;  // extra checkpoint entries
-  json::Value report_extra = json::Value::object();  // extra members of report.json
-  // A resume whose settings or data differ from the checkpoint's (run_settings) is refused
-  // naming each difference; true lets it continue with a warning per difference.
-  bool allow_changed_settings = false;
-};
-
-struct EpochRecord {
-  int epoch = 0;              // 1-based, as printed
-  long long iteration = 0;    // iterations done at the end of the epoch
-  double seconds = 0;         // elapsed since the start of training (resumed runs included)
-  double train_accuracy = 0, train_loss = 0;  // means over the epoch's mini-batches; the loss is the
-                                              // objective trained (auxiliary classifiers' terms included)
-  double val_accuracy = NAN, val_loss = NAN;
-  double learn_rate = 0;
-};
-
-struct IterationRecord {
-  long long iteration = 0;
-  double accuracy = 0, loss = 0;
-};
-
-struct History {
-  std::vector<EpochRecord> epochs;
-  std::vector<IterationRecord> iterations;
-  int best_epoch = 0;  // 1-based; 0 before any validation
-  double best_val_accuracy = -1;
-  ConfusionMatrix best_confusion, last_confusion;
-  double seconds = 0;
-  long long images = 0;  // training images seen
-
-  double images_per_second() const { return seconds > 0 ? double(images) / seconds : 0; }
-  double seconds_per_epoch() const { return epochs.empty() ? 0 : seconds / double(epochs.size()); }
-
-  json::Value to_json(const std::vector<std::string>& classes) const {
-    json::Value v = json::Value::object();
-    json::Value e = json::Value::array();
-    for (const EpochRecord& r : epochs)
-      e.push_back(json::Value::Array{r.epoch, r.iteration, r.seconds, r.train_accuracy, r.train_loss,
-                                     finite_or_null(r.val_accuracy), finite_or_null(r.val_loss), r.learn_rate});
-    v["epochs"] = e;
-    json::Value it = json::Value::array();
-    for (const IterationRecord& r : iterations) it.push_back(json::Value::Array{r.iteration, r.accuracy, r.loss});
-    v["iterations"] = it;
-    v["best_epoch"] = best_epoch;
-    v["best_val_accuracy"] = best_val_accuracy;
-    if (best_confusion.classes()) v["best_confusion"] = best_confusion.to_json(classes);
-    if (last_confusion.classes()) v["last_confusion"] = last_confusion.to_json(classes);
-    v["seconds"] = seconds;
-    v["images"] = images;
-    return v;
-  }
-  static History from_json(const json::Value& v) {
-    History h;
-    auto number = [](const json::Value& x) { return x.is_null() ? NAN : x.as_number(); };
-    for (const json::Value& r : v.at("epochs").as_array()) {
-      const auto& a = r.as_array();
-      h.epochs.push_back({int(a.at(0).as_int()), a.at(1).as_int(), a.at(2).as_number(), a.at(3).as_number(),
-                          a.at(4).as_number(), number(a.at(5)), number(a.at(6)), a.at(7).as_number()});
-    }
-    for (const json::Value& r : v.at("iterations").as_array()) {
-      const auto& a = r.as_array();
-      h.iterations.push_back({a.at(0).as_int(), a.at(1).as_number(), a.at(2).as_number()});
-    }
-    h.best_epoch = int(v.at("best_epoch").as_int());
-    h.best_val_accuracy = v.at("best_val_accuracy").as_number();
-    if (const json::Value* c = v.find("best_confusion")) h.best_confusion = ConfusionMatrix::from_json(*c);
-    if (const json::Value* c = v.find("last_confusion")) h.last_confusion = ConfusionMatrix::from_json(*c);
-    h.seconds = v.at("seconds").as_number();
-    h.images = v.at("images").as_int();
-    return h;
-  }
-
-  /// A number, or null where it is not finite (JSON has no NaN).
-  static json::Value finite_or_null(double x) { return std::isfinite(x) ? json::Value(x) : json::Value(); }
-};
 
 struct Evaluation {
   double loss = NAN, accuracy = NAN;
@@ -151,61 +57,6 @@ namespace detail {
 
 inline int argmax(const float* p, int k) { return int(std::max_element(p, p + k) - p); }
 inline int argmax(const double* p, int k) { return int(std::max_element(p, p + k) - p); }
-
-inline std::string hms(double seconds) {
-  const long long s = std::llround(std::max(0.0, seconds));
-  char b[32];
-  std::snprintf(b, sizeof b, "%02lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
-  return b;
-}
-
-inline std::string table_rule() { return std::string(110, '=') + "\n"; }
-inline std::string table_header() {
-  char b[512];
-  std::snprintf(b, sizeof b, "| %7s | %9s | %12s | %10s | %10s | %10s | %10s | %13s |\n| %7s | %9s | %12s | %10s | %10s | %10s | %10s | %13s |\n",
-                "Epoch", "Iteration", "Time Elapsed", "Mini-batch", "Validation", "Mini-batch", "Validation",
-                "Base Learning", "", "", "(hh:mm:ss)", "Accuracy", "Accuracy", "Loss", "Loss", "Rate");
-  return table_rule() + b + table_rule();
-}
-inline std::string table_row(const EpochRecord& r) {
-  char va[32] = "", vl[32] = "";
-  if (std::isfinite(r.val_accuracy)) std::snprintf(va, sizeof va, "%9.2f%%", 100 * r.val_accuracy);
-  if (std::isfinite(r.val_loss)) std::snprintf(vl, sizeof vl, "%10.4f", r.val_loss);
-  char b[256];
-  std::snprintf(b, sizeof b, "| %7d | %9lld | %12s | %9.2f%% | %10s | %10.4f | %10s | %13.4e |\n", r.epoch,
-                r.iteration, hms(r.seconds).c_str(), 100 * r.train_accuracy, va, r.train_loss, vl, r.learn_rate);
-  return b;
-}
-
-inline std::string csv_log(const History& h) {
-  std::string s =
-      "epoch,iteration,time_elapsed_s,minibatch_accuracy,minibatch_loss,validation_accuracy,validation_loss,"
-      "base_learning_rate\n";
-  char b[256];
-  for (const EpochRecord& r : h.epochs) {
-    std::snprintf(b, sizeof b, "%d,%lld,%.3f,%.6f,%.6f,%s,%s,%.6g\n", r.epoch, r.iteration, r.seconds, r.train_accuracy,
-                  r.train_loss, std::isfinite(r.val_accuracy) ? std::to_string(r.val_accuracy).c_str() : "",
-                  std::isfinite(r.val_loss) ? std::to_string(r.val_loss).c_str() : "", r.learn_rate);
-    s += b;
-  }
-  return s;
-}
-
-inline json::Value string_array(const std::vector<std::string>& v) {
-  json::Value a = json::Value::array();
-  for (const std::string& s : v) a.push_back(s);
-  return a;
-}
-
-/// The progress bar: one line on stderr, rewritten in place.
-inline void progress_line(int epoch, int epochs, int batch, int batches, double loss, double accuracy,
-                          double images_per_second, double seconds_left) {
-  const int width = 24, done = batches ? width * batch / batches : width;
-  std::fprintf(stderr, "\repoch %d/%d [%s%s] %d/%d  loss %.4f  acc %5.1f%%  %6.1f img/s  left %s ", epoch, epochs,
-               std::string(size_t(done), '#').c_str(), std::string(size_t(width - done), '.').c_str(), batch,
-               batches, loss, 100 * accuracy, images_per_second, hms(seconds_left).c_str());
-  std::fflush(stderr);
-}
 
 }  // namespace detail
 
@@ -355,7 +206,7 @@ inline json::Value run_settings(const TrainOptions& o, const data::ImageCache& c
   v["image_size"] = cache.image_size();
   v["augment"] = o.augment.enabled;
   v["feature_cache"] = o.feature_cache;
-  v["classes"] = detail::string_array(o.classes);
+  v["classes"] = json::string_array(o.classes);
   v["files"] = int(split.train.size() + split.validation.size());
   v["files_digest"] = std::string(digest);
   return v;
@@ -400,54 +251,6 @@ inline std::vector<std::string> settings_differences(const json::Value& saved, c
 
 inline std::string last_checkpoint(const std::string& out_dir) { return out_dir + "/last.safetensors"; }
 inline std::string best_checkpoint(const std::string& out_dir) { return out_dir + "/best.safetensors"; }
-
-/// Writes OUT/log.csv, the two SVG charts and OUT/report.json for the history so far.
-inline void write_run_files(const TrainOptions& o, const History& h) {
-  write_text_file(o.out_dir + "/log.csv", detail::csv_log(h));
-  Series batch_acc{"mini-batch", {}, {}, "#1f77b4", false, false, 1.0, 0.35};
-  Series batch_loss{"mini-batch", {}, {}, "#d95f02", false, false, 1.0, 0.35};
-  for (const IterationRecord& r : h.iterations) {
-    batch_acc.x.push_back(double(r.iteration));
-    batch_acc.y.push_back(100 * r.accuracy);
-    batch_loss.x.push_back(double(r.iteration));
-    batch_loss.y.push_back(r.loss);
-  }
-  Series acc_smooth{"smoothed", batch_acc.x, smooth(batch_acc.y), "#1f77b4", false, false, 2.0, 1.0};
-  Series loss_smooth{"smoothed", batch_loss.x, smooth(batch_loss.y), "#d95f02", false, false, 2.0, 1.0};
-  Series val_acc{"validation", {}, {}, "#222222", true, true, 1.5, 1.0};
-  Series val_loss{"validation", {}, {}, "#222222", true, true, 1.5, 1.0};
-  for (const EpochRecord& r : h.epochs) {
-    val_acc.x.push_back(double(r.iteration));
-    val_acc.y.push_back(100 * r.val_accuracy);
-    val_loss.x.push_back(double(r.iteration));
-    val_loss.y.push_back(r.val_loss);
-  }
-  Panel acc{"Accuracy", "iteration", "accuracy (%)", {batch_acc, acc_smooth, val_acc}, 0, 100};
-  Panel loss{"Loss", "iteration", "cross-entropy loss", {batch_loss, loss_smooth, val_loss}, 0, NAN};
-  write_text_file(o.out_dir + "/training-curves.svg", panels_svg(o.title + ": training progress", {acc, loss}));
-
-  json::Value report = json::Value::object();
-  report["title"] = o.title;
-  report["classes"] = detail::string_array(o.classes);
-  report["epochs_run"] = int(h.epochs.size());
-  report["best_epoch"] = h.best_epoch;
-  report["seconds"] = h.seconds;
-  report["seconds_per_epoch"] = h.seconds_per_epoch();
-  report["images_per_second"] = h.images_per_second();
-  report["device"] = device_name(o.device);
-  json::Value by_epoch = json::Value::array();
-  for (const EpochRecord& r : h.epochs) by_epoch.push_back(History::finite_or_null(r.val_accuracy));
-  report["validation_accuracy_by_epoch"] = by_epoch;
-  if (h.best_confusion.classes()) {
-    report["validation"] = h.best_confusion.to_json(o.classes);
-    write_text_file(o.out_dir + "/confusion.svg",
-                    confusion_svg(str(o.title, ": validation, epoch ", h.best_epoch), h.best_confusion, o.classes));
-  }
-  if (h.last_confusion.classes()) report["validation_last_epoch"] = h.last_confusion.to_json(o.classes);
-  for (const auto& [k, v] : o.report_extra.as_object()) report[k] = v;
-  write_text_file(o.out_dir + "/report.json", report.dump(2) + "\n");
-}
-
 template <class T>
 History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data::Split& split,
                       const TrainOptions& o, std::ostream& out);
@@ -535,7 +338,7 @@ History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data
     SaveOptions so;
     so.include_momentum = momentum;
     so.metadata = o.metadata;
-    so.metadata["ewnet.classes"] = detail::string_array(o.classes).dump();
+    so.metadata["ewnet.classes"] = json::string_array(o.classes).dump();
     so.metadata["ewnet.train.epoch"] = std::to_string(h.epochs.size());
     so.metadata["ewnet.train.schedule"] = o.schedule.to_json().dump();
     so.metadata["ewnet.train.history"] = h.to_json(o.classes).dump();
