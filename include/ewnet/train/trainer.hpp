@@ -6,11 +6,8 @@
 // its progress, a table with MATLAB's columns and at the end the validation report of the best
 // epoch (overall accuracy, per-class precision and recall, the confusion matrix) on `out` and in
 // OUT's log.csv, report.json and charts (train/report.hpp).
-// Fine-tuning a frozen base (TrainOptions::feature_cache): when every layer up to a cut is frozen
-// and augmentation is off, the cut's output for an image is the same every epoch, so fit computes
-// it once for every training and validation image (inference mode, on the model's device, kept on
-// the host) and each step runs only the layers after the cut (Model::forward_from) on the same
-// shuffled mini-batches. On the CPU such a run equals the uncached one bitwise.
+// Fine-tuning a frozen base (TrainOptions::feature_cache): the head trains from the base's
+// features computed once (train/feature_cache.hpp).
 // Checkpoints: OUT/last.safetensors after every epoch (with momentum and the run's history, so
 // --resume continues exactly where it stopped), OUT/best.safetensors when validation accuracy
 // improves (ties go to the earlier epoch). On the CPU a resumed run equals an uninterrupted one
@@ -40,6 +37,9 @@
 #include <ewnet/io/json.hpp>
 #include <ewnet/optim/schedule.hpp>
 #include <ewnet/optim/sgdm.hpp>
+#include <ewnet/train/batches.hpp>
+#include <ewnet/train/evaluate.hpp>
+#include <ewnet/train/feature_cache.hpp>
 #include <ewnet/train/history.hpp>
 #include <ewnet/train/metrics.hpp>
 #include <ewnet/train/options.hpp>
@@ -47,143 +47,6 @@
 #include <ewnet/train/report.hpp>
 
 namespace ewnet::train {
-
-struct Evaluation {
-  double loss = NAN, accuracy = NAN;
-  ConfusionMatrix confusion;
-};
-
-namespace detail {
-
-inline int argmax(const float* p, int k) { return int(std::max_element(p, p + k) - p); }
-inline int argmax(const double* p, int k) { return int(std::max_element(p, p + k) - p); }
-
-}  // namespace detail
-
-namespace detail {
-/// `host` on `device`: the tensor itself on the CPU, else a copy in `staged`, which keeps its
-/// allocation from batch to batch.
-template <class T>
-const Tensor<T>& on_device(const Tensor<T>& host, Device device, Tensor<T>& staged) {
-  if (device == Device::cpu) return host;
-  if (staged.shape() != host.shape() || staged.device() != device) staged = Tensor<T>::empty(host.shape(), device);
-  staged.copy_from(host);
-  return staged;
-}
-
-/// Calls f(images on `device`, batch) for the chosen images in order, `batch` at a time, without
-/// augmentation: the pass evaluation and feature extraction share.
-template <class T, class F>
-void for_each_batch_in_order(const data::ImageCache& cache, const std::vector<size_t>& indices, int batch,
-                             int threads, Device device, F&& f) {
-  data::LoaderOptions lo;
-  lo.batch = batch;
-  lo.shuffle = false;
-  lo.augment.enabled = false;
-  lo.threads = threads;
-  data::BatchLoader<T> loader(cache, indices, lo);
-  loader.start_epoch(0);
-  data::Batch<T> b;
-  Tensor<T> staged;
-  while (loader.next(b)) f(on_device(b.images, device, staged), b);
-}
-}  // namespace detail
-
-/// Loss, accuracy and confusion matrix of `model` on the chosen cached images (inference mode,
-/// no augmentation).
-template <class T>
-Evaluation evaluate(Model<T>& model, const data::ImageCache& cache, const std::vector<size_t>& indices, int batch,
-                    int threads = data::default_threads()) {
-  Evaluation ev;
-  ev.confusion = ConfusionMatrix(model.classes());
-  if (indices.empty()) return ev;
-  double loss_sum = 0;
-  const int k = model.classes();
-  detail::for_each_batch_in_order<T>(cache, indices, batch, threads, model.device(),
-                                     [&](const Tensor<T>& x, const data::Batch<T>& b) {
-    const std::vector<T> p = model.forward(x, b.labels, Mode::inference).to_vector();
-    loss_sum += double(model.loss()) * double(b.labels.size());
-    for (size_t i = 0; i < b.labels.size(); ++i) ev.confusion.add(b.labels[i], detail::argmax(p.data() + i * size_t(k), k));
-  });
-  ev.loss = loss_sum / double(indices.size());
-  ev.accuracy = ev.confusion.accuracy();
-  return ev;
-}
-
-/// Whether `model` can train from cached activations of `cut`: the cut separates the graph (no
-/// layer after it reads a layer before it), every layer up to and including it is frozen, and none
-/// of those computes differently in training mode, so one inference pass gives the activations
-/// every training pass would. Dropout does (a fresh mask each step); batch normalization does not
-/// once frozen, which can_run_from ensures (a frozen batch norm normalises with its running
-/// statistics in training too, and leaves them unchanged: layers/batch_norm.hpp), so the
-/// torchvision networks' frozen bases cache.
-template <class T>
-bool can_cache_features(Model<T>& model, const std::string& cut) {
-  if (cut.empty() || !model.can_run_from(cut)) return false;
-  for (Layer<T>* l : model.layers()) {
-    if (l->type() == "dropout") return false;
-    if (l->name() == cut) return true;
-  }
-  return false;
-}
-
-namespace detail {
-
-/// The activations of `cut` for the chosen images, one sample each in the order of `indices`, on
-/// the host; computed in inference mode, `batch` images at a time, on the model's device.
-template <class T>
-Tensor<T> extract_features(Model<T>& model, const std::string& cut, const data::ImageCache& cache,
-                           const std::vector<size_t>& indices, int batch, int threads) {
-  Tensor<T> features = Tensor<T>::empty(model.output_shape(cut).with_batch(int(indices.size())));
-  if (indices.empty()) return features;
-  int row = 0;
-  for_each_batch_in_order<T>(cache, indices, batch, threads, model.device(),
-                             [&](const Tensor<T>& x, const data::Batch<T>&) {
-    model.forward(x, Mode::inference);
-    features.batch(row, x.n()).copy_from(model.activation(cut));
-    row += x.n();
-  });
-  return features;
-}
-
-/// Samples `rows` of host `features`, packed into one batch on `device`.
-template <class T>
-void gather_rows(const Tensor<T>& features, const std::vector<size_t>& rows, Tensor<T>& out) {
-  const Shape s = features.shape().with_batch(int(rows.size()));
-  if (out.shape() != s) out = Tensor<T>::empty(s);
-  const size_t per = features.shape().sample_size();
-  for (size_t k = 0; k < rows.size(); ++k) std::copy_n(features.sample(int(rows[k])), per, out.sample(int(k)));
-}
-
-/// evaluate() on cached activations of `cut` (samples in the order of `labels`), in the same
-/// mini-batches, so on the CPU its figures equal evaluate()'s on the images bitwise.
-template <class T>
-Evaluation evaluate_features(Model<T>& model, const std::string& cut, const Tensor<T>& features,
-                             const std::vector<int>& labels, int batch) {
-  Evaluation ev;
-  ev.confusion = ConfusionMatrix(model.classes());
-  if (labels.empty()) return ev;
-  double loss_sum = 0;
-  const int k = model.classes();
-  std::vector<size_t> rows;
-  Tensor<T> rows_host, staged;
-  for (size_t first = 0; first < labels.size(); first += size_t(batch)) {
-    const size_t n = std::min(labels.size() - first, size_t(batch));
-    rows.resize(n);
-    for (size_t i = 0; i < n; ++i) rows[i] = first + i;
-    const std::vector<int> bl(labels.begin() + std::ptrdiff_t(first), labels.begin() + std::ptrdiff_t(first + n));
-    gather_rows(features, rows, rows_host);
-    const std::vector<T> p =
-        model.forward_from(cut, on_device(rows_host, model.device(), staged), bl, Mode::inference).to_vector();
-    loss_sum += double(model.loss()) * double(n);
-    for (size_t i = 0; i < n; ++i) ev.confusion.add(bl[i], argmax(p.data() + i * size_t(k), k));
-  }
-  ev.loss = loss_sum / double(labels.size());
-  ev.accuracy = ev.confusion.accuracy();
-  return ev;
-}
-
-}  // namespace detail
 
 /// What a run must keep to be resumed as the same run, saved in its checkpoints: the settings that
 /// decide its numbers and the identity of its data (the class list and a digest of every file's
@@ -322,9 +185,6 @@ History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data
   lo.augment = o.augment;
   lo.seed = o.seed;
   lo.threads = o.threads;
-  data::BatchLoader<T> loader(cache, split.train, lo);
-  Sgdm<T> solver(o.sgdm);
-  const int k = model.classes(), batches = loader.batches();
   const bool cached = !o.feature_cache.empty();
   if (cached) {
     EWNET_CHECK(!o.augment.enabled, "train: a feature cache at '", o.feature_cache,
@@ -333,6 +193,12 @@ History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data
                 o.feature_cache, "': a layer up to it trains or acts differently in training, or a later layer "
                 "reads a layer before it");
   }
+  std::unique_ptr<BatchSource<T>> train_batches = std::make_unique<ImageBatches<T>>(cache, split.train, lo, o.device);
+  std::unique_ptr<BatchSource<T>> val_batches;
+  if (!split.validation.empty())
+    val_batches = std::make_unique<ImageBatches<T>>(cache, split.validation, in_order(o.batch, o.threads), o.device);
+  Sgdm<T> solver(o.sgdm);
+  const int k = model.classes(), batches = train_batches->batches();
 
   auto save = [&](const std::string& path, bool momentum) {
     SaveOptions so;
@@ -354,17 +220,10 @@ History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data
   out << o.title << ": " << split.train.size() << " training and " << split.validation.size()
       << " validation images, " << k << " classes, " << batches << " iterations an epoch, on "
       << device_name(o.device) << "\n";
-  // The cache: features of split.train (row i for split.train[i]) and of split.validation.
-  Tensor<T> train_features, val_features;
-  std::vector<size_t> row_of;  // cache index -> row of train_features
-  std::vector<int> val_labels;
   if (cached && first_epoch < o.epochs) {
-    train_features = detail::extract_features(model, o.feature_cache, cache, split.train, o.batch, o.threads);
-    if (!split.validation.empty())
-      val_features = detail::extract_features(model, o.feature_cache, cache, split.validation, o.batch, o.threads);
-    row_of.assign(cache.size(), 0);
-    for (size_t i = 0; i < split.train.size(); ++i) row_of[split.train[i]] = i;
-    for (size_t i : split.validation) val_labels.push_back(cache.label(i));
+    train_batches = cached_features(model, o.feature_cache, cache, split.train, o.batch, true, o.seed, o.threads);
+    if (val_batches)
+      val_batches = cached_features(model, o.feature_cache, cache, split.validation, o.batch, false, 0, o.threads);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start).count();
     out << "features of '" << o.feature_cache << "' (" << model.output_shape(o.feature_cache).hwc()
         << " an image) computed once for the " << split.train.size() + split.validation.size() << " images in "
@@ -376,52 +235,19 @@ History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data
   for (const EpochRecord& r : h.epochs) out << detail::table_row(r);
   out.flush();
 
-  Tensor<T> rows_host, staged;  // a step's gathered activations and its input on the device, reused
   for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
     const double rate = o.schedule.rate(epoch);
-    // The epoch's mini-batches: the loader's, or the same samples in the same order from the cache.
-    std::vector<size_t> order;
-    size_t next_sample = 0;
-    if (cached) order = data::epoch_order(split.train, true, o.seed, epoch);
-    else loader.start_epoch(epoch);
-    data::Batch<T> b;
-    const Tensor<T>* x = nullptr;  // the step's input on the device: images, or the cut's activations
-    std::vector<int> labels;
-    std::vector<size_t> rows;
-    auto next_batch = [&]() -> bool {
-      if (!cached) {
-        if (!loader.next(b)) return false;
-        x = &detail::on_device(b.images, o.device, staged);
-        labels = std::move(b.labels);
-        return true;
-      }
-      if (next_sample == order.size()) return false;
-      const size_t n = std::min(order.size() - next_sample, size_t(o.batch));
-      rows.resize(n);
-      labels.resize(n);
-      for (size_t i = 0; i < n; ++i) {
-        rows[i] = row_of[order[next_sample + i]];
-        labels[i] = cache.label(order[next_sample + i]);
-      }
-      next_sample += n;
-      detail::gather_rows(train_features, rows, rows_host);
-      x = &detail::on_device(rows_host, o.device, staged);
-      return true;
-    };
     double loss_sum = 0, correct = 0, seen = 0;
     int step = 0;
-    while (next_batch()) {
-      const std::vector<T> p = (cached ? model.forward_from(o.feature_cache, *x, labels, Mode::training)
-                                       : model.forward(*x, labels, Mode::training))
-                                   .to_vector();
+    train_batches->start_epoch(epoch);
+    for (MiniBatch<T> b; train_batches->next(b);) {
+      const int right = count_correct(train_batches->forward(model, b, Mode::training), b.labels);
       model.backward();
       solver.step(model, rate);
       const double loss = double(model.loss());
       EWNET_CHECK(std::isfinite(loss), "train: the loss became ", loss, " at iteration ", model.iteration(),
                   "; lower the learning rate");
-      int right = 0;
-      for (size_t i = 0; i < labels.size(); ++i) right += detail::argmax(p.data() + i * size_t(k), k) == labels[i];
-      const double n = double(labels.size());
+      const double n = double(b.labels.size());
       loss_sum += loss * n;
       correct += right;
       seen += n;
@@ -444,10 +270,8 @@ History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data
     r.train_accuracy = correct / seen;
     r.train_loss = loss_sum / seen;
     r.learn_rate = rate;
-    if (!split.validation.empty()) {
-      const Evaluation ev =
-          cached ? detail::evaluate_features(model, o.feature_cache, val_features, val_labels, o.batch)
-                 : evaluate(model, cache, split.validation, o.batch, o.threads);
+    if (val_batches) {
+      const Evaluation ev = evaluate(model, *val_batches);
       // A diverged model must not become best.safetensors: a non-finite validation loss stops the
       // run before anything of this epoch is saved, as a non-finite training loss does.
       EWNET_CHECK(std::isfinite(ev.loss), "train: the validation loss became ", ev.loss, " after epoch ", r.epoch,
