@@ -24,17 +24,17 @@ struct TrainOptions {
   std::uint64_t seed = 0;                                            // shuffling and augmentation
   Device device = Device::cpu;
   std::string out_dir;
-  std::string title = "training";
+  std::string title = "training";       // the run's name in the report (train/report.hpp)
   std::vector<std::string> classes;     // label names, saved in the checkpoints
   bool resume = false;
-  bool progress = true;                 // the progress bar on stderr
+  bool progress = true;                 // RunReport's progress bar on stderr
   data::AugmentOptions augment;
   // Train from cached activations of this layer (empty: run every layer every step). Needs
-  // augmentation off and can_cache_features(model, feature_cache); see train/trainer.hpp.
+  // augmentation off and can_cache_features(model, feature_cache) (train/feature_cache.hpp).
   std::string feature_cache;
   int threads = data::default_threads();
   std::map<std::string, std::string> metadata;  // extra checkpoint entries
-  json::Value report_extra = json::Value::object();  // extra members of report.json
+  json::Value report_extra = json::Value::object();  // extra members of RunReport's report.json
   // A resume whose settings or data differ from the checkpoint's (run_settings) is refused
   // naming each difference; true lets it continue with a warning per difference.
   bool allow_changed_settings = false;

@@ -1,17 +1,25 @@
-// ewnet/train/report.hpp: how a training run shows itself (MATLAB's training-progress output):
-//   - a progress bar on stderr (loss, accuracy, images/s, time left),
-//   - a table with MATLAB's columns, and the same rows in OUT/log.csv,
+// ewnet/train/report.hpp: how a training run shows itself. train::fit prints nothing: it tells a
+// Reporter what happens, as tiny-dnn's fit calls its on_batch and on_epoch callbacks, and a library
+// user passes one of their own, or none. RunReport, the one the programs use, shows a run as
+// MATLAB's training-progress output does:
+//   - fit's notes (a resume's outcome, warnings) and a table with MATLAB's columns on `out`, and the
+//     same rows in OUT/log.csv,
+//   - a progress bar on stderr (loss, accuracy, images/s, time left) with TrainOptions::progress,
+//   - at the end the validation report of the best epoch: overall accuracy, per-class precision and
+//     recall, the confusion matrix, in text and in OUT/report.json,
 //   - OUT/training-curves.svg (mini-batch accuracy and loss per iteration, smoothed, with the
-//     validation figures per epoch, as the paper's figure 4), OUT/confusion.svg and OUT/report.json.
+//     validation figures per epoch, as the paper's figure 4) and OUT/confusion.svg.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include <ewnet/io/json.hpp>
+#include <ewnet/shape.hpp>
 #include <ewnet/train/history.hpp>
 #include <ewnet/train/options.hpp>
 #include <ewnet/train/plots.hpp>
@@ -117,5 +125,101 @@ inline void write_run_files(const TrainOptions& o, const History& h) {
   for (const auto& [k, v] : o.report_extra.as_object()) report[k] = v;
   write_text_file(o.out_dir + "/report.json", report.dump(2) + "\n");
 }
+
+/// What fit tells its reporter as the epochs begin.
+struct RunStart {
+  const TrainOptions* options = nullptr;  // the run's settings; they outlive the run
+  size_t training_images = 0, validation_images = 0;
+  int batches = 0;                        // mini-batches an epoch
+  // The layer whose features fit computed once for this run (TrainOptions::feature_cache; empty
+  // when it computed none), their shape an image, and the seconds that took.
+  std::string features_of;
+  Shape feature_shape;
+  double feature_seconds = 0;
+};
+
+/// What fit tells its reporter after each mini-batch.
+struct Progress {
+  int epoch = 0, epochs = 0;                  // 1-based, of
+  int step = 0, batches = 0;                  // the epoch's mini-batch, 1-based, of
+  IterationRecord iteration;                  // this mini-batch's figures
+  double epoch_accuracy = 0, epoch_loss = 0;  // means over the epoch's mini-batches so far
+  double seconds = 0;                         // since this call of fit began (after a resume: since then)
+  long long iterations = 0;                   // mini-batches since then
+};
+
+/// The observer fit calls; each call does nothing unless overridden.
+class Reporter {
+ public:
+  virtual ~Reporter() = default;
+  /// A remark on the way, one line: stale temporary files removed, what a resume found, a warning.
+  virtual void note(const std::string& /*line*/) {}
+  /// The epochs begin; `so_far` holds those of a resumed run.
+  virtual void run_started(const RunStart& /*run*/, const History& /*so_far*/) {}
+  /// A mini-batch has trained.
+  virtual void iteration_done(const Progress& /*p*/) {}
+  /// An epoch has trained, validated and been saved; it is h.epochs.back().
+  virtual void epoch_done(const EpochRecord& /*epoch*/, const History& /*h*/) {}
+  /// The run is over: its last epoch is done, or none was left to run.
+  virtual void run_finished(const History& /*h*/) {}
+};
+
+/// The standard report (see the file comment): text on `out`, the progress bar on stderr, the run's
+/// files in TrainOptions::out_dir.
+class RunReport : public Reporter {
+ public:
+  explicit RunReport(std::ostream& out) : out_(out) {}
+
+  void note(const std::string& line) override { out_ << line << "\n"; }
+
+  void run_started(const RunStart& run, const History& so_far) override {
+    o_ = run.options;
+    out_ << o_->title << ": " << run.training_images << " training and " << run.validation_images
+         << " validation images, " << o_->classes.size() << " classes, " << run.batches << " iterations an epoch, on "
+         << device_name(o_->device) << "\n";
+    if (!run.features_of.empty()) {
+      out_ << "features of '" << run.features_of << "' (" << run.feature_shape.hwc()
+           << " an image) computed once for the " << run.training_images + run.validation_images << " images in "
+           << str(std::llround(run.feature_seconds * 10) / 10.0) << " s; every step trains from them\n";
+      out_.flush();
+    }
+    out_ << detail::table_header();
+    for (const EpochRecord& r : so_far.epochs) out_ << detail::table_row(r);
+    out_.flush();
+  }
+
+  void iteration_done(const Progress& p) override {
+    if (!o_->progress) return;
+    // The time left at the session's mean time an iteration, images/s at the full mini-batch.
+    const double per_iteration = p.seconds / double(p.iterations);
+    const double left = per_iteration * double((long long)(p.epochs - p.epoch + 1) * p.batches - p.step);
+    detail::progress_line(p.epoch, p.epochs, p.step, p.batches, p.epoch_loss, p.epoch_accuracy,
+                          double(o_->batch) / per_iteration, left);
+  }
+
+  void epoch_done(const EpochRecord& epoch, const History& h) override {
+    if (o_->progress) std::fprintf(stderr, "\r%s\r", std::string(118, ' ').c_str());
+    out_ << detail::table_row(epoch);
+    out_.flush();
+    write_run_files(*o_, h);
+  }
+
+  void run_finished(const History& h) override {
+    out_ << detail::table_rule();
+    out_ << "training finished: " << h.epochs.size() << " epochs in " << detail::hms(h.seconds) << " ("
+         << str(std::llround(h.seconds_per_epoch() * 10) / 10.0) << " s an epoch, "
+         << std::llround(h.images_per_second()) << " images/s)\n";
+    if (h.best_confusion.classes())
+      out_ << "\nvalidation at the best epoch (" << h.best_epoch << "):\n" << h.best_confusion.text(o_->classes);
+    out_ << "\nwritten to " << o_->out_dir << ": best.safetensors, last.safetensors, log.csv, report.json, "
+         << "training-curves.svg, confusion.svg\n";
+    out_.flush();
+    write_run_files(*o_, h);
+  }
+
+ private:
+  std::ostream& out_;
+  const TrainOptions* o_ = nullptr;
+};
 
 }  // namespace ewnet::train

@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -23,6 +22,7 @@
 #include <ewnet/io/json.hpp>
 #include <ewnet/train/history.hpp>
 #include <ewnet/train/options.hpp>
+#include <ewnet/train/report.hpp>
 
 namespace ewnet::train {
 
@@ -96,19 +96,20 @@ inline std::string best_checkpoint(const std::string& out_dir) { return out_dir 
 /// Where `fit` resumes: an empty history unless o.resume and OUT/last.safetensors exists; then the
 /// run saved there, its settings checked against `settings` before its tensors touch `model`
 /// (each difference refused, or a warning with o.allow_changed_settings), its network against
-/// `model`'s, and its weights, momentum and step counter loaded into `model`.
+/// `model`'s, and its weights, momentum and step counter loaded into `model`. Tells `report` what it
+/// found.
 template <class T>
-History resume(Model<T>& model, const TrainOptions& o, const json::Value& settings, std::ostream& out) {
+History resume(Model<T>& model, const TrainOptions& o, const json::Value& settings, Reporter& report) {
   const std::string last = last_checkpoint(o.out_dir);
   if (!o.resume) return {};
   if (!std::filesystem::exists(last)) {
-    out << "nothing to resume in " << o.out_dir << "; starting from the beginning\n";
+    report.note(str("nothing to resume in ", o.out_dir, "; starting from the beginning"));
     return {};
   }
   const auto saved = read_checkpoint_metadata(last);
   const auto st = saved.find("ewnet.train.settings");
   if (st == saved.end()) {
-    out << "warning: " << last << " does not record its run's settings; resuming without checking them\n";
+    report.note(str("warning: ", last, " does not record its run's settings; resuming without checking them"));
   } else {
     const std::vector<std::string> diff = settings_differences(json::parse(st->second, last), settings);
     std::string list;
@@ -116,7 +117,7 @@ History resume(Model<T>& model, const TrainOptions& o, const json::Value& settin
     EWNET_CHECK(diff.empty() || o.allow_changed_settings, "train: cannot resume ", last,
                 ": this run's settings or data differ from the checkpoint's:", list,
                 "\n(resume with the same settings and data, or allow the change explicitly)");
-    for (const std::string& d : diff) out << "warning: resuming with a changed setting: " << d << "\n";
+    for (const std::string& d : diff) report.note("warning: resuming with a changed setting: " + d);
   }
   const std::string arch = architecture_difference(model, saved, last);
   EWNET_CHECK(arch.empty(), "train: cannot resume ", last, ": it holds another network than this run's (", arch,
@@ -125,8 +126,7 @@ History resume(Model<T>& model, const TrainOptions& o, const json::Value& settin
   const auto it = meta.find("ewnet.train.history");
   EWNET_CHECK_AS(IoError, it != meta.end(), last, ": no training history in the metadata, cannot resume");
   History h = History::from_json(json::parse(it->second, last));
-  out << "resuming from " << last << " after epoch " << h.epochs.size() << " (iteration " << model.iteration()
-      << ")\n";
+  report.note(str("resuming from ", last, " after epoch ", h.epochs.size(), " (iteration ", model.iteration(), ")"));
   return h;
 }
 
