@@ -23,12 +23,13 @@ namespace ewnet::train {
 /// every training pass would. Dropout does (a fresh mask each step); batch normalization does not
 /// once frozen, which can_run_from ensures (a frozen batch norm normalises with its running
 /// statistics in training too, and leaves them unchanged: layers/batch_norm.hpp), so the
-/// torchvision networks' frozen bases cache.
+/// torchvision networks' frozen bases cache. Auxiliary classifiers do not matter: they never run
+/// from a cut, nor in the inference pass that computes the features.
 template <class T>
 bool can_cache_features(Model<T>& model, const std::string& cut) {
   if (cut.empty() || !model.can_run_from(cut)) return false;
   for (Layer<T>* l : model.layers()) {
-    if (l->type() == "dropout") return false;
+    if (l->type() == "dropout" && !model.is_auxiliary(l->name())) return false;
     if (l->name() == cut) return true;
   }
   return false;
