@@ -50,7 +50,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <ewnet/graph.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/ops/cross_channel_norm.hpp>
 
 namespace ewnet {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/train/metrics.hpp>
 
 namespace ewnet::train {

@@ -10,7 +10,7 @@
 #include <ewnet/data/augment.hpp>
 #include <ewnet/data/loader.hpp>
 #include <ewnet/device.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/optim/schedule.hpp>
 #include <ewnet/optim/sgdm.hpp>
 

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/shape.hpp>
 #include <ewnet/train/history.hpp>
 #include <ewnet/train/options.hpp>

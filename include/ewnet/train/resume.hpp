@@ -19,7 +19,7 @@
 #include <ewnet/data/loader.hpp>
 #include <ewnet/graph.hpp>
 #include <ewnet/io/checkpoint.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/train/history.hpp>
 #include <ewnet/train/options.hpp>
 #include <ewnet/train/report.hpp>

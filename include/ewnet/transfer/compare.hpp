@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/train/history.hpp>
 #include <ewnet/train/plots.hpp>
 #include <ewnet/transfer/recipe.hpp>

@@ -1,6 +1,7 @@
-// ewnet/io/json.hpp: a small JSON value with a strict parser and a writer.
+// ewnet/json.hpp: a small JSON value with a strict parser and a writer.
 //
-// Used for the safetensors header, checkpoint metadata, report.json and configuration files.
+// Used for the safetensors header, checkpoint metadata, a layer's configuration, report.json and
+// configuration files; it sits on the ground floor of the library, needing only error.hpp.
 // Numbers are held as double (exact for integers up to 2^53, which covers every byte offset a
 // checkpoint can hold), read and written independently of the C locale. Objects keep their
 // members in insertion order so written files read well. Parsing is bounded (Limits): nesting
