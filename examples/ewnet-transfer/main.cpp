@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <cli.hpp>
@@ -13,6 +14,61 @@
 #include <options.hpp>
 
 #include "command_line.hpp"
+
+namespace {
+/// Runs the stages in order: the source, a transfer stage a method, scratch with --baseline, each on
+/// the run's options for its data, epochs, schedule and folder. Returns them with the number of the
+/// target's validation images.
+std::pair<std::vector<StageResult>, size_t> run_stages(const Run& r) {
+  ewnet::train::RunReport report(std::cout);
+  std::vector<StageResult> stages;
+  auto options = [&](const pipeline::Data& d, const pipeline::DataOptions& o, int epochs,
+                     const ewnet::LearnRateSchedule& s, const std::string& folder, const std::string& title) {
+    ewnet::train::TrainOptions t = pipeline::on_data(r.train, d, o.dir);
+    t.epochs = epochs;
+    t.schedule = s;
+    t.out_dir = r.out + "/" + folder;
+    t.title = title;
+    return t;
+  };
+  std::cout << "\n== 1. source training from scratch: " << r.source.dir << "\n";
+  const pipeline::Data source = pipeline::load_data(r.source, std::cout);
+  stages.push_back({StageKind::source, r.recipe.method, r.out + "/source",
+                    train_network(r.network, *source.cache, source.split,
+                                  options(source, r.source, r.source_epochs,
+                                          r.source_schedule.schedule(r.source_lr, r.source_epochs), "source",
+                                          "source (from scratch)"),
+                                  &report)});
+  const pipeline::Data target = pipeline::load_data(r.target, std::cout);
+  const auto finetune_schedule = ewnet::LearnRateSchedule::piecewise(r.finetune_lr, 0.5, r.drop_period);
+  for (Method m : r.methods) {
+    const std::string name = method_name(m);
+    std::cout << "\n== " << stages.size() + 1 << ". transfer, recipe " << name
+              << (m == r.recipe.method ? "" : " (for comparison)") << ": fine-tuning the source model on "
+              << r.target.dir << "\n";
+    FinetuneOptions f = r.finetune;
+    f.recipe = Recipe::of(m);
+    stages.push_back({StageKind::transfer, m, r.out + "/transfer-" + name,
+                      finetune_checkpoint(ewnet::train::best_checkpoint(r.out + "/source"), *target.cache,
+                                          target.split, f,
+                                          options(target, r.target, r.target_epochs, finetune_schedule,
+                                                  "transfer-" + name, "target (transfer, " + name + ")"),
+                                          &report)});
+  }
+  if (r.baseline) {
+    std::cout << "\n== " << stages.size() + 1 << ". baseline: the target from scratch, same epochs and schedule\n";
+    Network fresh = r.network;
+    fresh.weights.clear();  // a baseline starts from random weights
+    stages.push_back({StageKind::scratch, r.recipe.method, r.out + "/scratch",
+                      train_network(fresh, *target.cache, target.split,
+                                    options(target, r.target, r.target_epochs,
+                                            ewnet::LearnRateSchedule::piecewise(r.target_lr, 0.5, r.drop_period),
+                                            "scratch", "target (from scratch)"),
+                                    &report)});
+  }
+  return {stages, target.split.validation.size()};
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   return cli::run("ewnet-transfer", kUsage, [&] {
@@ -35,57 +91,9 @@ int main(int argc, char** argv) {
                 << r.out << "/generated-data\n";
     }
 
-    // The stages in order: the source, a transfer stage a method, scratch with --baseline; each on
-    // the run's options for its data, epochs, schedule and folder.
-    ewnet::train::RunReport report(std::cout);
-    std::vector<StageResult> stages;
-    auto options = [&](const pipeline::Data& d, const pipeline::DataOptions& o, int epochs,
-                       const ewnet::LearnRateSchedule& s, const std::string& folder, const std::string& title) {
-      ewnet::train::TrainOptions t = pipeline::on_data(r.train, d, o.dir);
-      t.epochs = epochs;
-      t.schedule = s;
-      t.out_dir = r.out + "/" + folder;
-      t.title = title;
-      return t;
-    };
-    std::cout << "\n== 1. source training from scratch: " << r.source.dir << "\n";
-    const pipeline::Data source = pipeline::load_data(r.source, std::cout);
-    stages.push_back({StageKind::source, r.recipe.method, r.out + "/source",
-                      train_network(r.network, *source.cache, source.split,
-                                    options(source, r.source, r.source_epochs,
-                                            r.source_schedule.schedule(r.source_lr, r.source_epochs), "source",
-                                            "source (from scratch)"),
-                                    &report)});
-    const pipeline::Data target = pipeline::load_data(r.target, std::cout);
-    const auto finetune_schedule = ewnet::LearnRateSchedule::piecewise(r.finetune_lr, 0.5, r.drop_period);
-    for (Method m : r.methods) {
-      const std::string name = method_name(m);
-      std::cout << "\n== " << stages.size() + 1 << ". transfer, recipe " << name
-                << (m == r.recipe.method ? "" : " (for comparison)") << ": fine-tuning the source model on "
-                << r.target.dir << "\n";
-      FinetuneOptions f = r.finetune;
-      f.recipe = Recipe::of(m);
-      stages.push_back({StageKind::transfer, m, r.out + "/transfer-" + name,
-                        finetune_checkpoint(ewnet::train::best_checkpoint(r.out + "/source"), *target.cache,
-                                            target.split, f,
-                                            options(target, r.target, r.target_epochs, finetune_schedule,
-                                                    "transfer-" + name, "target (transfer, " + name + ")"),
-                                            &report)});
-    }
-    if (r.baseline) {
-      std::cout << "\n== " << stages.size() + 1 << ". baseline: the target from scratch, same epochs and schedule\n";
-      Network fresh = r.network;
-      fresh.weights.clear();  // a baseline starts from random weights
-      stages.push_back({StageKind::scratch, r.recipe.method, r.out + "/scratch",
-                        train_network(fresh, *target.cache, target.split,
-                                      options(target, r.target, r.target_epochs,
-                                              ewnet::LearnRateSchedule::piecewise(r.target_lr, 0.5, r.drop_period),
-                                              "scratch", "target (from scratch)"),
-                                      &report)});
-    }
+    const auto [stages, n_val] = run_stages(r);
 
     // The summary: every stage, then the chosen recipe against scratch.
-    const size_t n_val = target.split.validation.size();
     ewnet::json::Value summary = ewnet::json::Value::object();
     summary["generated_data"] = r.generated;
     summary["image_size"] = r.source.image_size;
