@@ -18,7 +18,8 @@
 #include <ewnet/layers/input.hpp>
 #include <ewnet/layers/pooling.hpp>
 #include <ewnet/layers/softmax.hpp>
-#include <pipeline.hpp>
+#include <data.hpp>
+#include <ewnet/train/trainer.hpp>
 
 #include "test_files.hpp"
 

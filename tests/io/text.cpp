@@ -6,7 +6,7 @@
 
 #include <fstream>
 
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/io/safetensors.hpp>
 #include <ewnet/text.hpp>
 

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include <ewnet/error.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/io/safetensors.hpp>
 
 namespace ewnet {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <ewnet/graph.hpp>
+#include <ewnet/io/param_budget.hpp>
 #include <ewnet/io/safetensors.hpp>
 #include <ewnet/layers/registry.hpp>
 

@@ -54,7 +54,7 @@
 #include <ewnet/data/resize.hpp>
 #include <ewnet/graph.hpp>
 #include <ewnet/io/files.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/text.hpp>
 #include <ewnet/ops/cross_channel_norm.hpp>
 

@@ -26,7 +26,7 @@
 
 #include <ewnet/error.hpp>
 #include <ewnet/io/files.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 
 namespace ewnet::io {
 

@@ -1,6 +1,7 @@
-// ewnet/io/json.hpp: a small JSON value with a strict parser and a writer.
+// ewnet/json.hpp: a small JSON value with a strict parser and a writer.
 //
-// Used for the safetensors header, checkpoint metadata, report.json and configuration files.
+// Used for the safetensors header, checkpoint metadata, a layer's configuration, report.json and
+// configuration files; it sits on the ground floor of the library, needing only error.hpp and text.hpp.
 // What it writes is always valid UTF-8, whatever bytes its strings hold (write_string).
 // Numbers are held as double (exact for integers up to 2^53, which covers every byte offset a
 // checkpoint can hold), read and written independently of the C locale. Objects keep their
@@ -383,6 +384,13 @@ class Parser {
 /// Parses text; `source` names where it came from in error messages (a file name, say).
 inline Value parse(const std::string& text, const std::string& source = "JSON", Limits limits = {}) {
   return Parser(text, source, limits).parse();
+}
+
+/// An array of strings (class names, say).
+inline Value string_array(const std::vector<std::string>& items) {
+  Value a = Value::array();
+  for (const std::string& s : items) a.push_back(s);
+  return a;
 }
 
 }  // namespace ewnet::json
