@@ -112,6 +112,18 @@ class SemiSupervisedObjective {
   /// ready for the solver's step.
   SemiSupervisedStepReport forward_backward(Model<T>& model, const Tensor<T>& images, const std::vector<int>& labels,
                                             const data::UnlabeledBatch<T>& u, const Tensor<T>* source = nullptr) {
+    const SemiSupervisedStepReport report = forward(model, images, labels, u, source);
+    model.backward();
+    return report;
+  }
+
+  /// forward_backward without the backward: J's pass has run and its terms from outside the graph
+  /// wait in the model (add_output_gradient), so the next model.backward() gives J's gradients.
+  /// The labelled images' predictions are model.prediction()'s first labels.size() rows. The step
+  /// counter advances once, as for a supervised step: the weak views' pass only measures (its
+  /// dropout masks are the joint pass's), so a semi-supervised run counts its steps as others do.
+  SemiSupervisedStepReport forward(Model<T>& model, const Tensor<T>& images, const std::vector<int>& labels,
+                                   const data::UnlabeledBatch<T>& u, const Tensor<T>* source = nullptr) {
     const bool align = opt_.alignment != FeatureAlignment::none;
     const bool weak_rows = !opt_.pseudo_labels;  // entropy or alignment on the weak views
     EWNET_CHECK(!align || (source && source->n() > 0), "semi-supervised: feature alignment needs source images");
@@ -130,7 +142,9 @@ class SemiSupervisedObjective {
     const int U = views.n();
     report.unlabeled = size_t(U);
     if (opt_.pseudo_labels) {
+      const std::uint64_t step = model.iteration();
       const Tensor<T>& q = model.forward(on_device(u.weak, model.device(), weak_staged_), opt_.weak_pass);
+      model.set_iteration(step);
       const PseudoLabels pseudo = pseudo_labels(opt_.distribution_alignment ? alignment_.align(q) : q, opt_.threshold);
       report.pseudo_labeled = pseudo.confident();
       targets.insert(targets.end(), pseudo.labels.begin(), pseudo.labels.end());
@@ -178,7 +192,6 @@ class SemiSupervisedObjective {
       g.batch(source_row, source->n()).copy_from(scaled(a.d_source, opt_.alignment_weight));
       model.add_output_gradient(layer, g);
     }
-    model.backward();
     return report;
   }
 
