@@ -47,7 +47,7 @@ namespace ewnet::data {
 
 /// Every image file under `root`, at any depth, sorted by path. Entries whose name starts with '.'
 /// and folders whose name starts with '_' are passed over, and links to folders are not followed; a
-/// dangling link or a WebP file is listed in `skipped` with the reason. Throws IoError when `root` is not a folder or holds no image file.
+/// dangling link is listed in `skipped` with the reason. Throws IoError when `root` is not a folder or holds no image file.
 inline std::vector<std::string> scan_unlabeled_folder(const std::string& root, std::vector<std::string>* skipped = nullptr) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -71,11 +71,7 @@ inline std::vector<std::string> scan_unlabeled_folder(const std::string& root, s
       continue;
     }
     if (!it->is_regular_file(tec)) continue;
-    if (is_webp_extension(p)) {
-      if (skipped) skipped->push_back(str(p.string(), ": WebP is not decoded by ewnet (convert it to PNG or JPEG)"));
-    } else if (has_image_extension(p)) {
-      files.push_back(p.string());
-    }
+    if (has_image_extension(p)) files.push_back(p.string());
   }
   std::sort(files.begin(), files.end());
   EWNET_CHECK_AS(IoError, !files.empty(), root, ": no image files in the unlabelled folder");
