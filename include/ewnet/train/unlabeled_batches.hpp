@@ -10,6 +10,7 @@
 // images alone.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -81,7 +82,8 @@ inline std::string tally_text(const UnlabeledTraining& u) {
   if (!t.steps) return "no semi-supervised step ran";
   std::string s = str(t.steps, " steps with ", t.unlabeled, " unlabelled views");
   if (u.objective.pseudo_labels)
-    s += str(", ", t.pseudo_labeled, " of them pseudo-labelled (", t.unlabeled ? 100.0 * t.pseudo_labeled / t.unlabeled : 0.0,
+    s += str(", ", t.pseudo_labeled, " of them pseudo-labelled (",
+             std::round(t.unlabeled ? 1000.0 * double(t.pseudo_labeled) / double(t.unlabeled) : 0.0) / 10,
              "% above the threshold)");
   if (u.objective.entropy_weight > 0) s += str(", mean entropy ", t.entropy_sum / t.steps);
   if (u.objective.alignment != losses::FeatureAlignment::none)
