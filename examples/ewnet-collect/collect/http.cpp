@@ -11,15 +11,11 @@
 
 #include <curl/curl.h>
 
+#include "collect/strings.hpp"
 #include "collect/url.hpp"
 
 namespace ewnet::collect {
 namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 struct Transfer {
   CURL* curl = nullptr;
