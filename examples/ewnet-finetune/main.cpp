@@ -10,6 +10,20 @@
 
 #include "help.hpp"
 
+namespace {
+/// The unlabelled group, and --source-images exactly when the method aligns features.
+std::optional<pipeline::UnlabeledChoice> unlabeled_options(const cli::Args& a) {
+  std::optional<pipeline::UnlabeledChoice> u = pipeline::unlabeled_options(a);
+  const bool aligns = u && ewnet::transfer::needs_source_images(u->recipe);
+  if (a.has("source-images") && !aligns)
+    throw cli::UsageError("--source-images goes with --unlabeled and a method that aligns features (mmd, coral, cmd)");
+  if (aligns && !a.has("source-images"))
+    throw cli::UsageError("--semi-supervised " + u->recipe.method +
+                          " aligns the target's features with the source's: give --source-images DIR");
+  return u;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   return cli::run("ewnet-finetune", kUsage, [&] {
     const cli::Args a(argc, argv,
@@ -26,12 +40,7 @@ int main(int argc, char** argv) {
                                       : "give a source checkpoint and a data folder (or --model NAME --init FILE)");
     if (!from_init && (a.has("model") || a.has("image-size") || a.has("aux")))
       throw cli::UsageError("--model, --aux and --image-size go with --init (a checkpoint fixes them)");
-    const std::optional<pipeline::UnlabeledChoice> unlabeled = pipeline::unlabeled_options(a);
-    if (a.has("source-images") && !(unlabeled && ewnet::transfer::needs_source_images(unlabeled->recipe)))
-      throw cli::UsageError("--source-images goes with --unlabeled and a method that aligns features (mmd, coral, cmd)");
-    if (unlabeled && ewnet::transfer::needs_source_images(unlabeled->recipe) && !a.has("source-images"))
-      throw cli::UsageError("--semi-supervised " + unlabeled->recipe.method +
-                            " aligns the target's features with the source's: give --source-images DIR");
+    const std::optional<pipeline::UnlabeledChoice> unlabeled = unlabeled_options(a);
     const double drop_factor = a.get_double("drop-factor", 0.5);
     if (drop_factor <= 0 || drop_factor > 1) throw cli::UsageError("--drop-factor must be in (0, 1]");
     pipeline::DataOptions d;

@@ -136,7 +136,7 @@ struct TinyRun {
 };
 }  // namespace
 
-TEST_CASE("--unlabeled: ewnet-finetune and ewnet-transfer learn from unlabelled images and say which setting ran",
+TEST_CASE("ewnet-finetune and ewnet-transfer --unlabeled learn from unlabelled images and say which setting ran",
           "[programs]") {
   namespace fs = std::filesystem;
   const TinyRun t("ewnet_test_unlabeled");
