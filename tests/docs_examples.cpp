@@ -2,6 +2,8 @@
 // documentation cannot drift from the API.
 #include "test_util.hpp"
 
+#include <ewnet/data/unlabeled.hpp>
+#include <ewnet/losses/pseudo_labels.hpp>
 #include <ewnet/models/paper_model.hpp>
 
 #include <filesystem>
@@ -67,4 +69,43 @@ TEST_CASE("README: five lines", "[docs]") {
   REQUIRE(net.layer_count() == 67);
   REQUIRE(std::isfinite(net.loss()));
   std::filesystem::remove(path);
+}
+
+TEST_CASE("docs/architecture.md: a FixMatch step", "[docs]") {
+  Random rng(3);
+  const Tensor<float> images = test::random_tensor<float>({2, 3, 32, 32}, rng, 0, 255);
+  const std::vector<int> labels{1, 0};
+  std::vector<data::Image> pool(3);
+  for (data::Image& img : pool) {
+    img.width = img.height = 32;
+    for (int i = 0; i < 3 * 32 * 32; ++i) img.rgb.push_back(std::uint8_t(rng.below(256)));
+  }
+  data::UnlabeledPool views;
+  for (const data::Image& img : pool) {
+    views.images.push_back(&img);
+    views.names.push_back("image");
+  }
+  data::UnlabeledLoaderOptions uo;
+  uo.batch = 4;
+  data::UnlabeledLoader<float> unlabeled(views, uo);
+  auto net = build_paper_model<float>({/*classes=*/2, /*image_size=*/32, /*seed=*/1});
+  Sgdm<float> solver;
+  const std::uint64_t step = 0;
+
+  data::UnlabeledBatch<float> u;
+  unlabeled.batch(step, u);                          // weak and strong views of the same images
+  const losses::PseudoLabels pseudo = losses::pseudo_labels(net.forward(u.weak), /*threshold=*/0.95);
+  const int B = images.n(), U = u.strong.n();
+  Tensor<float> both = Tensor<float>::empty(images.shape().with_batch(B + U));
+  both.batch(0, B).copy_from(images);
+  both.batch(B, U).copy_from(u.strong);
+  std::vector<int> targets = labels;
+  targets.insert(targets.end(), pseudo.labels.begin(), pseudo.labels.end());
+  // mean over the labelled images + 1.0 x mean over the strong views of the confident ones
+  net.forward(both, targets, losses::fixmatch_weights(B, pseudo, /*lambda=*/1.0, B + U));
+  net.backward();
+  solver.step(net, 1e-3);
+
+  REQUIRE(std::isfinite(net.loss()));
+  REQUIRE(pseudo.labels.size() == 4);
 }

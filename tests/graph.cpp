@@ -534,3 +534,93 @@ TEST_CASE("output_shape infers each layer once however many paths lead to it", "
   REQUIRE(m.output_shape(x) == Shape(1, 2, 4, 4));  // after build: the planned shape
   REQUIRE(count == 0);
 }
+
+TEST_CASE("sample weights and gradients added at layer outputs train the sum of every term", "[graph][semi-supervised]") {
+  // J = sum_n w_n CE_n (main) + 0.4 sum_n w_n CE_n (auxiliary) + sum r . gap + sum s . fc: the
+  // objective of a semi-supervised step (weighted pseudo-labels, a feature loss, a logit loss).
+  Model<double> m = branched_network<double>(true);
+  Random rng(17);
+  for (auto& [layer, p] : m.parameters()) p->value.copy_from(random_tensor<double>(p->value.shape(), rng, -0.5, 0.5));
+  const Tensor<double> x = random_tensor<double>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 2, 1, 2};
+  const std::vector<double> weights{0.5, 0.5, 0.0, 0.25};
+  const Tensor<double> r = random_tensor<double>({4, 5, 1, 1}, rng), s = random_tensor<double>({4, 3, 1, 1}, rng);
+  auto dot = [](const Tensor<double>& a, const Tensor<double>& b) {
+    const auto u = a.to_vector(), v = b.to_vector();
+    double d = 0;
+    for (size_t i = 0; i < u.size(); ++i) d += u[i] * v[i];
+    return d;
+  };
+  auto objective = [&]() {
+    m.forward(x, labels, weights, Mode::training);
+    return double(m.loss()) + dot(m.activation("gap"), r) + dot(m.activation("fc"), s);
+  };
+  // The weighted losses by hand: sum_n w_n (-log p[n, t_n]), the auxiliary one times 0.4.
+  m.forward(x, labels, weights, Mode::training);
+  double main = 0, aux = 0;
+  const auto p = m.activation("prob").to_vector(), q = m.activation("aux.prob").to_vector();
+  for (size_t n = 0; n < 4; ++n) {
+    main -= weights[n] * std::log(p[n * 3 + size_t(labels[n])]);
+    aux -= weights[n] * std::log(q[n * 3 + size_t(labels[n])]);
+  }
+  REQUIRE(double(m.main_loss()) == Approx(main).epsilon(1e-12));
+  REQUIRE(double(m.loss()) == Approx(main + 0.4 * aux).epsilon(1e-12));
+  m.add_output_gradient("gap", r);
+  m.add_output_gradient("fc", s);
+  m.backward();
+  for (const std::string layer : {"conv1", "mid", "fc", "aux.fc"}) {
+    Param<double>& w = *m.layer(layer).params()[0];
+    const std::vector<double> g = w.grad.to_vector();
+    for (size_t k = 0; k < w.count(); k += 1 + w.count() / 5) {
+      double* v = w.value.data() + k;
+      const double keep = *v;
+      *v = keep + 1e-6;
+      const double up = objective();
+      *v = keep - 1e-6;
+      const double down = objective();
+      *v = keep;
+      INFO(layer << " weight " << k);
+      REQUIRE(g[k] == Approx((up - down) / 2e-6).epsilon(1e-6).margin(1e-9));
+    }
+  }
+
+  // Weights 1/N are the mean loss; a forward without weights is the mean again.
+  m.forward(x, labels, std::vector<double>(4, 0.25), Mode::inference);
+  const double weighted_mean = m.loss();
+  m.forward(x, labels, Mode::inference);
+  REQUIRE(double(m.loss()) == Approx(weighted_mean).epsilon(1e-12));
+
+  // An added gradient serves one backward: a forward pass drops it.
+  m.forward(x, labels, Mode::training);
+  m.backward();
+  const std::vector<double> plain = m.layer("mid").params()[0]->grad.to_vector();
+  m.add_output_gradient("gap", r);
+  m.forward(x, labels, Mode::training);
+  m.backward();
+  REQUIRE(m.layer("mid").params()[0]->grad.to_vector() == plain);
+  m.add_output_gradient("gap", r);
+  m.backward();
+  REQUIRE(m.layer("mid").params()[0]->grad.to_vector() != plain);
+}
+
+TEST_CASE("sample weights and added gradients are checked", "[graph][semi-supervised][errors]") {
+  Model<double> m = branched_network<double>(false);
+  Random rng(3);
+  const Tensor<double> x = random_tensor<double>({2, 3, 8, 8}, rng);
+  REQUIRE_THROWS_WITH(m.add_output_gradient("gap", Tensor<double>({2, 5, 1, 1})),
+                      Catch::Contains("call forward(images, labels) first"));
+  REQUIRE_THROWS_WITH(m.forward(x, std::vector<int>{0, 1}, std::vector<double>{1}),
+                      Catch::Contains("2 labels and 1 sample weights for a batch of 2"));
+  REQUIRE_THROWS_WITH(m.forward(x, std::vector<int>{0, 1}, std::vector<double>{1, -1}),
+                      Catch::Contains("sample weight -1 of sample 1"));
+  m.forward(x, std::vector<int>{0, 1}, std::vector<double>{1, 0});
+  REQUIRE_THROWS_WITH(m.add_output_gradient("gap", Tensor<double>({3, 5, 1, 1})),
+                      Catch::Contains("a gradient of shape") && Catch::Contains("for 'gap'"));
+  REQUIRE_THROWS_WITH(m.add_output_gradient("nowhere", Tensor<double>({2, 5, 1, 1})), Catch::Contains("no layer named"));
+  // Nothing up to the pooled features trains: a feature loss could change nothing.
+  m.freeze_up_to("gap");
+  m.forward(x, std::vector<int>{0, 1});
+  REQUIRE_THROWS_WITH(m.add_output_gradient("gap", Tensor<double>({2, 5, 1, 1})),
+                      Catch::Contains("no gradient flows through 'gap'"));
+  REQUIRE_NOTHROW(m.add_output_gradient("fc", Tensor<double>({2, 3, 1, 1})));
+}

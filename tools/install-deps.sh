@@ -4,9 +4,10 @@
 set -euo pipefail
 # libspng-dev, libjpeg62-turbo-dev, libwebp-dev: the bounded PNG, JPEG and WebP decoders;
 # clang and libclang-rt-14-dev: the libFuzzer targets (tools/fuzz.sh); locales: the locale source the
-# JSON test compiles a comma-decimal locale from.
+# JSON test compiles a comma-decimal locale from; python3-pil: Pillow, the reference the strong
+# augmentation's test compares with.
 packages=(cmake ninja-build g++ pkg-config catch2 libdnnl-dev libstb-dev libspng-dev libjpeg62-turbo-dev libwebp-dev libcurl4-openssl-dev libbenchmark-dev
-  libonnx-dev libprotobuf-dev python3 python3-venv python3-torch python3-torchvision clang libclang-rt-14-dev locales)
+  libonnx-dev libprotobuf-dev python3 python3-venv python3-pil python3-torch python3-torchvision clang libclang-rt-14-dev locales)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

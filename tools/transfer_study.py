@@ -10,6 +10,16 @@ Two studies, each a table in markdown with the mean and standard deviation over 
            seed the default recipe's gain over scratch. The seed changes the splits too.
   source   For each source folder, seed and variant (a schedule and a rate): ewnet-train trains
            the paper's model from scratch; reports the same accuracies and the time.
+  semi     Semi-supervised fine-tuning. For each pair and seed the target is split 80/20 per class
+           (seeded); its training part is cut to N labelled images a class (the first N of a seeded
+           shuffle, so the 5 of a seed are among its 10) and the rest of it becomes an unlabelled
+           folder (files renamed, no class folders: nothing of a label is left); validation stays
+           as it is. The source model (--source-models, or one ewnet-train run per pair and seed)
+           is fine-tuned by ewnet-finetune with every method: `supervised` (the labelled images
+           alone, the default recipe `all`) and each semi-supervised method (--semi-supervised,
+           with --unlabeled, and --source-images for the alignment methods). Reports best, final
+           and mean-over-epochs accuracy and the time an epoch, each method's gain over supervised
+           per seed, and whether it is never worse at any seed.
 
 Pairs built from the shared data sets (give their folder with --datasets):
   caltech  caltech101_devices8 (8 devices, 601 images) -> caltech101_handheld4 (4 tools, 156)
@@ -22,6 +32,8 @@ Pairs built from the shared data sets (give their folder with --datasets):
       --pairs caltech deeppcb --seeds 1 2 3
   tools/transfer_study.py source --bin build/examples --datasets ../shared/datasets --out study \\
       --variants constant:0.003 cosine:0.01 --seeds 1 2 3
+  tools/transfer_study.py semi --bin build/examples --datasets ../shared/datasets --out study-semi \\
+      --pairs caltech deeppcb --seeds 1 2 3 --labels 5 10 --methods supervised fixmatch mmd entropy fixmatch+mmd
 """
 import argparse
 import csv
@@ -202,9 +214,128 @@ def source_study(a):
     return lines, results
 
 
+def cut_target(target, out, pair, seed, labels):
+    """The target of one seed cut for the semi-supervised study: OUT/data/semi/PAIR-seedS-nN/ holding
+    labelled/<class>/<file> (N a class, and the validation images) with split.csv, and unlabeled/
+    (the rest of the training part, flat, renamed). Symbolic links to the original files."""
+    root = os.path.join(out, "data", "semi", f"{pair}-seed{seed}-n{labels}")
+    if os.path.isdir(root):
+        return root
+    rng = random.Random(seed)
+    rows, pool = [], []
+    for c in sorted(os.listdir(target)):
+        folder = os.path.join(target, c)
+        if not os.path.isdir(folder) or c.startswith((".", "_")):
+            continue
+        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXT) and not f.startswith("."))
+        rng.shuffle(files)
+        n_val = max(1, round(len(files) * 0.2))
+        validation, train = files[:n_val], files[n_val:]
+        if len(train) <= labels:
+            sys.exit(f"transfer_study: {folder} has {len(train)} training images, not more than {labels}")
+        os.makedirs(os.path.join(root, "labelled", c))
+        for f in validation + train[:labels]:
+            os.symlink(os.path.abspath(os.path.join(folder, f)), os.path.join(root, "labelled", c, f))
+        rows += [(f"{c}/{f}", "val") for f in validation] + [(f"{c}/{f}", "train") for f in train[:labels]]
+        pool += [os.path.join(folder, f) for f in train[labels:]]
+    random.Random(seed + 1).shuffle(pool)
+    os.makedirs(os.path.join(root, "unlabeled"))
+    for i, path in enumerate(pool):
+        os.symlink(os.path.abspath(path), os.path.join(root, "unlabeled", f"u{i:04d}{os.path.splitext(path)[1].lower()}"))
+    with open(os.path.join(root, "split.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "split"])
+        w.writerows(rows)
+    return root
+
+
+def source_model(a, pair, seed, source):
+    """The source checkpoint of a pair and seed: --source-models' file, or an ewnet-train run."""
+    if a.source_models:
+        path = a.source_models.format(pair=pair, seed=seed)
+        if not os.path.exists(path):
+            sys.exit(f"transfer_study: no source model {path}")
+        return path
+    out = os.path.join(a.out, "sources", f"{pair}-seed{seed}")
+    if not os.path.exists(os.path.join(out, "best.safetensors")):
+        os.makedirs(out, exist_ok=True)
+        print(f"[{time.strftime('%H:%M:%S')}] source {pair} seed {seed}", flush=True)
+        run([os.path.join(a.bin, "ewnet-train", "ewnet-train"), source, "--out", out, "--epochs", str(a.source_epochs),
+             "--batch", str(a.batch), "--lr", "0.01", "--schedule", "cosine", "--warmup", "2",
+             "--image-size", str(a.image_size), "--seed", str(seed), "--no-progress"], out + ".log")
+    return os.path.join(out, "best.safetensors")
+
+
+def semi_run(a, pair, seed, labels, method, model, source, cut):
+    """One fine-tuning run; returns its figures from report.json and log.csv."""
+    out = os.path.join(a.out, "runs", f"{pair}-seed{seed}-n{labels}-{method}")
+    report = os.path.join(out, "report.json")
+    if not os.path.exists(report):
+        cmd = [os.path.join(a.bin, "ewnet-finetune", "ewnet-finetune"), model, os.path.join(cut, "labelled"),
+               "--split-file", os.path.join(cut, "split.csv"), "--out", out, "--epochs", str(a.target_epochs),
+               "--batch", str(a.batch), "--lr", str(a.finetune_lr), "--drop-period", str(a.drop_period),
+               "--seed", str(seed), "--no-progress"]
+        if method != "supervised":
+            cmd += ["--unlabeled", os.path.join(cut, "unlabeled"), "--semi-supervised", method]
+            if any(t in method.split("+") for t in ("mmd", "coral", "cmd")):
+                cmd += ["--source-images", source]
+        os.makedirs(out, exist_ok=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {pair} seed {seed}, {labels} a class: {method}", flush=True)
+        run(cmd + a.extra, out + ".log")
+    with open(report) as f:
+        r = json.load(f)
+    acc = validation_accuracies(out)
+    with open(os.path.join(out, "log.csv")) as f:
+        elapsed = [float(row["time_elapsed_s"]) for row in csv.DictReader(f)]
+    # An epoch's time (its validation included) without the first, which also starts the engine up.
+    per_epoch = (elapsed[-1] - elapsed[0]) / (len(elapsed) - 1) if len(elapsed) > 1 else elapsed[0]
+    return {"best": max(acc), "final": acc[-1], "mean": statistics.mean(acc), "seconds_per_epoch": per_epoch,
+            "semi_supervised": r.get("semi_supervised", {})}
+
+
+def semi_study(a):
+    lines = [f"# Semi-supervised fine-tuning over seeds {', '.join(map(str, a.seeds))}", "",
+             f"{a.image_size}x{a.image_size}, {a.target_epochs} target epochs (rate {a.finetune_lr} halved every "
+             f"{a.drop_period}), batch {a.batch}, recipe `all`; the target's training part cut to N labelled images a "
+             "class, the rest of it unlabelled, validation untouched. Accuracies in % on the validation split "
+             "(mean ± standard deviation over seeds); time an epoch in seconds.", ""]
+    results = {}
+    for pair in a.pairs:
+        source, target = pair_folders(pair, a.datasets, a.out)
+        for labels in a.labels:
+            per = {m: [] for m in a.methods}
+            for seed in a.seeds:
+                model = source_model(a, pair, seed, source)
+                cut = cut_target(target, a.out, pair, seed, labels)
+                for m in a.methods:
+                    per[m].append(semi_run(a, pair, seed, labels, m, model, source, cut))
+            results[f"{pair}/{labels}"] = per
+            cut = cut_target(target, a.out, pair, a.seeds[0], labels)
+            n_val = sum(1 for _, split in csv.reader(open(os.path.join(cut, "split.csv"))) if split == "val")
+            n_unl = len(os.listdir(os.path.join(cut, "unlabeled")))
+            base = per.get("supervised")
+            lines += [f"## {pair}: {source_name(source)} -> {source_name(target)}, {labels} labelled images a class", "",
+                      f"{n_unl} unlabelled images, {n_val} validation images (one is {100 / n_val:.1f} points).", "",
+                      "| method | best | final | mean over epochs | s / epoch | x supervised | best-epoch gain per seed | "
+                      "never worse |", "|---|---|---|---|---|---|---|---|"]
+            for m in a.methods:
+                rows = per[m]
+                ratio = gain = worse = ""
+                if base and m != "supervised":
+                    ratio = f"{statistics.mean(r['seconds_per_epoch'] for r in rows) / statistics.mean(r['seconds_per_epoch'] for r in base):.1f}"
+                    gains = [100 * (r["best"] - b["best"]) for r, b in zip(rows, base)]
+                    gain = " ".join(f"{g:+.1f}" for g in gains) + f" (mean {statistics.mean(gains):+.1f})"
+                    worse = "yes" if all(g >= 0 for g in gains) else "no"
+                lines.append(f"| {m} | {mean_sd([r['best'] for r in rows])} | {mean_sd([r['final'] for r in rows])} | "
+                             f"{mean_sd([r['mean'] for r in rows])} | "
+                             f"{mean_sd([r['seconds_per_epoch'] for r in rows], 1.0, 2)} | {ratio} | {gain} | {worse} |")
+            lines.append("")
+    return lines, results
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("study", choices=["recipes", "source"])
+    ap.add_argument("study", choices=["recipes", "source", "semi"])
     ap.add_argument("--bin", required=True, help="the build's examples/ folder (holding ewnet-transfer/, ewnet-train/)")
     ap.add_argument("--datasets", required=True, help="the shared data sets folder")
     ap.add_argument("--out", required=True, help="output folder (runs are kept: a second call reuses them)")
@@ -217,6 +348,13 @@ def main():
     ap.add_argument("--source-from", help="recipes study: reuse the source models of this earlier study's --out")
     ap.add_argument("--transfer-default", default="cosine:0.01",
                     help="source study: the variant ewnet-transfer's source stage runs (its runs are reused)")
+    ap.add_argument("--labels", nargs="+", type=int, default=[5, 10], help="semi study: labelled images a class")
+    ap.add_argument("--methods", nargs="+", default=["supervised", "fixmatch", "mmd", "entropy", "fixmatch+mmd"],
+                    help="semi study: supervised and ewnet-finetune --semi-supervised methods")
+    ap.add_argument("--source-models", help="semi study: source checkpoints, a path with {pair} and {seed} "
+                    "(default: one ewnet-train run each, cosine 0.01 with 2 warm-up epochs)")
+    ap.add_argument("--finetune-lr", type=float, default=0.01, help="semi study: fine-tuning rate")
+    ap.add_argument("--drop-period", type=int, default=20, help="semi study: the rate halves every N epochs")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--source-epochs", type=int, default=30)
     ap.add_argument("--target-epochs", type=int, default=30)
@@ -225,7 +363,7 @@ def main():
     a = ap.parse_args()
     a.extra = shlex.split(a.extra)
     os.makedirs(a.out, exist_ok=True)
-    lines, results = (recipes_study if a.study == "recipes" else source_study)(a)
+    lines, results = {"recipes": recipes_study, "source": source_study, "semi": semi_study}[a.study](a)
     text = "\n".join(lines) + "\n"
     print(text)
     with open(os.path.join(a.out, f"{a.study}-study.md"), "w") as f:

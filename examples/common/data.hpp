@@ -1,6 +1,6 @@
 // data.hpp: a program's data set: an image folder scanned, checked against the memory the machine
 // has, decoded and cached once, split (seeded 80/20 per class, or a split file), and said in one
-// line; and what a run's report and checkpoints record about it.
+// line; what a run's report and checkpoints record about it; and a folder of unlabelled images.
 #pragma once
 
 #include <unistd.h>
@@ -17,6 +17,7 @@
 
 #include <ewnet/data/dataset.hpp>
 #include <ewnet/data/loader.hpp>
+#include <ewnet/data/unlabeled.hpp>
 #include <ewnet/io/checkpoint.hpp>
 #include <ewnet/models/build.hpp>
 #include <ewnet/train/options.hpp>
@@ -170,6 +171,19 @@ inline ewnet::train::TrainOptions on_data(ewnet::train::TrainOptions t, const Da
   t.report_extra["data"] = data_report(d, dir);
   t.metadata["ewnet.data"] = dir;
   return t;
+}
+
+/// A folder of unlabelled images (any layout, no label read), decoded at `size`, said in one line.
+inline std::unique_ptr<ewnet::data::UnlabeledImages> load_unlabeled(const std::string& dir, int size,
+                                                                    std::ostream& out) {
+  check_memory(estimate_memory(ewnet::data::scan_unlabeled_folder(dir).size(), size, 0), size, 0,
+               available_memory_bytes());
+  auto u = std::make_unique<ewnet::data::UnlabeledImages>(dir, size, &std::cerr);
+  out << dir << ": " << u->size() << " unlabelled images (any layout; no label is read)";
+  if (!u->skipped().empty() || !u->scan_skipped().empty())
+    out << ", " << u->skipped().size() + u->scan_skipped().size() << " bad files skipped";
+  out << "; cached at " << size << "x" << size << "\n";
+  return u;
 }
 
 }  // namespace pipeline

@@ -7,18 +7,24 @@
 //   recipe    --recipe (a preset: paper states the paper's settings), --base-factor, --train-from,
 //             --no-feature-cache, --compare
 //   data      --image-size (a multiple of 8)
+//   unlabelled --unlabeled --transductive --semi-supervised --threshold --unlabeled-weight
+//             --unlabeled-ratio --no-distribution-alignment, and --augment standard|strong
 #pragma once
 
 #include <unistd.h>
 
 #include <iostream>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include <ewnet/data/strong_augment.hpp>
 #include <ewnet/optim/schedule.hpp>
 #include <ewnet/tensor.hpp>
 #include <ewnet/train/options.hpp>
 #include <ewnet/transfer/recipe.hpp>
+#include <ewnet/transfer/semi_supervised.hpp>
 #include <ewnet/transfer/stages.hpp>
 
 #include "cli.hpp"
@@ -121,6 +127,60 @@ inline ewnet::transfer::FinetuneOptions finetune_options(const cli::Args& a, con
   f.feature_cache = !a.flag("no-feature-cache");
   f.new_layer_factor = a.get_double("new-layer-factor", new_layer_factor);
   return f;
+}
+
+/// The unlabelled group's option and flag names, for a program's cli::Args.
+inline const std::vector<std::string> kUnlabeledOptions{"unlabeled", "semi-supervised", "threshold",
+                                                        "unlabeled-weight", "unlabeled-ratio", "augment"};
+inline const std::vector<std::string> kUnlabeledFlags{"transductive", "no-distribution-alignment"};
+
+/// `names` with a group's added (a program's option or flag set for cli::Args).
+inline std::set<std::string> with_group(std::set<std::string> names, const std::vector<std::string>& group) {
+  names.insert(group.begin(), group.end());
+  return names;
+}
+
+/// What the unlabelled group asks for: the folder and the semi-supervised recipe.
+struct UnlabeledChoice {
+  std::string dir;
+  ewnet::transfer::SemiSupervisedRecipe recipe;
+};
+
+/// The unlabelled group: none without --unlabeled (its other options are then a usage error);
+/// the method checked now, before any data is read.
+inline std::optional<UnlabeledChoice> unlabeled_options(const cli::Args& a) {
+  if (!a.has("unlabeled")) {
+    for (const char* o : {"transductive", "semi-supervised", "threshold", "unlabeled-weight", "unlabeled-ratio",
+                          "no-distribution-alignment"})
+      if (a.has(o)) throw cli::UsageError(std::string("--") + o + " goes with --unlabeled DIR");
+    return std::nullopt;
+  }
+  UnlabeledChoice u;
+  u.dir = a.get("unlabeled", "");
+  ewnet::transfer::SemiSupervisedRecipe& r = u.recipe;
+  r.method = a.get("semi-supervised", ewnet::transfer::kDefaultSemiSupervised);
+  r.threshold = a.get_double("threshold", r.threshold);
+  if (r.threshold > 1) throw cli::UsageError("--threshold must be in (0, 1]");
+  r.unlabeled_weight = a.get_double("unlabeled-weight", r.unlabeled_weight);
+  r.ratio = a.get_int("unlabeled-ratio", r.ratio);
+  r.distribution_alignment = !a.flag("no-distribution-alignment");
+  r.transductive = a.flag("transductive");
+  try {
+    ewnet::transfer::objective_options(r);
+  } catch (const ewnet::Error& e) {
+    throw cli::UsageError(std::string("--semi-supervised: ") + e.what());
+  }
+  return u;
+}
+
+/// --augment standard (flip, crop, shift, rotation) or strong (RandAugment and cutout before them).
+inline ewnet::data::StrongAugmentOptions augment_option(const cli::Args& a) {
+  const std::string kind = a.get("augment", "standard");
+  if (kind != "standard" && kind != "strong")
+    throw cli::UsageError("--augment must be standard or strong, got '" + kind + "'");
+  ewnet::data::StrongAugmentOptions s;
+  s.enabled = kind == "strong";
+  return s;
 }
 
 /// What --recipe paper prints: the settings the paper states, as this run has them (`stated`),

@@ -1,5 +1,8 @@
-// ewnet-finetune: transfers a source checkpoint (or pretrained weights) to a target image folder.
+// ewnet-finetune: transfers a source checkpoint (or pretrained weights) to a target image folder,
+// with --unlabeled learning from a folder of unlabelled target images too.
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include <cli.hpp>
 #include <data.hpp>
@@ -7,13 +10,29 @@
 
 #include "help.hpp"
 
+namespace {
+/// The unlabelled group, and --source-images exactly when the method aligns features.
+std::optional<pipeline::UnlabeledChoice> unlabeled_options(const cli::Args& a) {
+  std::optional<pipeline::UnlabeledChoice> u = pipeline::unlabeled_options(a);
+  const bool aligns = u && ewnet::transfer::needs_source_images(u->recipe);
+  if (a.has("source-images") && !aligns)
+    throw cli::UsageError("--source-images goes with --unlabeled and a method that aligns features (mmd, coral, cmd)");
+  if (aligns && !a.has("source-images"))
+    throw cli::UsageError("--semi-supervised " + u->recipe.method +
+                          " aligns the target's features with the source's: give --source-images DIR");
+  return u;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   return cli::run("ewnet-finetune", kUsage, [&] {
     const cli::Args a(argc, argv,
-                      {"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from", "seed",
-                       "split-file", "device", "recipe", "base-factor", "model", "init", "image-size",
-                       "new-layer-factor"},
-                      {"resume", "allow-changed-settings", "no-progress", "no-feature-cache", "aux"});
+                      pipeline::with_group({"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from",
+                                            "seed", "split-file", "device", "recipe", "base-factor", "model", "init",
+                                            "image-size", "new-layer-factor", "source-images"},
+                                           pipeline::kUnlabeledOptions),
+                      pipeline::with_group({"resume", "allow-changed-settings", "no-progress", "no-feature-cache", "aux"},
+                                           pipeline::kUnlabeledFlags));
     if (a.help()) return cli::print_help(kUsage, kHelp);
     const bool from_init = a.has("init");
     if (a.positional().size() != (from_init ? 1u : 2u))
@@ -21,6 +40,7 @@ int main(int argc, char** argv) {
                                       : "give a source checkpoint and a data folder (or --model NAME --init FILE)");
     if (!from_init && (a.has("model") || a.has("image-size") || a.has("aux")))
       throw cli::UsageError("--model, --aux and --image-size go with --init (a checkpoint fixes them)");
+    const std::optional<pipeline::UnlabeledChoice> unlabeled = unlabeled_options(a);
     const double drop_factor = a.get_double("drop-factor", 0.5);
     if (drop_factor <= 0 || drop_factor > 1) throw cli::UsageError("--drop-factor must be in (0, 1]");
     pipeline::DataOptions d;
@@ -32,6 +52,7 @@ int main(int argc, char** argv) {
     ewnet::train::TrainOptions t = pipeline::run_options(a, "ewnet-finetune-run", d.seed);
     t.epochs = a.get_int("epochs", recipe.stated ? recipe.stated->epochs : 80);
     t.batch = a.get_int("batch", recipe.stated ? recipe.stated->batch : 64);
+    t.strong_augment = pipeline::augment_option(a);
     const double rate = a.get_double("lr", recipe.stated ? recipe.stated->target_rate : 1e-3);
     const int drop_period = a.get_int("drop-period", recipe.stated ? recipe.stated->drop_period : 20);
     t.schedule = ewnet::LearnRateSchedule::piecewise(rate, drop_factor, drop_period);
@@ -60,6 +81,15 @@ int main(int argc, char** argv) {
     d.batch = t.batch;
     const pipeline::Data data = pipeline::load_data(d, std::cout);
     t = pipeline::on_data(t, data, d.dir);
+    // The unlabelled images (and the source's, for alignment) live until the run ends.
+    std::unique_ptr<ewnet::data::UnlabeledImages> pool, source_images;
+    if (unlabeled) {
+      pool = pipeline::load_unlabeled(unlabeled->dir, d.image_size, std::cout);
+      if (a.has("source-images")) source_images = pipeline::load_unlabeled(a.get("source-images", ""), d.image_size, std::cout);
+      t.unlabeled = ewnet::transfer::semi_supervised_training(
+          unlabeled->recipe, ewnet::data::pool_of(*pool), *data.cache, data.split,
+          source_images ? ewnet::data::pool_of(*source_images) : ewnet::data::UnlabeledPool{});
+    }
     ewnet::train::RunReport report(std::cout);
     if (from_init) {
       t.title = "target fine-tuning (transfer from " + net.weights + ")";

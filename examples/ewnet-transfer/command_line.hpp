@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,10 @@ const char* kUsage = "ewnet-transfer [--source DIR --target DIR] [--out DIR] [--
                      "[--compare LIST] [--image-size N] [--source-epochs N] [--target-epochs N] [--batch N] "
                      "[--lr RATE] [--source-schedule cosine|constant] [--warmup N] [--target-lr RATE] "
                      "[--finetune-lr RATE] [--base-factor F] [--drop-period N] [--seed N] [--device cpu|cuda] "
-                     "[--model NAME [--aux]] [--init FILE] [--new-layer-factor F] [--resume] [--no-progress]";
+                     "[--model NAME [--aux]] [--init FILE] [--new-layer-factor F] [--augment standard|strong] "
+                     "[--unlabeled DIR [--semi-supervised METHOD] [--transductive] [--threshold T] "
+                     "[--unlabeled-weight W] [--unlabeled-ratio N] [--no-distribution-alignment]] [--resume] "
+                     "[--no-progress]";
 const char* kHelp =
     "Runs the transfer pipeline: (1) trains the 67-layer model from scratch on the source domain, (2)\n"
     "fine-tunes its best checkpoint on the target domain by a recipe, and (3) with --baseline also runs the\n"
@@ -70,7 +74,18 @@ const char* kHelp =
     "                     random ones; a classifier for another class count is replaced (MATLAB's recipe)\n"
     "  --new-layer-factor F  learning-rate factor of a replaced classifier: in the source stage from --init,\n"
     "                     default 10 (MATLAB's transfer recipe); in fine-tuning from the source model,\n"
-    "                     default 1 (the whole model at one rate measured best)\n";
+    "                     default 1 (the whole model at one rate measured best)\n"
+    "  --augment KIND     standard (default) or strong (RandAugment and cutout first) for the labelled images\n"
+    "  --unlabeled DIR    a folder of unlabelled target images (any layout; no label is read): a further stage\n"
+    "                     fine-tunes by the recipe learning from them too (OUT/semi-supervised), and the summary\n"
+    "                     weighs it against the recipe without them. They must not include a target validation\n"
+    "                     image (compared by content) unless --transductive asks for that setting\n"
+    "  --semi-supervised METHOD  mmd (default), coral or cmd (the target's pooled features aligned with the\n"
+    "                     source images'), fixmatch (pseudo-labels), entropy, or terms joined by '+'\n"
+    "  --transductive     let the unlabelled images include the validation images (their labels are never read)\n"
+    "  --threshold T, --unlabeled-weight W, --unlabeled-ratio N, --no-distribution-alignment   FixMatch's\n"
+    "                     confidence threshold (0.95), weight (1), unlabelled images a labelled one (1), and\n"
+    "                     distribution alignment (on)\n";
 
 using namespace ewnet::transfer;
 
@@ -83,6 +98,7 @@ struct Run {
   ewnet::train::TrainOptions train;      // what every stage shares
   Network network;                       // of every stage
   FinetuneOptions finetune;
+  std::optional<pipeline::UnlabeledChoice> unlabeled;  // the semi-supervised stage
   std::vector<Method> methods;           // the transfer stages: the recipe's, the paper's, --compare's
   int source_epochs = 0, target_epochs = 0, drop_period = 20;
   pipeline::ScheduleChoice source_schedule;
@@ -113,6 +129,8 @@ Run parse(const cli::Args& a) {
   r.baseline = a.flag("baseline") || r.generated;
   r.train = pipeline::run_options(a, r.out, r.source.seed);
   r.train.batch = a.get_int("batch", def.batch);
+  r.train.strong_augment = pipeline::augment_option(a);
+  r.unlabeled = pipeline::unlabeled_options(a);
   r.network = pipeline::network_options(a, 10);  // --init's replaced classifier: MATLAB's factor 10
   r.source_epochs = a.get_int("source-epochs", def.source_epochs);
   r.target_epochs = a.get_int("target-epochs", def.target_epochs);

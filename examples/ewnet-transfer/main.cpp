@@ -1,8 +1,10 @@
 // ewnet-transfer: the whole pipeline in one command: train on the source domain, fine-tune on the
-// target by a recipe (and by more with --compare), and with --baseline also by the paper's recipe
-// and train the target from scratch, so that the summary weighs transfer against scratch.
+// target by a recipe (and by more with --compare), with --unlabeled also by the recipe learning from
+// unlabelled target images, and with --baseline also by the paper's recipe and train the target from
+// scratch, so that the summary weighs transfer against scratch and unlabelled images against none.
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -33,13 +35,24 @@ std::pair<std::vector<StageResult>, size_t> run_stages(const Run& r) {
   };
   std::cout << "\n== 1. source training from scratch: " << r.source.dir << "\n";
   const pipeline::Data source = pipeline::load_data(r.source, std::cout);
+  // The unlabelled images are checked against the target's validation images before anything trains.
+  std::optional<pipeline::Data> early_target;
+  std::unique_ptr<ewnet::data::UnlabeledImages> unlabeled;
+  std::shared_ptr<ewnet::train::UnlabeledTraining> semi;
+  if (r.unlabeled) {
+    early_target = pipeline::load_data(r.target, std::cout);
+    unlabeled = pipeline::load_unlabeled(r.unlabeled->dir, r.target.image_size, std::cout);
+    semi = semi_supervised_training(r.unlabeled->recipe, ewnet::data::pool_of(*unlabeled), *early_target->cache,
+                                    early_target->split,
+                                    ewnet::data::pool_of(*source.cache, source.split.train));
+  }
   stages.push_back({StageKind::source, r.recipe.method, r.out + "/source",
                     train_network(r.network, *source.cache, source.split,
                                   options(source, r.source, r.source_epochs,
                                           r.source_schedule.schedule(r.source_lr, r.source_epochs), "source",
                                           "source (from scratch)"),
                                   &report)});
-  const pipeline::Data target = pipeline::load_data(r.target, std::cout);
+  const pipeline::Data target = early_target ? std::move(*early_target) : pipeline::load_data(r.target, std::cout);
   const auto finetune_schedule = ewnet::LearnRateSchedule::piecewise(r.finetune_lr, 0.5, r.drop_period);
   for (Method m : r.methods) {
     const std::string name = method_name(m);
@@ -54,6 +67,21 @@ std::pair<std::vector<StageResult>, size_t> run_stages(const Run& r) {
                                           options(target, r.target, r.target_epochs, finetune_schedule,
                                                   "transfer-" + name, "target (transfer, " + name + ")"),
                                           &report)});
+  }
+  if (semi) {
+    const std::string name = method_name(r.recipe.method);
+    std::cout << "\n== " << stages.size() + 1 << ". transfer with unlabelled images, recipe " << name << " + "
+              << r.unlabeled->recipe.method << ": fine-tuning the source model on " << r.target.dir << " and "
+              << r.unlabeled->dir << "\n";
+    FinetuneOptions f = r.finetune;
+    f.recipe = r.recipe;
+    ewnet::train::TrainOptions t = options(target, r.target, r.target_epochs, finetune_schedule, "semi-supervised",
+                                           "target (transfer, " + name + " + unlabelled)");
+    t.unlabeled = semi;
+    stages.push_back({StageKind::semi_supervised, r.recipe.method, r.out + "/semi-supervised",
+                      finetune_checkpoint(ewnet::train::best_checkpoint(r.out + "/source"), *target.cache,
+                                          target.split, f, t, &report),
+                      r.unlabeled->recipe.method, semi->setting.transductive ? "transductive" : "inductive"});
   }
   if (r.baseline) {
     std::cout << "\n== " << stages.size() + 1 << ". baseline: the target from scratch, same epochs and schedule\n";
@@ -73,11 +101,14 @@ std::pair<std::vector<StageResult>, size_t> run_stages(const Run& r) {
 int main(int argc, char** argv) {
   return cli::run("ewnet-transfer", kUsage, [&] {
     const cli::Args a(argc, argv,
-                      {"source", "target", "out", "image-size", "source-epochs", "target-epochs", "batch", "lr",
-                       "target-lr", "finetune-lr", "drop-period", "seed", "device", "source-split-file",
-                       "target-split-file", "recipe", "compare", "base-factor", "source-schedule", "warmup",
-                       "model", "init", "new-layer-factor"},
-                      {"baseline", "resume", "no-progress", "no-feature-cache", "aux"});
+                      pipeline::with_group({"source", "target", "out", "image-size", "source-epochs", "target-epochs",
+                                            "batch", "lr", "target-lr", "finetune-lr", "drop-period", "seed", "device",
+                                            "source-split-file", "target-split-file", "recipe", "compare",
+                                            "base-factor", "source-schedule", "warmup", "model", "init",
+                                            "new-layer-factor"},
+                                           pipeline::kUnlabeledOptions),
+                      pipeline::with_group({"baseline", "resume", "no-progress", "no-feature-cache", "aux"},
+                                           pipeline::kUnlabeledFlags));
     if (a.help()) return cli::print_help(kUsage, kHelp);
     Run r = parse(a);
     std::filesystem::create_directories(r.out);
@@ -102,15 +133,27 @@ int main(int argc, char** argv) {
     summary["target_validation_images"] = n_val;
     add_stages(summary, stages);
     const std::optional<Comparison> c = compare_stages(stages, n_val);
+    const std::optional<Comparison> semi = compare_semi_supervised(stages, n_val);
     std::cout << "\n== summary" << (r.generated ? " (GENERATED data set)" : "") << "\n" << summary_table(stages);
     if (c) {
       std::cout << comparison_text(*c);
       summary["comparison"] = c->to_json();
     }
+    if (semi) {
+      std::cout << comparison_text(*semi);
+      summary["semi_supervised_comparison"] = semi->to_json();
+    }
+    for (const StageResult& s : stages)
+      if (s.kind == StageKind::semi_supervised)
+        std::cout << "the unlabelled images were learned from in the " << s.setting << " setting"
+                  << (s.setting == "transductive" ? " (asked for: validation images among them, labels never read)"
+                                                  : " (none of them a validation image)")
+                  << "\n";
     const std::string title =
         std::string("Transfer against training from scratch") + (r.generated ? " (generated data)" : "");
     ewnet::train::write_text_file(r.out + "/comparison.svg",
-                                  ewnet::train::panels_svg(title, comparison_panels(stages, c ? &*c : nullptr)));
+                                  ewnet::train::panels_svg(title, comparison_panels(stages, c ? &*c : nullptr,
+                                                                                   semi ? &*semi : nullptr)));
     ewnet::train::write_text_file(r.out + "/summary.json", summary.dump(2) + "\n");
     std::cout << "pictures: " << r.out << "/comparison.svg, and training-curves.svg and confusion.svg in each "
               << "stage's folder\n";

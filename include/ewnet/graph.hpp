@@ -185,9 +185,23 @@ class Model {
     EWNET_CHECK_AS(GraphError, loss_node_ >= 0, "the model has no classification (loss) layer");
     EWNET_CHECK_AS(ShapeError, labels.size() == size_t(images.n()), labels.size(), " labels for a batch of ",
                    images.n(), " images");
-    loss_layer().set_labels(labels, device_);
-    if (mode == Mode::training)
-      for (int a : aux_loss_nodes_) classification(a).set_labels(labels, device_);
+    set_loss_labels(labels, nullptr, mode);
+    run_forward(images, mode, true);
+    return prediction();
+  }
+
+  /// The same with a weight for each sample: the loss is sum_n w_n CE_n instead of the mean (weights
+  /// 1/N give the mean), and so are the auxiliary classifiers' (layers/classification.hpp). One pass
+  /// can so join parts with their own weights: labelled images, pseudo-labelled ones (FixMatch),
+  /// and images that are there for their features or predictions only (weight 0, any valid label).
+  const Tensor<T>& forward(const Tensor<T>& images, const std::vector<int>& labels, const std::vector<double>& weights,
+                           Mode mode = Mode::training) {
+    build();
+    EWNET_CHECK_AS(GraphError, loss_node_ >= 0, "the model has no classification (loss) layer");
+    EWNET_CHECK_AS(ShapeError, labels.size() == size_t(images.n()) && weights.size() == size_t(images.n()),
+                   labels.size(), " labels and ", weights.size(), " sample weights for a batch of ", images.n(),
+                   " images");
+    set_loss_labels(labels, &weights, mode);
     run_forward(images, mode, true);
     return prediction();
   }
@@ -202,8 +216,12 @@ class Model {
     EWNET_CHECK_AS(ShapeError, labels.size() == size_t(images.n()), labels.size(), " labels for a batch of ",
                    images.n(), " images");
     loss_layer().set_labels(labels);
+    loss_layer().clear_sample_weights();
     if (mode == Mode::training)
-      for (int a : aux_loss_nodes_) classification(a).set_labels(labels);
+      for (int a : aux_loss_nodes_) {
+        classification(a).set_labels(labels);
+        classification(a).clear_sample_weights();
+      }
     run_forward(images, mode, true);
     return prediction();
   }
@@ -224,6 +242,7 @@ class Model {
     EWNET_CHECK_AS(ShapeError, labels.size() == size_t(activations.n()), labels.size(),
                    " labels for a batch of ", activations.n());
     loss_layer().set_labels(labels, device_);
+    loss_layer().clear_sample_weights();
     run_from(cut, activations, mode, true);
     return prediction();
   }
@@ -235,13 +254,41 @@ class Model {
     return has_layer(cut) && cut_problem(cut, pos).empty();
   }
 
-  /// Back-propagates the mean loss of the last labelled forward pass.
+  /// Adds `gradient` to dL/d(output of `name`) in the next backward(): the gradient of a loss term
+  /// computed outside the graph from that layer's activation of the last forward pass (a domain-
+  /// alignment loss on the pooled features, an entropy loss on the logits). It has the layer's
+  /// output shape for that batch and lives on the model's device; it is used by the next backward
+  /// only (a forward pass drops it), and several add up. Throws GraphError when no gradient flows
+  /// through that layer (nothing up to it trains: the term could change nothing).
+  void add_output_gradient(const std::string& name, const Tensor<T>& gradient) {
+    EWNET_CHECK(loss_ready_, "add_output_gradient: call forward(images, labels) first");
+    const int i = find_checked(name);
+    Node& n = nodes_[size_t(i)];
+    EWNET_CHECK_AS(GraphError, n.needs_grad, "add_output_gradient: no gradient flows through '", name,
+                   "' (nothing up to it trains, or it is the loss layer)");
+    EWNET_CHECK_AS(ShapeError, gradient.shape() == n.out.shape(), "add_output_gradient: a gradient of shape ",
+                   gradient.shape(), " for '", name, "', whose output is ", n.out.shape());
+    EWNET_CHECK_AS(DeviceError, gradient.device() == device_, "add_output_gradient: the gradient is on ",
+                   device_name(gradient.device()), " but the model is on ", device_name(device_));
+    Tensor<T> copy = Tensor<T>::empty(gradient.shape(), device_);
+    copy.copy_from(gradient);
+    output_gradients_.emplace_back(i, std::move(copy));
+  }
+
+  /// Back-propagates the loss of the last labelled forward pass (the mean, or the weighted sum),
+  /// with the gradients added by add_output_gradient.
   void backward() {
     EWNET_CHECK(loss_ready_, "backward: call forward(images, labels) first");
     std::fill(grad_written_.begin(), grad_written_.end(), false);
     for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
       Node& n = nodes_[size_t(*it)];
       if (!n.runs_backward || (auxiliary_[size_t(*it)] && !aux_ran_)) continue;
+      // Its consumers have written dL/d(output); the terms from outside the graph join them.
+      for (const auto& [node, gradient] : output_gradients_)
+        if (node == *it) {
+          copy_gradient(gradient, n.grad, grad_written_[size_t(node)] ? GradWrite::accumulate : GradWrite::overwrite);
+          grad_written_[size_t(node)] = true;
+        }
       // The argument lists were sized in allocate(); only the write modes change per step.
       BackwardArgs<T>& args = n.backward_args;
       args.context = last_context_;
@@ -254,22 +301,24 @@ class Model {
       n.layer->backward(args);
       n.layer->count_backward();
     }
+    output_gradients_.clear();
   }
 
-  /// The mean loss of the last labelled forward pass (copies it to the host): after a training
+  /// The loss of the last labelled forward pass (copies it to the host; the mean, or the weighted
+  /// sum of a pass with sample weights): after a training
   /// pass of a model with auxiliary classifiers, the objective trained, main loss + the sum of
   /// weight x auxiliary loss; otherwise the main loss alone (main_loss()).
   T loss() const {
     EWNET_CHECK(loss_ready_, "loss: call forward(images, labels) first");
-    double total = mean_of(nodes_[size_t(loss_node_)].out);
+    double total = classification(loss_node_).reduce(nodes_[size_t(loss_node_)].out);
     if (aux_ran_)
-      for (int a : aux_loss_nodes_) total += classification(a).weight() * mean_of(nodes_[size_t(a)].out);
+      for (int a : aux_loss_nodes_) total += classification(a).weight() * classification(a).reduce(nodes_[size_t(a)].out);
     return T(total);
   }
   /// The main classifier's mean loss of the last labelled forward pass, without auxiliary terms.
   T main_loss() const {
     EWNET_CHECK(loss_ready_, "loss: call forward(images, labels) first");
-    return T(mean_of(nodes_[size_t(loss_node_)].out));
+    return T(classification(loss_node_).reduce(nodes_[size_t(loss_node_)].out));
   }
 
   /// The output of the last forward pass (class probabilities for a classifier).
@@ -515,6 +564,7 @@ class Model {
     batch_ = -1;
     loss_ready_ = false;
     aux_ran_ = false;
+    output_gradients_.clear();
   }
 
   void resolve_edges() {
@@ -607,14 +657,20 @@ class Model {
     return in;
   }
 
+  /// Sets the labels (and the sample weights, or none) of the main loss and, in training, of the
+  /// auxiliary classifiers' losses.
+  void set_loss_labels(const std::vector<int>& labels, const std::vector<double>* weights, Mode mode) {
+    std::vector<int> losses{loss_node_};
+    if (mode == Mode::training) losses.insert(losses.end(), aux_loss_nodes_.begin(), aux_loss_nodes_.end());
+    for (int l : losses) {
+      classification(l).set_labels(labels, device_);
+      if (weights) classification(l).set_sample_weights(*weights);
+      else classification(l).clear_sample_weights();
+    }
+  }
+
   Classification<T>& classification(int node) const {
     return static_cast<Classification<T>&>(*nodes_[size_t(node)].layer);
-  }
-  static double mean_of(const Tensor<T>& t) {
-    const std::vector<T> v = t.to_vector();
-    double s = 0;
-    for (T x : v) s += x;
-    return v.empty() ? 0.0 : s / double(v.size());
   }
 
   /// Kahn's algorithm, taking ready layers in the order they were added.
@@ -806,6 +862,7 @@ class Model {
   /// mode, and in training mode below the lowest trainable layer (a frozen base).
   void run_layers(size_t first, Mode mode, bool with_loss) {
     last_context_ = ForwardContext{mode, iteration_};
+    output_gradients_.clear();  // they belonged to the previous pass
     if (mode == Mode::training) ++iteration_;
     fused_last_pass_.assign(nodes_.size(), false);
     // Auxiliary classifiers run in labelled training passes over the whole model only.
@@ -896,6 +953,7 @@ class Model {
   Device device_ = Device::cpu;
   std::uint64_t iteration_ = 0;
   ForwardContext last_context_;
+  std::vector<std::pair<int, Tensor<T>>> output_gradients_;  // add_output_gradient's, for the next backward
 };
 
 }  // namespace ewnet

@@ -8,6 +8,8 @@
 
 #include <ewnet/data/loader.hpp>
 
+#include "test_files.hpp"
+
 namespace fs = std::filesystem;
 using namespace ewnet::data;
 
@@ -146,4 +148,38 @@ TEST_CASE("augmentation off is the identity; on, it keeps the size and the value
   augment_to_chw(img, augmented.data(), on, rng);
   REQUIRE(augmented != plain);
   for (float v : augmented) REQUIRE((v >= 0 && v <= 255));
+}
+
+TEST_CASE("strong augmentation in the loader: RandAugment then the usual augmentation, drawn per sample") {
+  ewnet::test::TempDir dir("ewnet-loader-strong");
+  for (int c = 0; c < 2; ++c) {
+    fs::create_directories(dir.path / ("c" + std::to_string(c)));
+    for (int i = 0; i < 3; ++i)
+      write_png((dir.path / ("c" + std::to_string(c)) / (std::to_string(i) + ".png")).string(), test_image(16, 16, 3 * c + i));
+  }
+  const ImageCache cache(scan_image_folder(dir.path.string()), 16);
+  std::vector<size_t> all(cache.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  auto first_batch = [&](bool strong) {
+    LoaderOptions o;
+    o.batch = 3;
+    o.seed = 9;
+    o.strong.enabled = strong;
+    BatchLoader<float> loader(cache, all, o);
+    loader.start_epoch(2);
+    Batch<float> b;
+    REQUIRE(loader.next(b));
+    return b;
+  };
+  const Batch<float> plain = first_batch(false), strong = first_batch(true);
+  REQUIRE(plain.indices == strong.indices);
+  REQUIRE(plain.images.to_vector() != strong.images.to_vector());
+  // Sample k of epoch e draws from (seed, e, k): strong_view_to_chw with that generator.
+  const size_t sample = 3 * 16 * 16;
+  for (size_t k = 0; k < 3; ++k) {
+    std::vector<float> expect(sample);
+    ewnet::Random rng(9 ^ 0xa06e57ull, (std::uint64_t(2) << 32) + k);
+    strong_view_to_chw(cache.image(strong.indices[k]), expect.data(), AugmentOptions{}, StrongAugmentOptions{}, rng);
+    REQUIRE(std::vector<float>(strong.images.data() + k * sample, strong.images.data() + (k + 1) * sample) == expect);
+  }
 }

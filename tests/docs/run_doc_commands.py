@@ -19,8 +19,8 @@ downloaded; the file has the same names and shapes), with Debian's python3 and t
 Not run, and listed as such: commands that are not ewnet programs (tools/install-deps.sh, cmake,
 tools/test.sh, python3 bench/...: CI itself runs those), and `ewnet-collect fetch`, which needs the
 network; the steps after it (sheet, reject, training on data/) run on a data/ folder filled with
-the generated images of the first ewnet-transfer run instead, as do the photos/ and my-photos/
-folders a reader would bring.
+the generated images of the first ewnet-transfer run instead, as do the photos/, my-photos/ and
+line-photos/ (unlabelled) folders a reader would bring.
 
 Exit status: 0 all ran and succeeded, 1 a command failed or a documented program is unknown,
 77 (skipped) some commands need ../shared/datasets, which is absent (the rest ran), unless CI is set.
@@ -124,7 +124,7 @@ def prepare_inputs(work, words):
         for s in src[:2]:
             shutil.copy(s, os.path.join(work, "photos", os.path.basename(s)))
         shutil.copy(src[0], os.path.join(work, "photo.jpg"))
-    for folder in ("data", "my-photos/", "my-photos"):
+    for folder in ("data", "my-photos/", "my-photos", "line-photos/"):
         if folder in words and not os.path.exists(os.path.join(work, folder)):
             source = next(os.path.join(gen, d) for d in sorted(os.listdir(gen)) if os.path.isdir(os.path.join(gen, d)))
             dest = os.path.join(work, folder)

@@ -4,8 +4,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include <ewnet/data/generated.hpp>
 #include <ewnet/data/image.hpp>
@@ -132,6 +135,92 @@ struct TinyRun {
   }
 };
 }  // namespace
+
+TEST_CASE("ewnet-finetune and ewnet-transfer --unlabeled learn from unlabelled images and say which setting ran",
+          "[programs]") {
+  namespace fs = std::filesystem;
+  const TinyRun t("ewnet_test_unlabeled");
+  const fs::path& dir = t.dir;
+  // Unlabelled images: another draw of the generated target, in a layout of its own.
+  ewnet::data::GeneratedOptions g;
+  g.image_size = 40;
+  g.source_per_class = 1;
+  g.target_per_class = 4;
+  g.seed += 17;
+  const std::string more = ewnet::data::write_generated_dataset((dir / "more").string(), g).second;
+  const auto [s0, o0] = run(t.train + " \"" + t.source + "\" --out \"" + (dir / "src").string() + "\"" + t.quick);
+  INFO(o0);
+  REQUIRE(s0 == 0);
+  const std::string finetune = t.finetune + " \"" + (dir / "src" / "best.safetensors").string() + "\" \"" + t.target +
+                               "\" --epochs 2 --batch 8 --no-progress";
+
+  const auto [s1, o1] = run(finetune + " --unlabeled \"" + more + "\" --semi-supervised fixmatch+mmd --source-images \"" +
+                            t.source + "\" --out \"" + (dir / "semi").string() + "\"");
+  INFO(o1);
+  REQUIRE(s1 == 0);
+  CHECK_THAT(o1, Catch::Contains("16 unlabelled images") &&
+                     Catch::Contains("semi-supervised: FixMatch pseudo-labels (threshold 0.95") &&
+                     Catch::Contains("mmd on the pooled features") &&
+                     Catch::Contains("setting: inductive: 16 unlabelled images, none of them a validation image") &&
+                     Catch::Contains("semi-supervised steps: 4 steps with 32 unlabelled views"));
+  std::ifstream in(dir / "semi" / "report.json");
+  const std::string report((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK_THAT(report, Catch::Contains("\"setting\": \"inductive\""));
+
+  // The target folder holds its own validation images: refused (their labels would reach training
+  // through pseudo-labels), unless the transductive setting is asked for.
+  const auto [s2, o2] = run(finetune + " --unlabeled \"" + t.target + "\" --semi-supervised fixmatch --out \"" +
+                            (dir / "leak").string() + "\"");
+  CHECK(s2 == 1);
+  CHECK_THAT(o2, Catch::Contains("4 of the 20 unlabelled images are validation images") &&
+                     Catch::Contains("transductive setting explicitly"));
+  CHECK_FALSE(fs::exists(dir / "leak" / "best.safetensors"));
+  const auto [s3, o3] = run(finetune + " --unlabeled \"" + t.target + "\" --transductive --semi-supervised entropy --out \"" +
+                            (dir / "transductive").string() + "\"");
+  INFO(o3);
+  CHECK(s3 == 0);
+  CHECK_THAT(o3, Catch::Contains("setting: transductive (asked for): 20 unlabelled images, 4 of them validation images"));
+
+  // The whole pipeline: the semi-supervised stage beside the recipe, weighed against it.
+  const auto [s4, o4] = run(std::string("\"") + EWNET_TRANSFER_BIN + "\" --source \"" + t.source + "\" --target \"" +
+                            t.target + "\" --unlabeled \"" + more + "\" --augment strong " +
+                            "--source-epochs 1 --target-epochs 1 --batch 8 --image-size 32 --no-progress --out \"" +
+                            (dir / "pipeline").string() + "\"");
+  INFO(o4);
+  REQUIRE(s4 == 0);
+  // The default method, MMD, against the source stage's training images.
+  CHECK_THAT(o4, Catch::Contains("transfer with unlabelled images, recipe all + mmd") &&
+                     Catch::Contains("32 source images") &&
+                     Catch::Contains("transfer, all + unlabelled (mmd) against transfer, all: ") &&
+                     Catch::Contains("learned from in the inductive setting") &&
+                     Catch::Contains("strong augmentation of the labelled images: RandAugment"));
+  std::ifstream sin(dir / "pipeline" / "summary.json");
+  const std::string summary((std::istreambuf_iterator<char>(sin)), std::istreambuf_iterator<char>());
+  CHECK_THAT(summary, Catch::Contains("\"semi_supervised_comparison\"") && Catch::Contains("\"setting\": \"inductive\""));
+  CHECK(fs::exists(dir / "pipeline" / "semi-supervised" / "best.safetensors"));
+
+  // What the options refuse, before any data is read.
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {" --transductive", "--transductive goes with --unlabeled DIR"},
+           {" --semi-supervised fixmatch", "--semi-supervised goes with --unlabeled DIR"},
+           {" --unlabeled x --semi-supervised mixup", "unknown semi-supervised method 'mixup'"},
+           {" --unlabeled x --semi-supervised mmd+coral", "one feature alignment at a time"},
+           {" --unlabeled x --semi-supervised mmd", "give --source-images DIR"},
+           {" --unlabeled x", "--semi-supervised mmd aligns the target's features with the source's"},
+           {" --unlabeled x --semi-supervised entropy --source-images y",
+            "--source-images goes with --unlabeled and a method that aligns"},
+           {" --unlabeled x --threshold 1.5", "--threshold must be in (0, 1]"},
+           {" --unlabeled x --unlabeled-ratio 0", "--unlabeled-ratio needs an integer >= 1"},
+           {" --augment heavy", "--augment must be standard or strong"}}) {
+    INFO(args);
+    const auto [status, out] = run(finetune + args);
+    CHECK(status == 2);
+    CHECK_THAT(out, Catch::Contains(message) && Catch::Contains("usage: ewnet-finetune"));
+  }
+  const auto [s5, o5] = run(finetune + " --unlabeled \"" + (dir / "no-such-folder").string() + "\" --semi-supervised entropy");
+  CHECK(s5 == 1);
+  CHECK_THAT(o5, Catch::Contains("unlabelled image folder not found"));
+}
 TEST_CASE("ewnet-train and ewnet-finetune take --model and --init: a torchvision network, MATLAB's recipe",
           "[programs]") {
   namespace fs = std::filesystem;

@@ -13,6 +13,7 @@
 // current one trains; a bounded queue keeps it `prefetch` batches ahead. Every random draw of a
 // sample's augmentation comes from (seed, epoch, position in the epoch), never from thread timing,
 // so an epoch's batches are the same whatever the thread count or the moment a run was resumed.
+// LoaderOptions::strong adds RandAugment (data/strong_augment.hpp) before that augmentation.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +31,7 @@
 #include <ewnet/data/augment.hpp>
 #include <ewnet/data/dataset.hpp>
 #include <ewnet/data/image.hpp>
+#include <ewnet/data/strong_augment.hpp>
 #include <ewnet/random.hpp>
 #include <ewnet/tensor.hpp>
 
@@ -162,6 +164,12 @@ struct LoaderOptions {
   int batch = 64;
   bool shuffle = true;
   AugmentOptions augment;  // set enabled = false for validation
+  // RandAugment before the augmentation above (data/strong_augment.hpp); off by default.
+  StrongAugmentOptions strong = [] {
+    StrongAugmentOptions o;
+    o.enabled = false;
+    return o;
+  }();
   std::uint64_t seed = 0;
   int threads = default_threads();  // workers that pack one batch together
   int prefetch = 2;                 // batches prepared ahead of the one training
@@ -174,6 +182,7 @@ class BatchLoader {
       : cache_(cache), indices_(std::move(indices)), opt_(o) {
     EWNET_CHECK(o.batch > 0, "loader: batch size must be positive, got ", o.batch);
     EWNET_CHECK(!indices_.empty(), "loader: no images to load");
+    if (o.strong.enabled) check(o.strong);
   }
   ~BatchLoader() { stop(); }
   BatchLoader(const BatchLoader&) = delete;
@@ -227,7 +236,7 @@ class BatchLoader {
             b.labels[k] = cache_.label(idx);
             // The generator of one sample of one epoch, independent of which thread packs it.
             Random rng(opt_.seed ^ 0xa06e57ull, (std::uint64_t(epoch) << 32) + first + k);
-            augment_to_chw(cache_.image(idx), b.images.data() + k * sample, opt_.augment, rng);
+            strong_view_to_chw(cache_.image(idx), b.images.data() + k * sample, opt_.augment, opt_.strong, rng);
           }
         };
         const size_t workers = std::min(n, size_t(std::max(1, opt_.threads)));

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@
 #include <ewnet/optim/sgdm.hpp>
 
 namespace ewnet::train {
+
+struct UnlabeledTraining;  // train/unlabeled_batches.hpp
 
 struct TrainOptions {
   int epochs = 320;                                                  // the paper's maximum
@@ -29,6 +32,11 @@ struct TrainOptions {
   bool resume = false;
   bool progress = true;                 // RunReport's progress bar on stderr
   data::AugmentOptions augment;
+  // RandAugment and cutout before that augmentation (data/strong_augment.hpp); off by default.
+  data::StrongAugmentOptions strong_augment = data::LoaderOptions().strong;
+  // Semi-supervised training: unlabelled images learned from beside the labelled ones at every
+  // step (train/unlabeled_batches.hpp); none by default.
+  std::shared_ptr<const UnlabeledTraining> unlabeled;
   // Train from cached activations of this layer (empty: run every layer every step). Needs
   // augmentation off and can_cache_features(model, feature_cache) (train/feature_cache.hpp).
   std::string feature_cache;

@@ -23,6 +23,7 @@
 #include <ewnet/train/history.hpp>
 #include <ewnet/train/options.hpp>
 #include <ewnet/train/report.hpp>
+#include <ewnet/train/unlabeled_batches.hpp>
 
 namespace ewnet::train {
 
@@ -50,6 +51,9 @@ inline json::Value run_settings(const TrainOptions& o, const data::ImageCache& c
   v["classes"] = json::string_array(o.classes);
   v["files"] = int(split.train.size() + split.validation.size());
   v["files_digest"] = std::string(digest);
+  // Only when used: a run without them keeps the settings (and resumes) it had.
+  if (o.strong_augment.enabled) v["strong_augment"] = data::describe(o.strong_augment);
+  if (o.unlabeled) v["semi_supervised"] = settings_json(*o.unlabeled);
   return v;
 }
 
@@ -79,7 +83,9 @@ std::string architecture_difference(Model<T>& model, const std::map<std::string,
              only_now.empty() ? "" : "layers only in this model: " + only_now);
 }
 
-/// The fields in which `now` differs from `saved`, as "name (checkpoint X, now Y)".
+/// The fields in which `now` differs from `saved`, as "name (checkpoint X, now Y)"; a field only one
+/// of them has is one too (a semi-supervised run resumed without its unlabelled images: "now
+/// absent", or the other way round: "checkpoint absent").
 inline std::vector<std::string> settings_differences(const json::Value& saved, const json::Value& now) {
   std::vector<std::string> out;
   for (const auto& [key, value] : now.as_object()) {
@@ -87,6 +93,9 @@ inline std::vector<std::string> settings_differences(const json::Value& saved, c
     const std::string was = before ? before->dump() : "absent";
     if (was != value.dump()) out.push_back(str(key, " (checkpoint ", was, ", now ", value.dump(), ")"));
   }
+  if (saved.is_object())
+    for (const auto& [key, value] : saved.as_object())
+      if (!now.find(key)) out.push_back(str(key, " (checkpoint ", value.dump(), ", now absent)"));
   return out;
 }
 

@@ -5,7 +5,8 @@
 //             into, locked, an interrupted run's temporaries removed)
 //   resume    continue from OUT/last.safetensors, the settings checked (train/resume.hpp)
 //   batches   images through the loader, shuffled and augmented from (seed, epoch), or a frozen
-//             base's features computed once (train/batches.hpp, train/feature_cache.hpp)
+//             base's features computed once (train/batches.hpp, train/feature_cache.hpp); with
+//             unlabelled images, each step's unlabelled batch beside (train/unlabeled_batches.hpp)
 //   then each epoch:
 //     step      forward, backward and an SGDM step per mini-batch at the schedule's rate
 //     evaluate  the validation split in inference mode (train/evaluate.hpp)
@@ -39,6 +40,7 @@
 #include <ewnet/train/options.hpp>
 #include <ewnet/train/report.hpp>
 #include <ewnet/train/resume.hpp>
+#include <ewnet/train/unlabeled_batches.hpp>
 
 namespace ewnet::train {
 
@@ -66,6 +68,8 @@ template <class T>
 RunBatches<T> run_batches(Model<T>& model, const data::ImageCache& cache, const data::Split& split,
                           const TrainOptions& o, bool epochs_left) {
   RunBatches<T> b;
+  EWNET_CHECK(!o.unlabeled || o.feature_cache.empty(), "train: unlabelled images are learned from through the whole "
+              "model, not from a feature cache at '", o.feature_cache, "'");
   if (!o.feature_cache.empty()) {
     EWNET_CHECK(!o.augment.enabled, "train: a feature cache at '", o.feature_cache,
                 "' needs augmentation off (an augmented image has new features every epoch)");
@@ -83,9 +87,13 @@ RunBatches<T> run_batches(Model<T>& model, const data::ImageCache& cache, const 
   data::LoaderOptions shuffled;
   shuffled.batch = o.batch;
   shuffled.augment = o.augment;
+  shuffled.strong = o.strong_augment;
   shuffled.seed = o.seed;
   shuffled.threads = o.threads;
   b.train = std::make_unique<ImageBatches<T>>(cache, split.train, shuffled, o.device);
+  if (o.unlabeled)
+    b.train = std::make_unique<SemiSupervisedBatches<T>>(std::move(b.train), *o.unlabeled, o.augment, o.batch, o.seed,
+                                                         o.threads, model.classes(), o.device);
   if (!split.validation.empty())
     b.validation = std::make_unique<ImageBatches<T>>(cache, split.validation, in_order(o.batch, o.threads), o.device);
   return b;

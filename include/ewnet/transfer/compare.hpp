@@ -2,7 +2,8 @@
 //
 // A stage is measured by its validation accuracy averaged over its epochs (the area under the
 // comparison chart's curve: on a small validation set a fairer "better at equal epochs" than one
-// best epoch). The chosen recipe's gain over scratch is weighed against the noise of the
+// best epoch). The chosen recipe's gain over scratch, and the semi-supervised stage's over the same
+// recipe without unlabelled images, are weighed against the noise of the
 // validation set: on n images one image is 100/n points, an accuracy p has the standard error
 // sqrt(p (1 - p) / n), the difference of two accuracies sqrt(se_a^2 + se_b^2), and a gain counts
 // as clear when it exceeds twice that (about 95%). Also here: each stage's entry in summary.json,
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ewnet/json.hpp>
@@ -23,7 +25,8 @@
 
 namespace ewnet::transfer {
 
-enum class StageKind { source, transfer, scratch };
+// semi_supervised: a transfer stage that learns from unlabelled target images too.
+enum class StageKind { source, transfer, scratch, semi_supervised };
 
 /// What a stage of the pipeline left: which stage, where, and its history.
 struct StageResult {
@@ -31,12 +34,20 @@ struct StageResult {
   Method method = Method::all;  // the recipe's, for a transfer stage
   std::string folder;
   train::History history;
+  std::string semi_supervised;  // the semi-supervised method (transfer/semi_supervised.hpp)
+  std::string setting;          // and its setting: inductive or transductive
+
+  StageResult() = default;
+  StageResult(StageKind k, Method m, std::string f, train::History h, std::string semi = "", std::string s = "")
+      : kind(k), method(m), folder(std::move(f)), history(std::move(h)), semi_supervised(std::move(semi)),
+        setting(std::move(s)) {}
 
   std::string name() const {
     switch (kind) {
       case StageKind::source: return "source, from scratch";
       case StageKind::transfer: return std::string("transfer, ") + method_name(method);
       case StageKind::scratch: return "target, from scratch";
+      case StageKind::semi_supervised: return str("transfer, ", method_name(method), " + unlabelled (", semi_supervised, ")");
     }
     return "?";
   }
@@ -54,9 +65,10 @@ inline double standard_error(double p, size_t n) {
   return n ? std::sqrt(std::max(p * (1 - p), 0.0) / double(n)) : 0.0;
 }
 
-/// A transfer stage against scratch, in points of accuracy (percent).
+/// A stage against another (a transfer stage against scratch), in points of accuracy (percent).
 struct Comparison {
   Method method = Method::all;        // the transfer stage's recipe
+  std::string stage, against;         // their names (StageResult::name; "scratch" for scratch)
   double mean_gain = 0;               // mean accuracy over the epochs, transfer minus scratch
   double best_gain = 0;               // at each one's best epoch
   double one_image = 0;               // what one validation image is worth
@@ -69,6 +81,8 @@ struct Comparison {
   json::Value to_json() const {
     json::Value v = json::Value::object();
     v["recipe"] = method_name(method);
+    v["stage"] = stage;
+    v["against"] = against;
     v["mean_accuracy_gain_points"] = mean_gain;
     v["best_accuracy_gain_points"] = best_gain;
     v["one_image_points"] = one_image;
@@ -85,6 +99,8 @@ inline Comparison compare(const StageResult& transfer, const StageResult& scratc
   const double et = standard_error(mt, validation_images), eb = standard_error(mb, validation_images);
   Comparison c;
   c.method = transfer.method;
+  c.stage = transfer.name();
+  c.against = scratch.kind == StageKind::scratch ? std::string("scratch") : scratch.name();
   c.mean_gain = 100 * (mt - mb);
   c.best_gain = 100 * (transfer.history.best_val_accuracy - scratch.history.best_val_accuracy);
   c.one_image = 100.0 / double(validation_images);
@@ -105,6 +121,19 @@ inline std::optional<Comparison> compare_stages(const std::vector<StageResult>& 
   return compare(*transfer, *scratch, validation_images);
 }
 
+/// The semi-supervised stage against the supervised stage of its recipe (what the unlabelled images
+/// added): none unless both ran and there are validation images.
+inline std::optional<Comparison> compare_semi_supervised(const std::vector<StageResult>& stages,
+                                                         size_t validation_images) {
+  const StageResult *semi = nullptr, *supervised = nullptr;
+  for (const StageResult& s : stages)
+    if (s.kind == StageKind::semi_supervised && !semi) semi = &s;
+  for (const StageResult& s : stages)
+    if (semi && s.kind == StageKind::transfer && s.method == semi->method) supervised = &s;
+  if (!semi || !supervised || validation_images == 0) return std::nullopt;
+  return compare(*semi, *supervised, validation_images);
+}
+
 /// A stage's entry in summary.json.
 inline json::Value stage_json(const StageResult& s) {
   const train::History& h = s.history;
@@ -120,12 +149,20 @@ inline json::Value stage_json(const StageResult& s) {
   return v;
 }
 
-/// Adds the stages to a summary: "source", "transfer" (each by its recipe) and "scratch" when run.
+/// Adds the stages to a summary: "source", "transfer" (each by its recipe), "semi_supervised" (with
+/// its method and setting) and "scratch" when run.
 inline void add_stages(json::Value& summary, const std::vector<StageResult>& stages) {
   json::Value transfers = json::Value::object();
   for (const StageResult& s : stages) {
     if (s.kind == StageKind::source) summary["source"] = stage_json(s);
     if (s.kind == StageKind::transfer) transfers[method_name(s.method)] = stage_json(s);
+    if (s.kind == StageKind::semi_supervised) {
+      json::Value v = stage_json(s);
+      v["recipe"] = method_name(s.method);
+      v["method"] = s.semi_supervised;
+      v["setting"] = s.setting;
+      summary["semi_supervised"] = v;
+    }
   }
   summary["transfer"] = transfers;
   for (const StageResult& s : stages)
@@ -152,18 +189,20 @@ inline std::string summary_table(const std::vector<StageResult>& stages) {
 
 /// The comparison in words, one line.
 inline std::string comparison_text(const Comparison& c) {
-  const StageResult transfer{StageKind::transfer, c.method, "", {}};
-  char line[512];
+  char line[768];
   std::snprintf(line, sizeof line,
-                "%s against scratch: %+.1f points of mean accuracy over the epochs, %+.1f at the best epoch; one "
+                "%s against %s: %+.1f points of mean accuracy over the epochs, %+.1f at the best epoch; one "
                 "validation image is %.1f points and twice the standard error of the difference %.1f, so this is %s\n",
-                transfer.name().c_str(), c.mean_gain, c.best_gain, c.one_image, c.noise, c.verdict().c_str());
+                c.stage.c_str(), c.against.c_str(), c.mean_gain, c.best_gain, c.one_image, c.noise,
+                c.verdict().c_str());
   return line;
 }
 
 /// The target stages' validation accuracy and loss by epoch, each stage a line (scratch in orange),
-/// the accuracy panel's title with the comparison when there is one.
-inline std::vector<train::Panel> comparison_panels(const std::vector<StageResult>& stages, const Comparison* c) {
+/// the accuracy panel's title with the comparison when there is one, and the semi-supervised
+/// stage's against its supervised recipe when given.
+inline std::vector<train::Panel> comparison_panels(const std::vector<StageResult>& stages, const Comparison* c,
+                                                   const Comparison* semi = nullptr) {
   static const char* colours[] = {"#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02"};
   train::Panel accuracy{"Validation accuracy on the target", "epoch", "accuracy (%)", {}, 0, 100};
   train::Panel loss{"Validation loss on the target", "epoch", "cross-entropy loss", {}, 0, NAN};
@@ -186,6 +225,12 @@ inline std::vector<train::Panel> comparison_panels(const std::vector<StageResult
   if (c) {
     char b[96];
     std::snprintf(b, sizeof b, " (transfer %+.1f points over the epochs, noise +-%.1f)", c->mean_gain, c->noise);
+    accuracy.title += b;
+  }
+  if (semi) {
+    char b[128];
+    std::snprintf(b, sizeof b, " (unlabelled images %+.1f points over the epochs, noise +-%.1f)", semi->mean_gain,
+                  semi->noise);
     accuracy.title += b;
   }
   return {accuracy, loss};

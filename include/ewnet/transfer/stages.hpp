@@ -3,7 +3,8 @@
 //   finetune               a source model on a target data set by a recipe (transfer/recipe.hpp)
 //   finetune_checkpoint    the same from an ewnet checkpoint (a source run's best.safetensors)
 //   finetune_from_weights  the same from a weights file for a network by name (torchvision's, say)
-// Each takes the data (decoded images and their split) and train::TrainOptions as they are, runs
+// Each takes the data (decoded images and their split) and train::TrainOptions as they are (with
+// TrainOptions::unlabeled, semi-supervised: transfer/semi_supervised.hpp), runs
 // train::fit and returns its history; what a stage decides on the way (the weights it loaded,
 // what it froze, a classifier's factor) it says through the reporter's notes. ewnet-train,
 // ewnet-finetune and ewnet-transfer are these calls behind a command line.
@@ -23,6 +24,7 @@
 #include <ewnet/optim/sgdm.hpp>
 #include <ewnet/train/trainer.hpp>
 #include <ewnet/transfer/recipe.hpp>
+#include <ewnet/transfer/semi_supervised.hpp>
 
 namespace ewnet::transfer {
 
@@ -133,8 +135,9 @@ train::History train_network(const Network& net, const data::ImageCache& images,
 /// frozen, the trainable base at f.base_factor, the new classifiers at f.new_layer_factor. The
 /// model's input normalisation is kept: the base's features were learned on inputs normalised
 /// that way. With the plan's feature cache the images are not augmented and the head trains from
-/// the base's features computed once. `source` says where the weights came from (recorded in the
-/// run's checkpoints and report).
+/// the base's features computed once, unless t.unlabeled asks for unlabelled images (they need the
+/// whole model every step). `source` says where the weights came from (recorded in the run's
+/// checkpoints and report).
 template <class T>
 train::History finetune(Model<T> model, const std::string& source, const data::ImageCache& images,
                         const data::Split& split, const FinetuneOptions& f, train::TrainOptions t,
@@ -155,7 +158,7 @@ train::History finetune(Model<T> model, const std::string& source, const data::I
   detail::set_new_layer_factor(model, f.new_layer_factor, report);
   size_t frozen = 0, trainable = 0;
   for (auto& [layer, p] : model.parameters()) (p->trainable() ? trainable : frozen) += p->count();
-  const bool cached = !plan.cache_features.empty();
+  const bool cached = !plan.cache_features.empty() && !t.unlabeled;
   detail::note(report, str("fine-tuning ", source, " (recipe ", method_name(f.recipe.method), "): ",
                            plan.frozen_to.empty() ? std::string("nothing frozen")
                                                   : "frozen up to and including '" + plan.frozen_to + "'",
@@ -179,7 +182,23 @@ train::History finetune(Model<T> model, const std::string& source, const data::I
   t.report_extra["base_learn_rate_factor"] = plan.slow_to.empty() ? 0.0 : f.base_factor;
   t.report_extra["trainable_parameters"] = trainable;
   t.report_extra["frozen_parameters"] = frozen;
-  return train::fit(model, images, split, detail::with_classes(std::move(t), images), report);
+  if (t.strong_augment.enabled)
+    detail::note(report, "strong augmentation of the labelled images: " + data::describe(t.strong_augment));
+  if (!t.unlabeled) return train::fit(model, images, split, detail::with_classes(std::move(t), images), report);
+  const std::shared_ptr<const train::UnlabeledTraining> u = t.unlabeled;
+  detail::note(report, "semi-supervised: " + train::describe(*u));
+  detail::note(report, "setting: " + u->setting.line());
+  t.metadata["ewnet.semi_supervised"] = train::describe(*u);
+  json::Value semi = json::Value::object();
+  semi["method"] = train::describe(*u);
+  semi["setting"] = u->setting.transductive ? "transductive" : "inductive";
+  semi["setting_line"] = u->setting.line();
+  semi["unlabeled_images"] = int(u->pool.size());
+  semi["validation_images_among_them"] = int(u->setting.validation_images);
+  t.report_extra["semi_supervised"] = semi;
+  train::History h = train::fit(model, images, split, detail::with_classes(std::move(t), images), report);
+  detail::note(report, "semi-supervised steps: " + train::tally_text(*u));
+  return h;
 }
 
 /// finetune from an ewnet checkpoint (a source run's best.safetensors).
