@@ -1,15 +1,20 @@
-// ewnet/dispatch.hpp: the one place where an operation picks its device.
+// ewnet/dispatch.hpp: the one place where an operation picks its device and, on the CPU, its
+// implementation.
 //
 // Every operation in ewnet/ops/ is a function template that checks its arguments, then calls
 // EWNET_DISPATCH(device, T, op, args...), which forwards to cpu::op (beside it in the same header)
 // or cuda::op (declared there, implemented in the CUDA backend, for float). A reader finds any
-// operation on any device by one name.
+// operation on any device by one name. Operations with a oneDNN primitive path put
+// EWNET_CPU_PRIMITIVE(device, T, call) first: float tensors on the CPU run `call` (onednn/, the
+// CPU engine's primitives) unless the reference loops are asked for (onednn::enabled()); double,
+// and float on the reference path, run cpu::op, the reference every test compares against.
 #pragma once
 
 #include <type_traits>
 
 #include <ewnet/device.hpp>
 #include <ewnet/error.hpp>
+#include <ewnet/onednn/adapter.hpp>
 
 namespace ewnet::detail {
 [[noreturn]] inline void cuda_float_only(const char* op) {
@@ -38,3 +43,11 @@ namespace ewnet::detail {
     ::ewnet::cpu::op(__VA_ARGS__);                                           \
   } while (0)
 #endif
+
+#define EWNET_CPU_PRIMITIVE(device, T, call)                                  \
+  if constexpr (std::is_same_v<T, float>) {                                  \
+    if (::ewnet::onednn::runs_on(device)) {                                  \
+      call;                                                                  \
+      return;                                                                \
+    }                                                                        \
+  }

@@ -667,6 +667,7 @@ class Model {
   void initialize_node(Node& n) {
     Random rng(seed_, hash_name(n.layer->name()));
     n.layer->initialize(rng);
+    for (Param<T>* p : n.layer->params()) p->changed();
     n.fresh = false;
   }
 

@@ -35,3 +35,12 @@ TEST_CASE("fully connected reads a channel-slice input", "[fully_connected][view
   REQUIRE(!slice.contiguous());
   REQUIRE(bitwise_equal(run_forward<double>(fc, {slice}), run_forward<double>(fc, {dense})));
 }
+
+TEST_CASE("fully connected on the CPU engine matches the reference loops", "[fully_connected][engine]") {
+  Random rng(34);
+  for (const Shape s : {Shape{5, 7, 3, 2}, Shape{3, 32, 1, 1}, Shape{1, 20, 4, 4}}) {
+    INFO("input " << s);
+    FullyConnected<float> fc("fc", 9);
+    check_engine_against_reference(fc, {random_tensor<float>(s, rng)});
+  }
+}

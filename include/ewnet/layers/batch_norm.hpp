@@ -44,7 +44,7 @@ class BatchNorm : public Layer<T> {
       batch_norm_forward_inference(*x[0], scale_.value, offset_.value, running_mean_, running_var_, y, p_);
     else
       batch_norm_forward_training(*x[0], scale_.value, offset_.value, y, saved_mean_, saved_invstd_, running_mean_,
-                                  running_var_, p_);
+                                  running_var_, p_, &cache_);
   }
   void backward(const BackwardArgs<T>& a) override {
     const Tensor<T>* dg = scale_.trainable() ? &scale_.grad : nullptr;
@@ -54,7 +54,8 @@ class BatchNorm : public Layer<T> {
       batch_norm_backward_inference(*a.x[0], *a.dy, scale_.value, running_mean_, running_var_, a.dx[0], mode, dg, db,
                                     p_);
     else
-      batch_norm_backward_training(*a.x[0], *a.dy, scale_.value, saved_mean_, saved_invstd_, a.dx[0], mode, dg, db);
+      batch_norm_backward_training(*a.x[0], *a.dy, scale_.value, saved_mean_, saved_invstd_, a.dx[0], mode, dg, db, p_,
+                                   &cache_);
   }
 
   std::vector<Param<T>*> params() override { return {&scale_, &offset_}; }
@@ -85,6 +86,7 @@ class BatchNorm : public Layer<T> {
   BatchNormParams p_;
   Param<T> scale_, offset_;
   Tensor<T> running_mean_, running_var_, saved_mean_, saved_invstd_;
+  onednn::LayerCache cache_;  // the CPU engine's batch variance of the last training pass
 };
 
 }  // namespace ewnet

@@ -70,19 +70,20 @@ class Conv2d : public Layer<T> {
   }
 
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
-    conv2d_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, y, geom_);
+    conv2d_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, y, geom_, engine_cache());
   }
 
   /// The forward pass with the ReLU that follows it applied on the way, written to that ReLU's
   /// output (Model's inference path; nothing of it is needed for a backward pass).
   void forward_relu(const std::vector<const Tensor<T>*>& x, const Tensor<T>& relu_out) {
-    conv2d_relu_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, relu_out, geom_);
+    conv2d_relu_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, relu_out, geom_, engine_cache());
   }
 
   void backward(const BackwardArgs<T>& a) override {
-    if (a.dx[0]) conv2d_backward_data(*a.dy, weight_.value, *a.dx[0], geom_, a.dx_mode[0]);
-    if (weight_.trainable()) conv2d_backward_filter(*a.x[0], *a.dy, weight_.grad, geom_);
-    if (opt_.bias && bias_.trainable()) conv2d_backward_bias(*a.dy, bias_.grad);
+    if (a.dx[0]) conv2d_backward_data(*a.dy, weight_.value, *a.dx[0], geom_, a.dx_mode[0], engine_cache());
+    const Tensor<T>* dw = weight_.trainable() ? &weight_.grad : nullptr;
+    const Tensor<T>* db = opt_.bias && bias_.trainable() ? &bias_.grad : nullptr;
+    conv2d_backward_weights(*a.x[0], *a.dy, dw, db, weight_.value.shape(), geom_);
   }
 
   std::vector<Param<T>*> params() override {
@@ -105,9 +106,16 @@ class Conv2d : public Layer<T> {
   }
 
  private:
+  /// The CPU engine's cache, told the weights' current version.
+  onednn::LayerCache* engine_cache() {
+    cache_.weights_version = weight_.version;
+    return &cache_;
+  }
+
   Conv2dOptions opt_;
   Conv2dGeometry geom_;
   Param<T> weight_, bias_;
+  onednn::LayerCache cache_;
 };
 
 }  // namespace ewnet

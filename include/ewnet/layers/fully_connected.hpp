@@ -35,10 +35,10 @@ class FullyConnected : public Layer<T> {
     bias_.value.zero();
   }
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
-    fully_connected_forward(*x[0], weight_.value, &bias_.value, y);
+    fully_connected_forward(*x[0], weight_.value, &bias_.value, y, engine_cache());
   }
   void backward(const BackwardArgs<T>& a) override {
-    if (a.dx[0]) fully_connected_backward_data(*a.dy, weight_.value, *a.dx[0], a.dx_mode[0]);
+    if (a.dx[0]) fully_connected_backward_data(*a.dy, weight_.value, *a.dx[0], a.dx_mode[0], engine_cache());
     fully_connected_backward_weights(*a.x[0], *a.dy, weight_.trainable() ? &weight_.grad : nullptr,
                                      bias_.trainable() ? &bias_.grad : nullptr);
   }
@@ -53,9 +53,16 @@ class FullyConnected : public Layer<T> {
   }
 
  private:
+  /// The CPU engine's cache, told the weights' current version.
+  onednn::LayerCache* engine_cache() {
+    cache_.weights_version = weight_.version;
+    return &cache_;
+  }
+
   int outputs_;
   Init init_;
   Param<T> weight_, bias_;
+  onednn::LayerCache cache_;
 };
 
 }  // namespace ewnet

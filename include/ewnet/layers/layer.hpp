@@ -64,8 +64,14 @@ struct Param {
   std::vector<int> dims;   // the logical shape written to checkpoints ([K, D] for a linear layer)
   double learn_rate_factor = 1;
   double l2_factor = 1;
+  /// Advanced whenever `value` changes (changed()): every writer of parameter values in ewnet calls
+  /// it (a solver step, loading a checkpoint, initialisation, a move to another device), and code
+  /// that writes value.data() itself must too. The CPU engine keeps the weights reordered into its
+  /// primitives' layout while the version is unchanged (onednn::LayerCache).
+  std::uint64_t version = 0;
 
   bool trainable() const { return learn_rate_factor != 0; }
+  void changed() { ++version; }
   size_t count() const { return value.size(); }
 
   void allocate(Shape shape, std::vector<int> logical_dims, Device device) {
@@ -81,9 +87,11 @@ struct Param {
     grad = Tensor<T>(shape, device);
     velocity = Tensor<T>(shape, device);
     dims = std::move(logical_dims);
+    changed();
   }
   void to(Device device) {
     if (value.device() == device) return;
+    changed();
     value = value.to(device);
     grad = grad.to(device);
     velocity = velocity.to(device);
@@ -103,6 +111,10 @@ struct StateTensor {
 struct ForwardContext {
   Mode mode = Mode::inference;
   std::uint64_t iteration = 0;  // the model's step counter: dropout draws its mask from it
+  /// Whether a backward pass through this layer may follow. Model sets it false where none will
+  /// (inference, a frozen base): the CPU engine's layers then keep nothing for one (max pooling's
+  /// argmax, LRN's workspace); a backward pass after all recomputes what it needs.
+  bool backward_follows = true;
 };
 
 /// What a layer's backward pass reads and writes.

@@ -54,12 +54,15 @@ class MaxPool : public detail::PoolBase<T> {
   MaxPool(std::string name, PoolOptions o) : detail::PoolBase<T>(std::move(name), o) {}
   std::string type() const override { return "max_pool"; }
   std::string describe() const override { return "max pooling " + this->window(); }
-  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
-    max_pool_forward(*x[0], y, this->geom_);
+  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext& ctx) override {
+    max_pool_forward(*x[0], y, this->geom_, &cache_, ctx.backward_follows);
   }
   void backward(const BackwardArgs<T>& a) override {
-    if (a.dx[0]) max_pool_backward(*a.x[0], *a.y, *a.dy, *a.dx[0], this->geom_, a.dx_mode[0]);
+    if (a.dx[0]) max_pool_backward(*a.x[0], *a.y, *a.dy, *a.dx[0], this->geom_, a.dx_mode[0], &cache_);
   }
+
+ private:
+  onednn::LayerCache cache_;  // the argmax of the last forward pass that kept it
 };
 
 template <class T>

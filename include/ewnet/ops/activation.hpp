@@ -1,6 +1,9 @@
 // ewnet/ops/activation.hpp: ReLU.  y = max(x, 0);  dx = dy where y > 0, else 0.
+// CPU, float: oneDNN's eltwise primitive where the operands share a descriptor
+// (onednn/eltwise.hpp), the loops below otherwise (and for double).
 #pragma once
 
+#include <ewnet/onednn/eltwise.hpp>
 #include <ewnet/ops/common.hpp>
 #include <ewnet/ops/parallel.hpp>
 
@@ -48,6 +51,8 @@ void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& dx,
 template <class T>
 void relu_forward(const Tensor<T>& x, const Tensor<T>& y) {
   detail::check_same_shape("relu_forward", "x", x, "y", y);
+  if constexpr (std::is_same_v<T, float>)
+    if (onednn::runs_on(x.device()) && onednn::relu_forward(x, y)) return;
   EWNET_DISPATCH(x.device(), T, relu_forward, x, y);
 }
 
@@ -56,6 +61,8 @@ template <class T>
 void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& dx, GradWrite mode = GradWrite::overwrite) {
   detail::check_same_shape("relu_backward", "y", y, "dy", dy);
   detail::check_same_shape("relu_backward", "y", y, "dx", dx);
+  if constexpr (std::is_same_v<T, float>)
+    if (onednn::runs_on(y.device()) && onednn::relu_backward(y, dy, dx, mode == GradWrite::accumulate)) return;
   EWNET_DISPATCH(y.device(), T, relu_backward, y, dy, dx, mode);
 }
 

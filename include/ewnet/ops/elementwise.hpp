@@ -1,7 +1,10 @@
 // ewnet/ops/elementwise.hpp: element-wise addition (residual connections), gradient routing
-// (copy or accumulate), and fill.
+// (copy or accumulate), and fill. CPU, float: addition by oneDNN's binary primitive where the
+// operands share a descriptor, gradient routing by its reorder (onednn/eltwise.hpp); the loops
+// below otherwise (and for double).
 #pragma once
 
+#include <ewnet/onednn/eltwise.hpp>
 #include <ewnet/ops/common.hpp>
 #include <ewnet/ops/parallel.hpp>
 
@@ -70,6 +73,8 @@ template <class T>
 void add_forward(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& y) {
   detail::check_same_shape("add_forward", "a", a, "b", b);
   detail::check_same_shape("add_forward", "a", a, "y", y);
+  if constexpr (std::is_same_v<T, float>)
+    if (onednn::runs_on(a.device()) && onednn::add_forward(a, b, y)) return;
   EWNET_DISPATCH(a.device(), T, add_forward, a, b, y);
 }
 
@@ -78,6 +83,8 @@ void add_forward(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& y) {
 template <class T>
 void copy_gradient(const Tensor<T>& src, const Tensor<T>& dst, GradWrite mode = GradWrite::overwrite) {
   detail::check_same_shape("copy_gradient", "src", src, "dst", dst);
+  if constexpr (std::is_same_v<T, float>)
+    if (onednn::runs_on(src.device()) && onednn::copy(src, dst, mode == GradWrite::accumulate)) return;
   EWNET_DISPATCH(src.device(), T, copy_gradient, src, dst, mode);
 }
 
