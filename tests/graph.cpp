@@ -74,13 +74,89 @@ TEST_CASE("a whole network's gradient matches finite differences of its loss", "
 }
 
 TEST_CASE("inception branches are written in place into the concatenation", "[graph][concat]") {
-  Model<float> m = small_network<float>();
   Random rng(6);
-  m.forward(random_tensor<float>({2, 3, 8, 8}, rng));
-  const Tensor<float>& cat = m.activation("inc1-output");
-  REQUIRE(m.activation("inc1-relu_1x1").shares_storage_with(cat));
-  REQUIRE(m.activation("inc1-relu_pool_proj").shares_storage_with(cat));
-  REQUIRE(m.activation("inc1-relu_3x3").same_view(cat.channels(2, 3)));
+  SECTION("plain layout (the reference path): any batch") {
+    onednn::ReferenceScope reference;
+    Model<float> m = small_network<float>();
+    m.forward(random_tensor<float>({2, 3, 8, 8}, rng));
+    const Tensor<float>& cat = m.activation("inc1-output");
+    REQUIRE(m.activation("inc1-relu_1x1").shares_storage_with(cat));
+    REQUIRE(m.activation("inc1-relu_pool_proj").shares_storage_with(cat));
+    REQUIRE(m.activation("inc1-relu_3x3").same_view(cat.channels(2, 3)));
+  }
+  SECTION("the CPU engine's blocked layout: branches of whole blocks, one sample a pass") {
+    // oneDNN's fast kernels take a blocked tensor with its dense batch stride only, and a channel
+    // slice of a batch has its parent's: with more than one sample the concatenation copies.
+    const int b = onednn::preferred_block();
+    if (b == 0) {
+      WARN("the CPU engine prefers no blocked layout on this processor: nothing to check");
+      return;
+    }
+    Model<float> m(3);
+    m.add(std::make_unique<ImageInput<float>>("input", 3, 8, 8));
+    m.add(conv<float>("conv1", 2 * b));
+    add_inception(m, "inc", "conv1", InceptionFilters{b, b, 2 * b, b, b, b}, Residual::none);
+    m.add(std::make_unique<GlobalAvgPool<float>>("gap"));
+    m.add(std::make_unique<FullyConnected<float>>("fc", 3));
+    const Tensor<float> x = random_tensor<float>({3, 3, 8, 8}, rng);
+    m.forward(x.batch(1, 1), Mode::inference);
+    REQUIRE(m.layout_of("inc-output") == b);
+    for (const char* branch : {"inc-relu_1x1", "inc-relu_3x3", "inc-relu_5x5", "inc-relu_pool_proj"})
+      REQUIRE(m.in_place(branch));
+    const std::vector<float> alone = m.activation("inc-output").to_vector();
+    m.forward(x, Mode::inference);
+    for (const char* branch : {"inc-relu_1x1", "inc-relu_3x3", "inc-relu_5x5", "inc-relu_pool_proj"})
+      REQUIRE_FALSE(m.in_place(branch));
+    const std::vector<float> batch = m.activation("inc-output").batch(1, 1).to_vector();
+    REQUIRE(batch == alone);
+  }
+}
+
+TEST_CASE("on the CPU engine activations stay blocked from layer to layer, converted only for plain layers",
+          "[graph][engine]") {
+  const int b = onednn::preferred_block();
+  Model<float> m = small_network<float>(4);
+  Random rng(7);
+  const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 1, 2, 1};
+  m.forward(x, labels);
+  for (const char* blocked : {"conv1", "relu1", "norm1", "pool1", "inc1-3x3", "inc2-residual_add", "bn", "gap"})
+    CHECK(m.layout_of(blocked) == b);
+  // inc1's branches are 2, 3, 2 and 2 channels: not whole blocks, so its concatenation is plain.
+  for (const char* plain : {"inc1-output", "drop", "fc", "softmax", "output"}) CHECK(m.layout_of(plain) == 0);
+  // The same numbers as the reference loops on plain tensors: outputs, loss, gradients.
+  m.backward();
+  const std::vector<float> p = m.prediction().to_vector(), g1 = m.layer_as<Conv2d<float>>("conv1").weight().grad.to_vector();
+  const std::vector<float> a = m.activation("inc2-output").to_vector(), d = m.output_gradient("pool1").to_vector();
+  const float loss = m.loss();
+  onednn::ReferenceScope reference;
+  Model<float> r = small_network<float>(4);
+  r.forward(x, labels);
+  r.backward();
+  CHECK(r.layout_of("conv1") == 0);
+  CHECK(r.loss() == Approx(loss).epsilon(1e-5));
+  CHECK(max_rel_diff(p, r.prediction().to_vector()) < 1e-5);
+  CHECK(max_rel_diff(a, r.activation("inc2-output").to_vector()) < 1e-5);
+  CHECK(max_rel_diff(d, r.output_gradient("pool1").to_vector()) < 1e-5);
+  CHECK(max_rel_diff(g1, r.layer_as<Conv2d<float>>("conv1").weight().grad.to_vector()) < 1e-4);
+}
+
+TEST_CASE("a sample's outputs do not depend on the batch it is in, bitwise", "[graph][engine][determinism]") {
+  // What the feature cache relies on: features computed in one batch equal those computed in any
+  // other (train::fit extracts them in dataset order and trains on shuffled batches).
+  Model<float> m = small_network<float>(5);
+  Random rng(8);
+  const Tensor<float> x = random_tensor<float>({5, 3, 8, 8}, rng);
+  const std::vector<float> all = m.forward(x, Mode::inference).to_vector();
+  const std::vector<float> features = m.activation("gap").to_vector();
+  for (int n = 0; n < 5; ++n) {
+    INFO("sample " << n);
+    REQUIRE(m.forward(x.batch(n, 1), Mode::inference).to_vector() ==
+            std::vector<float>(all.begin() + 3 * n, all.begin() + 3 * (n + 1)));
+    REQUIRE(m.activation("gap").to_vector() ==
+            std::vector<float>(features.begin() + 9 * n, features.begin() + 9 * (n + 1)));
+  }
+  REQUIRE(m.forward(x.batch(1, 3), Mode::inference).to_vector() == std::vector<float>(all.begin() + 3, all.begin() + 12));
 }
 
 TEST_CASE("the summary lists every layer and counts them as MATLAB does", "[graph]") {

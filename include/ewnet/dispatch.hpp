@@ -23,8 +23,15 @@ namespace ewnet::detail {
 }
 }  // namespace ewnet::detail
 
-#ifdef EWNET_WITH_CUDA
 #define EWNET_DISPATCH(device, T, op, ...)                                   \
+  do {                                                                       \
+    ::ewnet::detail::check_plain(#op, __VA_ARGS__);                          \
+    EWNET_DISPATCH_ANY_LAYOUT(device, T, op, __VA_ARGS__);                   \
+  } while (0)
+
+/// The same for the element-wise operations, whose loops take either layout (all operands in one).
+#ifdef EWNET_WITH_CUDA
+#define EWNET_DISPATCH_ANY_LAYOUT(device, T, op, ...)                        \
   do {                                                                       \
     if ((device) == ::ewnet::Device::cuda) {                                 \
       if constexpr (std::is_same_v<T, float>) {                              \
@@ -37,12 +44,36 @@ namespace ewnet::detail {
     ::ewnet::cpu::op(__VA_ARGS__);                                           \
   } while (0)
 #else
-#define EWNET_DISPATCH(device, T, op, ...)                                   \
+#define EWNET_DISPATCH_ANY_LAYOUT(device, T, op, ...)                        \
   do {                                                                       \
     if ((device) == ::ewnet::Device::cuda) ::ewnet::detail::no_cuda();       \
     ::ewnet::cpu::op(__VA_ARGS__);                                           \
   } while (0)
 #endif
+
+namespace ewnet::detail {
+// The loops of cpu:: read plain tensors: a tensor in the CPU engine's blocked layout reaching them
+// is a planning error, reported instead of computed wrong.
+template <class U>
+void plain_argument(const char* op, const Tensor<U>& t) {
+  EWNET_CHECK_AS(ShapeError, !t.blocked(), op, ": a tensor in the CPU engine's blocked layout (", t.shape(),
+                 ") reached a path that reads plain tensors");
+}
+template <class U>
+void plain_argument(const char* op, const Tensor<U>* t) {
+  if (t) plain_argument(op, *t);
+}
+template <class U>
+void plain_argument(const char* op, Tensor<U>* t) {
+  if (t) plain_argument(op, *t);
+}
+template <class A>
+void plain_argument(const char*, const A&) {}
+template <class... A>
+void check_plain(const char* op, const A&... args) {
+  (plain_argument(op, args), ...);
+}
+}  // namespace ewnet::detail
 
 #define EWNET_CPU_PRIMITIVE(device, T, call)                                  \
   if constexpr (std::is_same_v<T, float>) {                                  \

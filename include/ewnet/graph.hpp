@@ -19,7 +19,11 @@
 //     frozen layer computes no weight gradients (Freezing saves compute, not just the update);
 //   - where outputs live: a layer whose only consumer is a depth concatenation writes straight into
 //     its channel slice of the concatenation's output, and reads its gradient from the matching
-//     slice of the concatenation's gradient.
+//     slice of the concatenation's gradient (on the CPU engine's blocked layout, for one sample a
+//     pass: oneDNN's fast kernels take no other batch stride);
+//   - in which layout each activation lives on the CPU engine (layout_plan.hpp): the engine's
+//     blocked layout from layer to layer, converted where a layer that cannot run on it reads or
+//     writes; everything a caller is handed (prediction(), activation(), output_gradient()) is plain.
 // Activations are allocated once per batch size and reused; a step allocates nothing.
 #pragma once
 
@@ -38,6 +42,8 @@
 #include <ewnet/layers/layer.hpp>
 #include <ewnet/layers/relu.hpp>
 #include <ewnet/layers/softmax.hpp>
+#include <ewnet/layout_plan.hpp>
+#include <ewnet/ops/elementwise.hpp>
 
 namespace ewnet {
 
@@ -239,17 +245,21 @@ class Model {
   void backward() {
     EWNET_CHECK(loss_ready_, "backward: call forward(images, labels) first");
     std::fill(grad_written_.begin(), grad_written_.end(), false);
+    std::fill(other_grad_written_.begin(), other_grad_written_.end(), false);
     for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
       Node& n = nodes_[size_t(*it)];
       if (!n.runs_backward || (auxiliary_[size_t(*it)] && !aux_ran_)) continue;
       // The argument lists were sized in allocate(); only the write modes change per step.
       BackwardArgs<T>& args = n.backward_args;
       args.context = last_context_;
+      fold_other_gradient(*it);
       for (size_t k = 0; k < n.in_idx.size(); ++k) {
         const size_t src = size_t(n.in_idx[k]);
         if (!args.dx[k]) continue;
-        args.dx_mode[k] = grad_written_[src] ? GradWrite::accumulate : GradWrite::overwrite;
-        grad_written_[src] = true;
+        // A converted copy's gradient is added up apart, then folded in before its producer runs.
+        std::vector<bool>& written = n.reads_other[k] && nodes_[src].other_is_copy ? other_grad_written_ : grad_written_;
+        args.dx_mode[k] = written[src] ? GradWrite::accumulate : GradWrite::overwrite;
+        written[src] = true;
       }
       n.layer->backward(args);
       n.layer->count_backward();
@@ -273,7 +283,7 @@ class Model {
   }
 
   /// The output of the last forward pass (class probabilities for a classifier).
-  const Tensor<T>& prediction() const { return nodes_[size_t(prediction_node_)].out; }
+  const Tensor<T>& prediction() const { return plain_output(nodes_[size_t(prediction_node_)]); }
   /// The name of the layer whose output is the prediction (the main loss layer's input).
   const std::string& prediction_layer() {
     build();
@@ -337,8 +347,15 @@ class Model {
                    "the output of '", name, "' was not kept by the last pass: it was fused with the ReLU '",
                    nodes_[size_t(fused_relu_[size_t(i)])].layer->name(), "' that follows it; read that layer's output, "
                    "or call set_inference_fusion(false)");
-    return nodes_[size_t(i)].out;
+    return plain_copy(nodes_[size_t(i)].out, nodes_[size_t(i)].user_out);
   }
+
+  /// True when `name` writes straight into its slice of a concatenation's output (no copy); planned
+  /// per batch size, so after a forward pass.
+  bool in_place(const std::string& name) { return node(name).alias_of >= 0; }
+  /// The layout the last forward pass kept `name`'s output in: 0 plain, else the CPU engine's
+  /// channels per block (layout_plan.hpp). activation() hands it out plain either way.
+  int layout_of(const std::string& name) { return node(name).out.block(); }
 
   /// The inference path (on by default): a convolution whose output only feeds a ReLU computes
   /// max(0, conv + bias) straight into the ReLU's output, in one pass, and the ReLU is not run
@@ -348,7 +365,10 @@ class Model {
   bool inference_fusion() const { return inference_fusion_; }
   /// The gradient with respect to a layer's output from the last backward pass (empty when that
   /// layer needed none).
-  const Tensor<T>& output_gradient(const std::string& name) { return node(name).grad; }
+  const Tensor<T>& output_gradient(const std::string& name) {
+    Node& n = node(name);
+    return plain_copy(n.grad, n.user_grad);
+  }
 
   // ---- parameters, device, summary -----------------------------------------------------------
 
@@ -477,6 +497,13 @@ class Model {
     std::vector<Param<T>*> params;  // the layer's parameters, listed once by build()
     std::vector<const Tensor<T>*> forward_inputs;  // built with the buffers, reused every step
     BackwardArgs<T> backward_args;
+    // The output and its gradient in the other layout, for consumers that read that one
+    // (layout_plan.hpp): a converted copy (refreshed after the layer runs; its gradient folded in
+    // before the layer's backward pass), or a view when both layouts hold the same bytes.
+    Tensor<T> other, other_grad;
+    bool other_is_copy = false;
+    std::vector<bool> reads_other;  // per input: this node reads the producer's `other`
+    Tensor<T> user_out, user_grad;  // plain copies handed out by activation() and output_gradient()
   };
 
   int find(const std::string& name) const {
@@ -721,18 +748,46 @@ class Model {
     if (built_) plan_backward();
   }
 
-  /// Allocates activations and gradients for a batch size, placing concatenation inputs in their
-  /// slices of the concatenated output.
+  /// The CPU engine's channels per block for this model's activations, or 0 (plain): only float
+  /// models on the CPU, with the primitives on (onednn::enabled()).
+  int engine_block() const {
+    if constexpr (std::is_same_v<T, float>)
+      if (onednn::runs_on(device_)) return onednn::preferred_block();
+    return 0;
+  }
+
+  /// The layout plan step (layout_plan.hpp) for the engine's current block.
+  void plan_layouts() {
+    const int block = engine_block();
+    std::vector<LayoutNode> info(nodes_.size());
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      std::vector<Shape> in;
+      for (int j : n.in_idx) in.push_back(nodes_[size_t(j)].shape);
+      info[size_t(i)].inputs = n.in_idx;
+      info[size_t(i)].rule = block ? n.layer->engine_layout(in, block) : EngineLayout::plain;
+    }
+    layouts_ = ewnet::plan_layouts(info, order_, block);
+  }
+
+  /// Allocates activations and gradients for a batch size in the planned layouts, placing
+  /// concatenation inputs in their slices of the concatenated output, and the converted copies
+  /// the plan asks for.
   void allocate(int batch) {
+    plan_layouts();
+    const auto layout = [&](int i) { return layouts_.output[size_t(i)]; };
     for (Node& n : nodes_) n.alias_of = -1;
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
       if (!dynamic_cast<Concat<T>*>(n.layer.get())) continue;
+      // A blocked slice is a dense tensor for one sample only (oneDNN's fast kernels take no other
+      // batch stride; measured in docs/benchmarks.md): with more, the concatenation copies.
+      if (layout(i) && batch != 1) continue;
       int offset = 0;
       for (int j : n.in_idx) {
         Node& s = nodes_[size_t(j)];
         const bool placeable = s.consumers.size() == 1 && s.alias_of < 0 && j != input_node_ &&
-                               !dynamic_cast<Concat<T>*>(s.layer.get());
+                               !dynamic_cast<Concat<T>*>(s.layer.get()) && layout(j) == layout(i);
         if (placeable) {
           s.alias_of = i;
           s.alias_offset = offset;
@@ -743,8 +798,8 @@ class Model {
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
       if (n.alias_of >= 0) continue;
-      n.out = Tensor<T>::empty(n.shape.with_batch(batch), device_);
-      n.grad = n.needs_grad ? Tensor<T>::empty(n.shape.with_batch(batch), device_) : Tensor<T>();
+      n.out = Tensor<T>::empty(n.shape.with_batch(batch), device_, layout(i));
+      n.grad = n.needs_grad ? Tensor<T>::empty(n.shape.with_batch(batch), device_, layout(i)) : Tensor<T>();
     }
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
@@ -754,22 +809,80 @@ class Model {
       // The concat needs a gradient whenever one of its inputs does (it runs backward then).
       n.grad = n.needs_grad ? c.grad.channels(n.alias_offset, n.shape.c) : Tensor<T>();
     }
+    // The other layout where a consumer (or the caller, for the prediction) reads it.
+    std::vector<int> other_block(nodes_.size(), -1);
+    for (int i : order_)
+      for (size_t k = 0; k < nodes_[size_t(i)].in_idx.size(); ++k) {
+        const int j = nodes_[size_t(i)].in_idx[k];
+        if (layouts_.input[size_t(i)][k] != layout(j)) other_block[size_t(j)] = layouts_.input[size_t(i)][k];
+      }
+    if (layout(prediction_node_)) other_block[size_t(prediction_node_)] = 0;
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      n.other = n.other_grad = Tensor<T>();
+      n.other_is_copy = false;
+      const int b = other_block[size_t(i)];
+      if (b < 0) continue;
+      // One pixel a sample and whole blocks of channels: both layouts hold the same bytes.
+      const int blk = std::max(b, layout(i));
+      if (n.shape.plane() == 1 && n.shape.c % blk == 0) {
+        n.other = b ? n.out.blocked_view(b) : n.out.plain_view();
+        if (n.needs_grad) n.other_grad = b ? n.grad.blocked_view(b) : n.grad.plain_view();
+      } else {
+        n.other = Tensor<T>::empty(n.shape.with_batch(batch), device_, b);
+        if (n.needs_grad) n.other_grad = Tensor<T>::empty(n.shape.with_batch(batch), device_, b);
+        n.other_is_copy = true;
+      }
+    }
     // Argument lists point at the buffers above, so a step builds none of them.
-    for (Node& n : nodes_) {
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
       n.forward_inputs.clear();
+      n.reads_other.assign(n.in_idx.size(), false);
       BackwardArgs<T>& a = n.backward_args;
       a = BackwardArgs<T>();
       a.y = &n.out;
       a.dy = n.layer->is_loss() ? nullptr : &n.grad;
-      for (int j : n.in_idx) {
-        Node& s = nodes_[size_t(j)];
-        n.forward_inputs.push_back(&s.out);
-        a.x.push_back(&s.out);
-        a.dx.push_back(s.needs_grad ? &s.grad : nullptr);
+      for (size_t k = 0; k < n.in_idx.size(); ++k) {
+        Node& s = nodes_[size_t(n.in_idx[k])];
+        const bool other = layouts_.input[size_t(i)][k] != layout(n.in_idx[k]);
+        n.reads_other[k] = other;
+        n.forward_inputs.push_back(other ? &s.other : &s.out);
+        a.x.push_back(other ? &s.other : &s.out);
+        a.dx.push_back(s.needs_grad ? (other ? &s.other_grad : &s.grad) : nullptr);
         a.dx_mode.push_back(GradWrite::overwrite);
       }
     }
+    other_grad_written_.assign(nodes_.size(), false);
+    planned_block_ = layouts_.block;
     batch_ = batch;
+  }
+
+  /// After node `i` ran: its converted copy, if it has one, from its output.
+  void refresh_other(Node& n) {
+    if (n.other_is_copy) copy_gradient(n.out, n.other);
+  }
+  /// Before node `i`'s backward pass: the gradient its consumers left in its converted copy, added
+  /// to (or written over) its own.
+  void fold_other_gradient(int i) {
+    Node& n = nodes_[size_t(i)];
+    if (!other_grad_written_[size_t(i)]) return;
+    copy_gradient(n.other_grad, n.grad, grad_written_[size_t(i)] ? GradWrite::accumulate : GradWrite::overwrite);
+    grad_written_[size_t(i)] = true;
+    other_grad_written_[size_t(i)] = false;
+  }
+  /// A node's output as the caller sees it: plain.
+  const Tensor<T>& plain_output(const Node& n) const { return n.out.blocked() ? n.other : n.out; }
+  /// `t` itself when plain, else converted into `copy` (kept for the next call).
+  const Tensor<T>& plain_copy(const Tensor<T>& t, Tensor<T>& copy) const {
+    if (!t.blocked() || t.empty()) return t;
+    if (t.same_as_plain()) {
+      copy = t.plain_view();
+      return copy;
+    }
+    if (copy.shape() != t.shape() || copy.blocked() || copy.shares_storage_with(t)) copy = Tensor<T>::empty(t.shape(), device_);
+    copy_gradient(t, copy);
+    return copy;
   }
 
   /// Re-plans backward when a learning-rate factor changed since the last plan (factors may be
@@ -796,7 +909,7 @@ class Model {
     static_cast<ImageInput<T>&>(*in.layer).check_batch(images);
     EWNET_CHECK_AS(DeviceError, images.device() == device_, "the batch is on ", device_name(images.device()),
                    " but the model is on ", device_name(device_));
-    if (batch_ != images.n()) allocate(images.n());
+    if (batch_ != images.n() || planned_block_ != engine_block()) allocate(images.n());
     nodes_[size_t(input_node_)].forward_inputs.assign(1, &images);
     run_layers(0, mode, with_loss);
   }
@@ -819,10 +932,15 @@ class Model {
       if (relu >= 0 && inference_fusion_ &&
           (mode == Mode::inference || (!n.runs_backward && !nodes_[size_t(relu)].runs_backward))) {
         static_cast<Conv2d<T>&>(*n.layer).forward_relu(n.forward_inputs, nodes_[size_t(relu)].out);
+        refresh_other(nodes_[size_t(relu)]);
         fused_last_pass_[size_t(i)] = true;
         continue;
       }
-      n.layer->forward(n.forward_inputs, n.out, last_context_);
+      // Layers keep nothing for a backward pass that will not run through them.
+      ForwardContext ctx = last_context_;
+      ctx.backward_follows = mode == Mode::training && n.runs_backward;
+      n.layer->forward(n.forward_inputs, n.out, ctx);
+      refresh_other(n);
     }
     loss_ready_ = with_loss;
   }
@@ -868,8 +986,9 @@ class Model {
                    c.shape.hwc(), " a sample");
     EWNET_CHECK_AS(DeviceError, activations.device() == device_, "the activations are on ",
                    device_name(activations.device()), " but the model is on ", device_name(device_));
-    if (batch_ != activations.n()) allocate(activations.n());
-    c.out.copy_from(activations);
+    if (batch_ != activations.n() || planned_block_ != engine_block()) allocate(activations.n());
+    copy_gradient(activations, c.out);
+    refresh_other(c);
     run_layers(pos + 1, mode, with_loss);
   }
 
@@ -877,6 +996,9 @@ class Model {
   std::vector<Node> nodes_;
   std::vector<int> order_;
   std::vector<bool> grad_written_;
+  std::vector<bool> other_grad_written_;  // per node: a consumer wrote its converted copy's gradient
+  LayoutPlan layouts_;                    // the layout of every activation (plan_layouts)
+  int planned_block_ = -1;                // the engine's block the buffers were laid out for
   std::vector<bool> planned_trainable_, trainable_now_;
   std::vector<Param<T>*> param_list_;  // every parameter in execution order, kept since build()
   int checked_cut_ = -1;               // the cut forward_from last accepted, valid until the plan changes

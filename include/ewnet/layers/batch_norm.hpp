@@ -35,6 +35,7 @@ class BatchNorm : public Layer<T> {
     return in[0];
   }
   void initialize(Random&) override { initialize_defaults(); }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::follows_input; }
 
   /// Uses the running statistics in this step (inference, or frozen in training).
   bool uses_running_stats(const ForwardContext& ctx) { return ctx.mode == Mode::inference || this->frozen(); }

@@ -47,6 +47,7 @@ class Conv2d : public Layer<T> {
                opt_.bias ? "" : ", no bias");
   }
   const Conv2dGeometry& geometry() const { return geom_; }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::blocked; }
   const Conv2dOptions& options() const { return opt_; }
 
   Shape setup(const std::vector<Shape>& in, Device device) override {

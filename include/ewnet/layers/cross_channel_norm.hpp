@@ -23,6 +23,10 @@ class CrossChannelNorm : public Layer<T> {
   const CrossChannelNormParams& parameters() const { return p_; }
 
   Shape setup(const std::vector<Shape>& in, Device) override { return in[0]; }
+  /// oneDNN's LRN (centred windows) runs on the engine's layout; an even window stays plain.
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override {
+    return p_.centred() ? EngineLayout::follows_input : EngineLayout::plain;
+  }
 
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext& ctx) override {
     // The CPU engine keeps its own workspace (in cache_) and needs no scale tensor.

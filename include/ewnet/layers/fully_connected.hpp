@@ -21,6 +21,7 @@ class FullyConnected : public Layer<T> {
   std::string type() const override { return "fully_connected"; }
   std::string describe() const override { return str("fully connected, ", outputs_, " outputs"); }
   int outputs() const { return outputs_; }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::reads_any; }
 
   Shape setup(const std::vector<Shape>& in, Device device) override {
     const int D = int(in[0].sample_size());

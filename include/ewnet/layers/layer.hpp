@@ -107,6 +107,14 @@ struct StateTensor {
   std::vector<int> dims;
 };
 
+/// How a layer runs on the CPU engine's blocked layout (the plan step in layout_plan.hpp reads it).
+enum class EngineLayout {
+  plain,          // reads and writes plain tensors only
+  reads_any,      // reads either layout, writes plain
+  follows_input,  // runs in its input's layout and writes its output in it
+  blocked         // reads either layout, writes the engine's blocked layout
+};
+
 /// What a layer's forward pass is given besides its inputs.
 struct ForwardContext {
   Mode mode = Mode::inference;
@@ -156,6 +164,11 @@ class Layer {
   virtual Shape setup(const std::vector<Shape>& inputs, Device device) = 0;
   /// Draws fresh initial parameters.
   virtual void initialize(Random&) {}
+  /// How the layer's float CPU path runs on the engine's layout in blocks of `block` channels,
+  /// for these per-sample input shapes (layout_plan.hpp). Plain unless a layer says otherwise.
+  virtual EngineLayout engine_layout(const std::vector<Shape>& /*inputs*/, int /*block*/) const {
+    return EngineLayout::plain;
+  }
 
   virtual void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext& ctx) = 0;
   virtual void backward(const BackwardArgs<T>& args) = 0;

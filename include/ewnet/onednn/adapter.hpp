@@ -77,17 +77,42 @@ inline dnnl::stream& stream() {
   return s;
 }
 
-/// The memory descriptor of a float tensor view: NCHW with its batch stride.
+/// The memory descriptor of a float tensor view: plain NCHW or the engine's nChw16c / nChw8c, with
+/// its batch stride. One sample's batch stride means nothing, and oneDNN's fast kernels take dense
+/// descriptors only (a channel slice of one sample is dense): it is left out.
 inline memory::desc desc_of(const Tensor<float>& t) {
-  const memory::dim h = t.h(), w = t.w(), c = t.c();
-  return memory::desc({t.n(), c, h, w}, memory::data_type::f32,
-                      Dims{memory::dim(t.batch_stride()), h * w, w, 1});
+  const memory::dim n = t.n(), c = t.c(), h = t.h(), w = t.w();
+  const memory::dim batch_stride = n == 1 ? memory::dim(t.sample_extent()) : memory::dim(t.batch_stride());
+  if (!t.blocked()) return memory::desc({n, c, h, w}, memory::data_type::f32, Dims{batch_stride, h * w, w, 1});
+  EWNET_CHECK(t.block() == 8 || t.block() == 16, "the CPU engine has no layout in blocks of ", t.block(), " channels");
+  memory::desc d({n, c, h, w}, memory::data_type::f32,
+                 t.block() == 16 ? memory::format_tag::nChw16c : memory::format_tag::nChw8c);
+  d.data.format_desc.blocking.strides[0] = batch_stride;
+  return d;
 }
 /// A oneDNN memory object over ewnet-owned data (no copy; oneDNN never frees it).
 inline memory wrap(const memory::desc& d, const void* data) {
   return memory(d, engine(), const_cast<void*>(data));
 }
 inline memory wrap(const Tensor<float>& t) { return wrap(desc_of(t), t.data()); }
+
+/// The engine's channels per block for activations (16 with AVX-512, 8 with AVX2; 0 when its
+/// convolutions prefer no blocked layout): asked of oneDNN once, from the layout its convolution
+/// chooses for a typical layer (64 channels of 14x14, 3x3) when left free (format_tag::any).
+inline int preferred_block() {
+  static const int block = [] {
+    const auto any = memory::format_tag::any;
+    const memory::desc x({32, 64, 14, 14}, memory::data_type::f32, any), w({64, 64, 3, 3}, memory::data_type::f32, any);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, x, w,
+                                      memory::desc(), x, {1, 1}, {1, 1}, {1, 1});
+    const memory::desc chosen = dnnl::convolution_forward::primitive_desc(d, engine()).src_desc();
+    const dnnl_blocking_desc_t& b = chosen.data.format_desc.blocking;
+    const bool channel_blocks = chosen.data.format_kind == dnnl_blocked && b.inner_nblks == 1 && b.inner_idxs[0] == 1;
+    const int size = channel_blocks ? int(b.inner_blks[0]) : 0;
+    return size == 8 || size == 16 ? size : 0;
+  }();
+  return block;
+}
 
 // ---- the primitive cache -----------------------------------------------------------------------
 

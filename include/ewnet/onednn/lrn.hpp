@@ -27,10 +27,11 @@ struct LrnParams {
 
 namespace detail {
 /// The layout the LRN primitive runs in for a tensor described by `d`: its own when blocked, else
-/// channel blocks of 16.
+/// the engine's channel blocks.
 inline memory::desc lrn_layout(const memory::desc& d) {
   if (d.data.format_kind == dnnl_blocked && d.data.format_desc.blocking.inner_nblks > 0) return d;
-  return memory::desc(d.dims(), d.data_type(), memory::format_tag::nChw16c);
+  return memory::desc(d.dims(), d.data_type(),
+                      preferred_block() == 8 ? memory::format_tag::nChw8c : memory::format_tag::nChw16c);
 }
 inline dnnl::lrn_forward::primitive_desc lrn_pd(dnnl::prop_kind prop, const memory::desc& x, const LrnParams& p) {
   dnnl::lrn_forward::desc d(prop, dnnl::algorithm::lrn_across_channels, x, p.size, p.alpha, p.beta, p.k);
