@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "test_files.hpp"
 #include "test_util.hpp"
@@ -571,4 +573,103 @@ TEST_CASE("output_shape infers each layer once however many paths lead to it", "
   count = 0;
   REQUIRE(m.output_shape(x) == Shape(1, 2, 4, 4));  // after build: the planned shape
   REQUIRE(count == 0);
+}
+
+TEST_CASE("on the CPU engine a batch norm with running statistics is folded into the convolution before it",
+          "[graph][inference][engine]") {
+  // conv (no bias) -> batch norm -> ReLU, as torchvision's GoogLeNet and Inception-v3 are built.
+  auto network = [](bool frozen) {
+    Model<float> m(6);
+    m.add(std::make_unique<ImageInput<float>>("input", 3, 8, 8));
+    Conv2dOptions o;
+    o.filters = 20;
+    o.padding = 1;
+    o.bias = false;
+    m.add(std::make_unique<Conv2d<float>>("conv", o));
+    m.add(std::make_unique<BatchNorm<float>>("bn"));
+    m.add(std::make_unique<Relu<float>>("relu"));
+    m.add(std::make_unique<GlobalAvgPool<float>>("gap"));
+    m.add(std::make_unique<FullyConnected<float>>("fc", 3));
+    m.add(std::make_unique<Softmax<float>>("softmax"));
+    m.add(std::make_unique<Classification<float>>("output"));
+    Random rng(2);
+    m.build();
+    auto& bn = m.layer_as<BatchNorm<float>>("bn");
+    bn.state()[0].tensor->copy_from(random_tensor<float>({1, 20, 1, 1}, rng, -0.5, 0.5));
+    bn.state()[1].tensor->copy_from(random_tensor<float>({1, 20, 1, 1}, rng, 0.5, 2));
+    bn.params()[0]->value.copy_from(random_tensor<float>({1, 20, 1, 1}, rng, 0.5, 1.5));
+    bn.params()[0]->changed();
+    if (frozen) m.freeze_up_to("relu");
+    return m;
+  };
+  Random rng(3);
+  const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 1, 2, 0};
+  Model<float> m = network(false);
+  m.set_inference_fusion(false);
+  const std::vector<float> separate = m.forward(x, Mode::inference).to_vector();
+  const std::vector<float> relu_separate = m.activation("relu").to_vector();
+  m.set_inference_fusion(true);
+  const std::vector<float> folded = m.forward(x, Mode::inference).to_vector();
+  CHECK(max_rel_diff(m.activation("relu").to_vector(), relu_separate) < 1e-5);
+  CHECK(max_rel_diff(folded, separate) < 1e-5);
+  if (onednn::preferred_block() > 0) {
+    REQUIRE_THROWS_WITH(m.activation("bn"), Catch::Contains("fused with") && Catch::Contains("'relu'"));
+    REQUIRE_THROWS_WITH(m.activation("conv"), Catch::Contains("batch normalization 'bn'"));
+  }
+  // Training with the batch norm learning: its batch statistics, nothing folded.
+  m.forward(x, labels, Mode::training);
+  REQUIRE_NOTHROW(m.activation("bn"));
+  // A frozen base folds in its training passes as in inference: the same bits.
+  Model<float> f = network(true);
+  const std::vector<float> inference = f.forward(x, Mode::inference).to_vector();
+  f.forward(x, labels, Mode::training);
+  REQUIRE(f.prediction().to_vector() == inference);
+}
+
+TEST_CASE("a model in bfloat16 trains with float32 master weights and solver state", "[graph][engine][bf16]") {
+  Random rng(21);
+  const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 1, 2, 1};
+  if (!onednn::bf16_supported()) {
+    Model<float> m = small_network<float>(6);
+    REQUIRE_THROWS_WITH(m.set_precision(Precision::bf16), Catch::Contains("AVX512-BF16"));
+    return;
+  }
+  std::vector<float> loss[2], weights[2], initial;
+  for (Precision p : {Precision::fp32, Precision::bf16}) {
+    Model<float> m = small_network<float>(6);
+    m.set_precision(p);
+    REQUIRE(m.precision() == p);
+    m.build();
+    initial = m.layer_as<Conv2d<float>>("conv1").weight().value.to_vector();
+    Sgdm<float> solver;
+    for (int step = 0; step < 3; ++step) {
+      m.forward(x, labels);
+      loss[int(p)].push_back(m.loss());
+      m.backward();
+      solver.step(m, 0.05);
+    }
+    weights[int(p)] = m.layer_as<Conv2d<float>>("conv1").weight().value.to_vector();
+  }
+  // bfloat16 operands: close to the float32 run, not equal to it.
+  for (int step = 0; step < 3; ++step) CHECK(loss[1][size_t(step)] == Approx(loss[0][size_t(step)]).epsilon(2e-2));
+  CHECK(weights[0] != initial);  // it learned
+  CHECK(weights[1] != weights[0]);
+  CHECK(max_rel_diff(weights[1], weights[0]) < 1e-2);
+  // The master weights stay float32: updates smaller than bfloat16's spacing are kept (some
+  // weights have bits below bfloat16's 16 high ones).
+  const auto below_bf16 = [](float v) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    return (bits & 0xffffu) != 0;
+  };
+  CHECK(std::count_if(weights[1].begin(), weights[1].end(), below_bf16) > 0);
+  // A layer replaced later (a new classifier) runs in the model's precision too; CUDA refuses it.
+  Model<float> m = small_network<float>(6);
+  m.set_precision(Precision::bf16);
+  m.replace("fc", std::make_unique<FullyConnected<float>>("fc", 3));
+  m.forward(x, labels);
+  REQUIRE(std::isfinite(m.loss()));
+  REQUIRE_THROWS_AS(m.to(Device::cuda), DeviceError);
 }

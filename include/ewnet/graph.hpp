@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include <ewnet/layers/batch_norm.hpp>
 #include <ewnet/layers/classification.hpp>
 #include <ewnet/layers/concat.hpp>
 #include <ewnet/layers/conv2d.hpp>
@@ -145,6 +146,7 @@ class Model {
     resolve_edges();
     topological_order();
     infer_shapes();
+    for (Node& n : nodes_) n.layer->set_precision(precision_);  // layers added or replaced since
     plan_fusion();
     built_ = true;
     planned_trainable_.clear();
@@ -338,15 +340,23 @@ class Model {
     return nodes_[size_t(find_checked(name))].runs_backward;
   }
   /// The output of any layer from the last forward pass. A convolution whose output only feeds a
-  /// ReLU, in a pass that needs no gradient through them (inference, or a frozen base), has
-  /// written the ReLU's output directly and kept none of its own: asking for it is an error (read
-  /// the ReLU's, or turn the fusion off with set_inference_fusion(false)).
+  /// ReLU (or a batch normalization, then maybe a ReLU), in a pass that needs no gradient through
+  /// them (inference, or a frozen base), has written the last fused layer's output directly and
+  /// kept none of its own (nor has the batch normalization, when a ReLU follows it): asking for it
+  /// is an error (read the last layer's, or turn the fusion off with set_inference_fusion(false)).
   const Tensor<T>& activation(const std::string& name) {
     const int i = find_checked(name);
-    EWNET_CHECK_AS(GraphError, !(size_t(i) < fused_last_pass_.size() && fused_last_pass_[size_t(i)]),
-                   "the output of '", name, "' was not kept by the last pass: it was fused with the ReLU '",
-                   nodes_[size_t(fused_relu_[size_t(i)])].layer->name(), "' that follows it; read that layer's output, "
-                   "or call set_inference_fusion(false)");
+    if (size_t(i) < fused_last_pass_.size() && fused_last_pass_[size_t(i)]) {
+      const int conv = fused_into_[size_t(i)] >= 0 ? fused_into_[size_t(i)] : i;
+      const ConvFusion& f = conv_fusion_[size_t(conv)];
+      const std::string bn = f.bn >= 0 ? nodes_[size_t(f.bn)].layer->name() : "";
+      const std::string relu = f.relu >= 0 ? nodes_[size_t(f.relu)].layer->name() : "";
+      throw GraphError(str("the output of '", name, "' was not kept by the last pass: it was fused with ",
+                           bn.empty() || bn == name ? "" : "the batch normalization '" + bn + "'",
+                           bn.empty() || bn == name || relu.empty() ? "" : " and ",
+                           relu.empty() ? "" : "the ReLU '" + relu + "'",
+                           " that follows it; read that layer's output, or call set_inference_fusion(false)"));
+    }
     return plain_copy(nodes_[size_t(i)].out, nodes_[size_t(i)].user_out);
   }
 
@@ -360,7 +370,10 @@ class Model {
   /// The inference path (on by default): a convolution whose output only feeds a ReLU computes
   /// max(0, conv + bias) straight into the ReLU's output, in one pass, and the ReLU is not run
   /// (bitwise the same result), wherever no backward pass reads their separate outputs: in
-  /// Mode::inference, and in training below the lowest trainable layer.
+  /// Mode::inference, and in training below the lowest trainable layer. On the CPU engine a batch
+  /// normalization that is a convolution's only reader and normalises with its running statistics
+  /// (inference, or frozen) is folded into the convolution's weights too, with the ReLU after it
+  /// (the same result to rounding; the same bits in inference and in a frozen base's training pass).
   void set_inference_fusion(bool on) { inference_fusion_ = on; }
   bool inference_fusion() const { return inference_fusion_; }
   /// The gradient with respect to a layer's output from the last backward pass (empty when that
@@ -408,7 +421,28 @@ class Model {
   }
   std::uint64_t seed() const { return seed_; }
 
+  /// The precision of the matrix products (precision.hpp): bf16 runs the convolutions and fully
+  /// connected layers with bfloat16 operands on the CPU engine, everything else (the master
+  /// weights, the gradients, the solver's state) staying float32. Only a float model on the CPU
+  /// engine takes it; elsewhere, and on a processor without AVX512-BF16 or AMX, it is an error
+  /// naming what is missing.
+  void set_precision(Precision p) {
+    if (p == Precision::bf16) {
+      EWNET_CHECK_AS(DeviceError, (std::is_same_v<T, float> && device_ == Device::cpu),
+                     "bfloat16 matrix products run on the CPU engine: a float model on the CPU (this one is ",
+                     std::is_same_v<T, float> ? "float" : "double", " on ", device_name(device_), ")");
+      EWNET_CHECK_AS(DeviceError, onednn::enabled(), "bfloat16 matrix products run on the CPU engine's primitives, "
+                     "which the reference path (EWNET_CPU_REFERENCE) turns off");
+      onednn::require_bf16();
+    }
+    precision_ = p;
+    for (Node& n : nodes_) n.layer->set_precision(p);
+  }
+  Precision precision() const { return precision_; }
+
   void to(Device device) {
+    EWNET_CHECK_AS(DeviceError, device == Device::cpu || precision_ == Precision::fp32,
+                   "a bfloat16 model runs on the CPU engine only; set_precision(Precision::fp32) first");
     if (device == Device::cuda) {
 #ifdef EWNET_WITH_CUDA
       EWNET_CHECK_AS(DeviceError, cuda::available(), "the CUDA device was asked for, but no CUDA GPU is present");
@@ -482,6 +516,10 @@ class Model {
   }
 
  private:
+  /// The layers a convolution runs inside itself on the inference path (node indices, or -1).
+  struct ConvFusion {
+    int bn = -1, relu = -1;
+  };
   struct Node {
     LayerPtr layer;
     std::vector<std::string> inputs;
@@ -698,19 +736,28 @@ class Model {
     n.fresh = false;
   }
 
-  /// Marks softmax -> classification pairs for the fused gradient, and convolution -> ReLU pairs
-  /// for the inference path (the ReLU the only reader of the convolution's output).
+  /// Marks softmax -> classification pairs for the fused gradient, and what each convolution may
+  /// run inside itself on the inference path: the batch normalization that is the only reader of
+  /// its output, then the ReLU that is the only reader of that (or of the convolution's).
   void plan_fusion() {
-    fused_relu_.assign(nodes_.size(), -1);
-    relu_fused_by_pos_.assign(nodes_.size(), -1);
-    for (size_t k = 0; k < order_.size(); ++k) {
-      const int i = order_[k];
-      Node& n = nodes_[size_t(i)];
-      if (!dynamic_cast<Conv2d<T>*>(n.layer.get()) || n.consumers.size() != 1) continue;
-      const int j = n.consumers[0];
-      if (!dynamic_cast<Relu<T>*>(nodes_[size_t(j)].layer.get()) || nodes_[size_t(j)].in_idx.size() != 1) continue;
-      fused_relu_[size_t(i)] = j;
-      relu_fused_by_pos_[size_t(j)] = int(k);
+    conv_fusion_.assign(nodes_.size(), ConvFusion());
+    fused_into_.assign(nodes_.size(), -1);
+    const auto sole_reader = [&](int i) {
+      const Node& n = nodes_[size_t(i)];
+      if (n.consumers.size() != 1 || nodes_[size_t(n.consumers[0])].in_idx.size() != 1) return -1;
+      return n.consumers[0];
+    };
+    for (int i : order_) {
+      if (!dynamic_cast<Conv2d<T>*>(nodes_[size_t(i)].layer.get())) continue;
+      ConvFusion& f = conv_fusion_[size_t(i)];
+      int j = sole_reader(i);
+      if (j >= 0 && dynamic_cast<BatchNorm<T>*>(nodes_[size_t(j)].layer.get())) {
+        f.bn = j;
+        j = sole_reader(j);
+      }
+      if (j >= 0 && dynamic_cast<Relu<T>*>(nodes_[size_t(j)].layer.get())) f.relu = j;
+      if (f.bn >= 0) fused_into_[size_t(f.bn)] = i;
+      if (f.relu >= 0) fused_into_[size_t(f.relu)] = i;
     }
     for (Node& n : nodes_)
       if (auto* s = dynamic_cast<Softmax<T>*>(n.layer.get())) s->set_fused_with_loss(false);
@@ -914,12 +961,28 @@ class Model {
     run_layers(0, mode, with_loss);
   }
 
-  /// Runs the layers at positions [first, end) of the execution order, each planned convolution ->
-  /// ReLU pair as one step where no backward pass will read their separate outputs: in inference
-  /// mode, and in training mode below the lowest trainable layer (a frozen base).
+  /// The part of convolution i's planned fusion this pass runs: none where a backward pass will
+  /// read their separate outputs (training above a frozen base); the batch normalization only with
+  /// its running statistics (inference, or frozen) and on the CPU engine, which folds it.
+  ConvFusion active_fusion(int i, Mode mode) {
+    ConvFusion f = conv_fusion_[size_t(i)];
+    const auto no_backward = [&](int j) { return mode == Mode::inference || !nodes_[size_t(j)].runs_backward; };
+    if (!inference_fusion_ || !no_backward(i)) return ConvFusion();
+    if (f.bn >= 0) {
+      auto& bn = static_cast<BatchNorm<T>&>(*nodes_[size_t(f.bn)].layer);
+      const bool folds = engine_block() > 0 && no_backward(f.bn) && bn.uses_running_stats(ForwardContext{mode});
+      if (!folds) return ConvFusion();  // the ReLU reads the batch norm's output: it cannot run inside either
+    }
+    if (f.relu >= 0 && !no_backward(f.relu)) f.relu = -1;
+    return f;
+  }
+
+  /// Runs the layers at positions [first, end) of the execution order, each planned convolution
+  /// with the layers it runs inside itself (active_fusion) as one step.
   void run_layers(size_t first, Mode mode, bool with_loss) {
     last_context_ = ForwardContext{mode, iteration_};
     fused_last_pass_.assign(nodes_.size(), false);
+    ran_inside_.assign(nodes_.size(), false);
     // Auxiliary classifiers run in labelled training passes over the whole model only.
     aux_ran_ = !aux_loss_nodes_.empty() && with_loss && mode == Mode::training && first == 0;
     for (size_t k = first; k < order_.size(); ++k) {
@@ -927,13 +990,22 @@ class Model {
       Node& n = nodes_[size_t(i)];
       if (n.layer->is_loss() && !with_loss) continue;
       if (auxiliary_[size_t(i)] && !aux_ran_) continue;
-      if (relu_fused_by_pos_[size_t(i)] >= int(first) && fused_last_pass_[size_t(n.in_idx[0])]) continue;
-      const int relu = fused_relu_[size_t(i)];
-      if (relu >= 0 && inference_fusion_ &&
-          (mode == Mode::inference || (!n.runs_backward && !nodes_[size_t(relu)].runs_backward))) {
-        static_cast<Conv2d<T>&>(*n.layer).forward_relu(n.forward_inputs, nodes_[size_t(relu)].out);
-        refresh_other(nodes_[size_t(relu)]);
+      if (ran_inside_[size_t(i)]) continue;
+      const ConvFusion f = active_fusion(i, mode);
+      if (f.bn >= 0 || f.relu >= 0) {
+        auto& conv = static_cast<Conv2d<T>&>(*n.layer);
+        Node& last = nodes_[size_t(f.relu >= 0 ? f.relu : f.bn)];
+        if (f.bn >= 0) {
+          static_cast<BatchNorm<T>&>(*nodes_[size_t(f.bn)].layer).running_affine(fold_scale_, fold_shift_);
+          conv.forward_folded(n.forward_inputs, last.out, fold_scale_, fold_shift_, f.relu >= 0);
+          ran_inside_[size_t(f.bn)] = true;
+          fused_last_pass_[size_t(f.bn)] = f.relu >= 0;
+        } else {
+          conv.forward_relu(n.forward_inputs, last.out);
+        }
+        if (f.relu >= 0) ran_inside_[size_t(f.relu)] = true;
         fused_last_pass_[size_t(i)] = true;
+        refresh_other(last);
         continue;
       }
       // Layers keep nothing for a backward pass that will not run through them.
@@ -1007,14 +1079,17 @@ class Model {
   std::vector<int> aux_loss_nodes_;    // the auxiliary classifiers' loss layers
   std::vector<bool> auxiliary_;        // per node: serves an auxiliary classifier only
   bool aux_ran_ = false;               // the last pass ran the auxiliary classifiers
-  std::vector<int> fused_relu_;         // per node: the ReLU a convolution applies in inference, or -1
-  std::vector<int> relu_fused_by_pos_;  // per node: a fused ReLU's convolution's place in order_, or -1
-  std::vector<bool> fused_last_pass_;  // per node: a convolution the last pass ran fused
+  std::vector<ConvFusion> conv_fusion_;  // per node: what a convolution may run inside itself
+  std::vector<int> fused_into_;          // per node: the convolution a batch norm or ReLU may run inside, or -1
+  std::vector<bool> fused_last_pass_;    // per node: its output was not kept by the last pass (fused)
+  std::vector<bool> ran_inside_;         // per node: the last pass ran it inside a convolution
+  std::vector<T> fold_scale_, fold_shift_;  // a folded batch norm's affine map, reused
   bool inference_fusion_ = true;
   bool built_ = false;
   bool loss_ready_ = false;
   int batch_ = -1;
   Device device_ = Device::cpu;
+  Precision precision_ = Precision::fp32;
   std::uint64_t iteration_ = 0;
   ForwardContext last_context_;
 };

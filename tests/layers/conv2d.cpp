@@ -192,3 +192,23 @@ TEST_CASE("conv2d with its ReLU on the CPU engine equals the convolution then th
   REQUIRE(onednn::executed() - before == convolution);  // the ReLU is a post-op, no primitive of its own
   REQUIRE(bitwise_equal(fused, plain));
 }
+
+TEST_CASE("conv2d in bfloat16 on the CPU engine stays within bfloat16's rounding of float32", "[conv2d][engine][bf16]") {
+  if (!onednn::bf16_supported()) {
+    WARN("no AVX512-BF16 or AMX here: bfloat16 is refused (tests/engine checks the message)");
+    return;
+  }
+  Random rng(17);
+  Conv2dOptions o;
+  o.filters = 24;
+  o.padding = 1;
+  Conv2d<float> conv("conv", o);
+  const Tensor<float> x = random_tensor<float>({3, 20, 9, 9}, rng);
+  // Operands rounded to 8 bits of mantissa, sums in float32: a few tenths of a percent of the
+  // largest value; a wrong layout or a lost conversion is off by the values themselves.
+  check_engine_against_reference(conv, {x}, {Mode::training}, 1e-2, 3, Precision::bf16);
+  // And it does run in bfloat16: not the float32 result.
+  const std::vector<float> fp32 = run_forward<float>(conv, {x}).to_vector();
+  conv.set_precision(Precision::bf16);
+  REQUIRE(run_forward<float>(conv, {x}).to_vector() != fp32);
+}

@@ -44,3 +44,15 @@ TEST_CASE("fully connected on the CPU engine matches the reference loops", "[ful
     check_engine_against_reference(fc, {random_tensor<float>(s, rng)});
   }
 }
+
+TEST_CASE("fully connected in bfloat16 on the CPU engine stays within bfloat16's rounding of float32",
+          "[fully_connected][engine][bf16]") {
+  if (!onednn::bf16_supported()) {
+    WARN("no AVX512-BF16 or AMX here: bfloat16 is refused (tests/engine checks the message)");
+    return;
+  }
+  Random rng(35);
+  FullyConnected<float> fc("fc", 9);
+  check_engine_against_reference(fc, {random_tensor<float>({5, 32, 2, 2}, rng)}, {Mode::training}, 1e-2, 3,
+                                 Precision::bf16);
+}

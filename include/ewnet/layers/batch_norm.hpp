@@ -39,6 +39,19 @@ class BatchNorm : public Layer<T> {
 
   /// Uses the running statistics in this step (inference, or frozen in training).
   bool uses_running_stats(const ForwardContext& ctx) { return ctx.mode == Mode::inference || this->frozen(); }
+  /// The affine map the layer applies with its running statistics, y = scale * x + shift per
+  /// channel: scale = gamma / sqrt(var + eps), shift = beta - mean * scale (host vectors; what a
+  /// convolution before it folds into its weights on the inference path).
+  void running_affine(std::vector<T>& scale, std::vector<T>& shift) const {
+    const std::vector<T> g = scale_.value.to_vector(), b = offset_.value.to_vector();
+    const std::vector<T> mean = running_mean_.to_vector(), var = running_var_.to_vector();
+    scale.resize(g.size());
+    shift.resize(g.size());
+    for (size_t c = 0; c < g.size(); ++c) {
+      scale[c] = T(double(g[c]) / std::sqrt(double(var[c]) + p_.epsilon));
+      shift[c] = b[c] - mean[c] * scale[c];
+    }
+  }
 
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext& ctx) override {
     if (uses_running_stats(ctx))

@@ -21,6 +21,7 @@ class FullyConnected : public Layer<T> {
   std::string type() const override { return "fully_connected"; }
   std::string describe() const override { return str("fully connected, ", outputs_, " outputs"); }
   int outputs() const { return outputs_; }
+  void set_precision(Precision p) override { cache_.bf16 = p == Precision::bf16; }
   EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::reads_any; }
 
   Shape setup(const std::vector<Shape>& in, Device device) override {
@@ -41,7 +42,7 @@ class FullyConnected : public Layer<T> {
   void backward(const BackwardArgs<T>& a) override {
     if (a.dx[0]) fully_connected_backward_data(*a.dy, weight_.value, *a.dx[0], a.dx_mode[0], engine_cache());
     fully_connected_backward_weights(*a.x[0], *a.dy, weight_.trainable() ? &weight_.grad : nullptr,
-                                     bias_.trainable() ? &bias_.grad : nullptr);
+                                     bias_.trainable() ? &bias_.grad : nullptr, engine_cache());
   }
   std::vector<Param<T>*> params() override { return {&weight_, &bias_}; }
   Param<T>& weight() { return weight_; }

@@ -14,6 +14,7 @@
 
 #include <ewnet/io/json.hpp>
 #include <ewnet/ops/common.hpp>
+#include <ewnet/precision.hpp>
 #include <ewnet/random.hpp>
 #include <ewnet/tensor.hpp>
 
@@ -169,6 +170,9 @@ class Layer {
   virtual EngineLayout engine_layout(const std::vector<Shape>& /*inputs*/, int /*block*/) const {
     return EngineLayout::plain;
   }
+  /// The precision of the layer's matrix products, if it has any (Model::set_precision sets every
+  /// layer's; precision.hpp).
+  virtual void set_precision(Precision) {}
 
   virtual void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext& ctx) = 0;
   virtual void backward(const BackwardArgs<T>& args) = 0;

@@ -28,6 +28,7 @@
 #include <ewnet/cpu_engine.hpp>
 #include <ewnet/device.hpp>
 #include <ewnet/error.hpp>
+#include <ewnet/precision.hpp>
 #include <ewnet/tensor.hpp>
 
 namespace ewnet::onednn {
@@ -90,6 +91,25 @@ inline memory::desc desc_of(const Tensor<float>& t) {
   d.data.format_desc.blocking.strides[0] = batch_stride;
   return d;
 }
+/// `d` with another element type (the same layout and strides, in elements).
+inline memory::desc with_type(memory::desc d, memory::data_type type) {
+  d.data.data_type = dnnl_data_type_t(type);
+  return d;
+}
+
+/// True when the engine runs bfloat16 matrix products natively: AVX512-BF16 (or AMX) in the
+/// instruction set oneDNN uses here (ONEDNN_MAX_CPU_ISA may cap it).
+inline bool bf16_supported() {
+  const unsigned isa = unsigned(dnnl_get_effective_cpu_isa()), bf16 = unsigned(dnnl_cpu_isa_avx512_core_bf16);
+  return (isa & bf16) == bf16;
+}
+/// Throws, naming what is missing, unless bf16_supported().
+inline void require_bf16() {
+  EWNET_CHECK_AS(DeviceError, bf16_supported(), "bfloat16 matrix products need a processor with AVX512-BF16 or AMX; ",
+                 "the CPU engine runs ", cpu::cpu_engine().isa, " here (", cpu::cpu_engine().summary(),
+                 "); use --precision fp32");
+}
+
 /// A oneDNN memory object over ewnet-owned data (no copy; oneDNN never frees it).
 inline memory wrap(const memory::desc& d, const void* data) {
   return memory(d, engine(), const_cast<void*>(data));
@@ -299,8 +319,8 @@ inline memory as_layout(const memory& t, const memory::desc& want, Slot slot) {
 
 // ---- what a layer keeps between calls ----------------------------------------------------------
 
-/// What a layer keeps for its primitives between calls. The layer owns it and lends it to its
-/// operations (the reference and CUDA paths ignore it):
+/// What a layer keeps for its primitives between calls, and how they are to run (bf16). The layer
+/// owns it and lends it to its operations (the reference and CUDA paths ignore it):
 ///   - its weights reordered into the layout a primitive asked for, one copy per use (forward,
 ///     backward data), valid while the weights' buffer and `weights_version` are unchanged: the
 ///     layer sets weights_version from Param::version, which every writer of parameter values in
@@ -313,6 +333,8 @@ class LayerCache {
   enum Use { forward_weights, backward_weights, uses };
 
   std::uint64_t weights_version = 0;
+  /// The layer's matrix products read activations and weights in bfloat16 (Precision::bf16).
+  bool bf16 = false;
 
   /// The weights `plain` (ewnet's own layout) in layout `want`, reordered only when the kept copy is
   /// stale.

@@ -10,6 +10,10 @@
 // chooses (oneDNN's direct convolutions run on channel blocks; on plain NCHW it would fall back to
 // im2col and a GEMM).
 //
+// Precision::bf16 (LayerCache::bf16): the activations and weights enter the primitive in bfloat16
+// (reordered on the way in), which accumulates and writes in float32; the weights' and bias's
+// gradients are float32 too.
+//
 // Each output element is one sum computed by one thread in an order fixed by the primitive,
 // whatever the batch size or the thread count: forward and backward data are bitwise the same for
 // a sample alone or in any batch (tests/layers/primitives.cpp checks it). Backward weights sums
@@ -40,11 +44,18 @@ inline memory::desc any_layout(const memory::desc& d) {
 }
 inline memory::desc vector_desc(memory::dim n) { return memory::desc({n}, memory::data_type::f32, memory::format_tag::x); }
 
-/// The forward primitive descriptor (also the hint the backward primitives need).
+/// The element type the matrix products read: bfloat16 when the layer asks for it.
+inline memory::data_type operand_type(const LayerCache* cache) {
+  return cache && cache->bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+}
+
+/// The forward primitive descriptor (also the hint the backward primitives need); `in` is the
+/// element type of the source and the weights.
 inline dnnl::convolution_forward::primitive_desc forward_pd(const memory::desc& x, const memory::desc& w, bool bias,
-                                                              const memory::desc& y, const Window& win, bool relu) {
+                                                              const memory::desc& y, const Window& win, bool relu,
+                                                              memory::data_type in) {
   dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                    activation_layout(x), any_layout(w),
+                                    with_type(activation_layout(x), in), with_type(any_layout(w), in),
                                     bias ? vector_desc(w.dims()[0]) : memory::desc(), activation_layout(y),
                                     win.strides, win.padding_l, win.padding_r);
   dnnl::primitive_attr attr = base_attr();
@@ -79,11 +90,12 @@ inline void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const
                            const Tensor<float>& y, const Window& win, bool relu, LayerCache* cache) {
   if (x.n() == 0) return;
   const memory::desc xd = desc_of(x), wd = desc_of(w), yd = desc_of(y);
+  const memory::data_type in = detail::operand_type(cache);
   Key key("conv_fwd");
-  key.add(xd).add(wd).add(yd).add(b != nullptr).add(relu);
+  key.add(xd).add(wd).add(yd).add(b != nullptr).add(relu).add(std::int64_t(in));
   win.add_to(key);
   const Entry& e = primitive_cache().get(key, [&] {
-    auto pd = detail::forward_pd(xd, wd, b != nullptr, yd, win, relu);
+    auto pd = detail::forward_pd(xd, wd, b != nullptr, yd, win, relu, in);
     return Entry{pd, dnnl::convolution_forward(pd)};
   });
   const memory user_y = wrap(y);
@@ -101,13 +113,15 @@ inline void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w
                                  const Window& win, bool accumulate, LayerCache* cache) {
   if (dy.n() == 0) return;
   const memory::desc dyd = desc_of(dy), wd = desc_of(w), dxd = desc_of(dx);
+  const memory::data_type in = detail::operand_type(cache);
   Key key("conv_bwd_data");
-  key.add(dyd).add(wd).add(dxd);
+  key.add(dyd).add(wd).add(dxd).add(std::int64_t(in));
   win.add_to(key);
   const Entry& e = primitive_cache().get(key, [&] {
-    auto hint = detail::forward_pd(dxd, wd, false, dyd, win, false);
+    auto hint = detail::forward_pd(dxd, wd, false, dyd, win, false, in);
     dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, detail::activation_layout(dxd),
-                                            detail::any_layout(wd), detail::activation_layout(dyd), win.strides,
+                                            with_type(detail::any_layout(wd), in),
+                                            with_type(detail::activation_layout(dyd), in), win.strides,
                                             win.padding_l, win.padding_r);
     dnnl::convolution_backward_data::primitive_desc pd(d, base_attr(), engine(), hint);
     return Entry{pd, dnnl::convolution_backward_data(pd)};
@@ -121,9 +135,10 @@ inline void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w
 }
 
 /// dw = sum over the batch of dy (*) x, and db = the sum of dy over the batch and the pixels
-/// (each overwritten; either may be null).
+/// (each overwritten; either may be null). `cache` only says the precision (may be null).
 inline void conv2d_backward_weights(const Tensor<float>& x, const Tensor<float>& dy, const Tensor<float>* dw,
-                                    const Tensor<float>* db, const Shape& wshape, const Window& win) {
+                                    const Tensor<float>* db, const Shape& wshape, const Window& win,
+                                    const LayerCache* cache) {
   if (!dw && !db) return;
   if (x.n() == 0) {
     if (dw) dw->zero();
@@ -132,16 +147,17 @@ inline void conv2d_backward_weights(const Tensor<float>& x, const Tensor<float>&
   }
   const memory::desc xd = desc_of(x), dyd = desc_of(dy);
   const memory::desc wd({wshape.n, wshape.c, wshape.h, wshape.w}, memory::data_type::f32, memory::format_tag::oihw);
+  const memory::data_type in = detail::operand_type(cache);
   Key key("conv_bwd_weights");
-  key.add(xd).add(dyd).add(wd).add(db != nullptr);
+  key.add(xd).add(dyd).add(wd).add(db != nullptr).add(std::int64_t(in));
   win.add_to(key);
   const Entry& e = primitive_cache().get(key, [&] {
-    auto hint = detail::forward_pd(xd, wd, db != nullptr, dyd, win, false);
-    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, detail::activation_layout(xd),
-                                               detail::any_layout(wd),
+    auto hint = detail::forward_pd(xd, wd, db != nullptr, dyd, win, false, in);
+    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct,
+                                               with_type(detail::activation_layout(xd), in), detail::any_layout(wd),
                                                db ? detail::vector_desc(wshape.n) : memory::desc(),
-                                               detail::activation_layout(dyd), win.strides, win.padding_l,
-                                               win.padding_r);
+                                               with_type(detail::activation_layout(dyd), in), win.strides,
+                                               win.padding_l, win.padding_r);
     dnnl::convolution_backward_weights::primitive_desc pd(d, base_attr(), engine(), hint);
     return Entry{pd, dnnl::convolution_backward_weights(pd)};
   });

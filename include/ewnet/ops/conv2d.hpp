@@ -322,7 +322,8 @@ template <class T>
 void conv2d_backward_filter(const Tensor<T>& x, const Tensor<T>& dy, const Tensor<T>& dw, const Conv2dGeometry& g) {
   detail::check_conv2d("conv2d_backward_filter", x, dw, dy, g);
   EWNET_CPU_PRIMITIVE(x.device(), T,
-                      onednn::conv2d_backward_weights(x, dy, &dw, nullptr, dw.shape(), g.window(x.h(), x.w())));
+                      onednn::conv2d_backward_weights(x, dy, &dw, nullptr, dw.shape(), g.window(x.h(), x.w()),
+                                                      nullptr));
   EWNET_DISPATCH(x.device(), T, conv2d_backward_filter, x, dy, dw, g);
 }
 
@@ -338,12 +339,13 @@ void conv2d_backward_bias(const Tensor<T>& dy, const Tensor<T>& db) {
 /// primitive on the CPU engine, conv2d_backward_filter and conv2d_backward_bias elsewhere.
 template <class T>
 void conv2d_backward_weights(const Tensor<T>& x, const Tensor<T>& dy, const Tensor<T>* dw, const Tensor<T>* db,
-                             const Shape& wshape, const Conv2dGeometry& g) {
+                             const Shape& wshape, const Conv2dGeometry& g, const onednn::LayerCache* cache = nullptr) {
   if (dw) detail::check_conv2d("conv2d_backward_weights", x, *dw, dy, g);
   if (db)
     EWNET_CHECK_AS(ShapeError, db->size() == size_t(dy.c()), "conv2d_backward_weights: bias has ", db->size(),
                    " elements for ", dy.c(), " channels");
-  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::conv2d_backward_weights(x, dy, dw, db, wshape, g.window(x.h(), x.w())));
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::conv2d_backward_weights(x, dy, dw, db, wshape, g.window(x.h(), x.w()), cache));
   if (dw) conv2d_backward_filter(x, dy, *dw, g);
   if (db) conv2d_backward_bias(dy, *db);
 }

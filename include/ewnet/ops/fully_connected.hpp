@@ -85,8 +85,8 @@ void fully_connected_backward_data(const Tensor<T>& dy, const Tensor<T>& w, cons
 /// dW = dy^T x and db = sum of dy (each overwritten; either may be null).
 template <class T>
 void fully_connected_backward_weights(const Tensor<T>& x, const Tensor<T>& dy, const Tensor<T>* dw,
-                                      const Tensor<T>* db) {
-  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::inner_product_backward_weights(x, dy, dw, db));
+                                      const Tensor<T>* db, const onednn::LayerCache* cache = nullptr) {
+  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::inner_product_backward_weights(x, dy, dw, db, cache));
   EWNET_DISPATCH(x.device(), T, fully_connected_backward_weights, x, dy, dw, db);
 }
 
