@@ -238,6 +238,15 @@ def latency_ort_rates(args, ewnet_export):
     return out
 
 
+def torchvision_constructors():
+    """torchvision's networks as ewnet's include/ewnet/models/ builds them (8 classes, no auxiliary heads)."""
+    import torchvision
+    return {"resnet18": lambda: torchvision.models.resnet18(num_classes=8),
+            "googlenet": lambda: torchvision.models.googlenet(num_classes=8, aux_logits=False, init_weights=True),
+            "inception-v3": lambda: torchvision.models.inception_v3(num_classes=8, aux_logits=False,
+                                                                    init_weights=True)}
+
+
 def torch_rates(args, compiled):
     """images/s of each PyTorch case (eager or torch.compile), keyed like the ewnet benchmarks."""
     dev = args.device
@@ -305,14 +314,9 @@ def torch_rates(args, compiled):
     out["paper_model/inference"] = inference_rate(prepare(PaperModel().eval()), batch_of_images()[0])
 
     try:
-        import torchvision
+        constructors = torchvision_constructors()
     except ImportError:
         return out
-    constructors = {"resnet18": lambda: torchvision.models.resnet18(num_classes=8),
-                    "googlenet": lambda: torchvision.models.googlenet(num_classes=8, aux_logits=False,
-                                                                      init_weights=True),
-                    "inception-v3": lambda: torchvision.models.inception_v3(num_classes=8, aux_logits=False,
-                                                                            init_weights=True)}
     for net in args.networks:
         torch.manual_seed(1)
         model = constructors[net]().to(dev)
@@ -332,23 +336,31 @@ def torch_all_rates(args, compiled):
 
 
 def onnxruntime_rates(args):
-    """images/s of the paper's model exported from PyTorch (opset 17) and run by ONNX Runtime."""
+    """images/s of the paper's model and the torchvision networks (inference), exported from PyTorch
+    (opset 17) and run by ONNX Runtime."""
     import onnxruntime as ort
     batch, size = shapes(args.device)
-    torch.manual_seed(1)
-    model = PaperModel().eval()
     x = torch.rand(batch, 3, size, size)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "paper_model.onnx")
-        torch_export(model, x, path)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = args.threads
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CUDAExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
-        session = ort.InferenceSession(path, so, providers=providers)
-    feed = {"x": x.numpy()}
-    out = {"paper_model/inference": batch / time_steps(lambda: session.run(None, feed), "cpu", args.min_time)}
+    models = {"paper_model": PaperModel}
+    try:
+        models.update({f"torchvision_{n}": make for n, make in torchvision_constructors().items()
+                       if n in args.networks})
+    except ImportError:
+        pass
+    out = {}
+    for key, make in models.items():
+        torch.manual_seed(1)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            torch_export(make().eval(), x, path)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = args.threads
+            so.inter_op_num_threads = 1
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            providers = ["CUDAExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
+            session = ort.InferenceSession(path, so, providers=providers)
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        out[f"{key}/inference"] = batch / time_steps(lambda: session.run(None, feed), "cpu", args.min_time)
     if args.latency:
         out.update(latency_ort_rates(args, False))
     return out
