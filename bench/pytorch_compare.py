@@ -33,6 +33,10 @@ whether it is met, and ewnet's FLOP/s as a fraction of the machine's GEMM ceilin
 reference/gemm_2048 and reference/gemm_2048_bf16 benchmarks: 2048-cube products in float32 and in
 bfloat16 with float32 accumulation, on the same threads; the bf16 one where the processor has it).
 
+--clock cpu (with --threads 1) times every side by its CPU time instead of the wall clock: on a
+machine busy with other work, what each side would take alone (a thread that waits for the core
+is not charged).
+
   python3 bench/pytorch_compare.py --bin-dir build/bench --python venv/bin/python --threads 2 --out table.md
 """
 import argparse
@@ -143,18 +147,24 @@ def sgdm(model, lr=1e-3):
 # ---- timing ---------------------------------------------------------------------------------
 
 
+# The clock every side is timed by: wall clock, or (--clock cpu, one thread) the process's CPU time,
+# which a busy machine's other processes do not inflate.
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCK["wall"]
+
+
 def time_steps(step, device, min_time, warmup=3):
     """Mean seconds per call of step() over at least min_time seconds and 3 calls, after warm-up."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(warmup):
         step()
     sync()
-    n, t0 = 0, time.perf_counter()
+    n, t0 = 0, clock()
     while True:
         step()
         n += 1
         sync()
-        elapsed = time.perf_counter() - t0
+        elapsed = clock() - t0
         if n >= 3 and elapsed >= min_time:
             return elapsed / n
 
@@ -368,6 +378,8 @@ def onnxruntime_rates(args):
 
 def worker(args):
     """One anchor, measured in this process; prints its rates as JSON."""
+    global clock
+    clock = CLOCK[args.clock]
     torch.set_num_threads(args.threads)
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
@@ -394,7 +406,7 @@ def anchor_version(kind, args):
 
 def run_worker(args, python, kind):
     cmd = [python, os.path.abspath(__file__), "--worker", kind, "--device", args.device, "--threads",
-           str(args.threads), "--min-time", str(args.min_time), "--precision", args.precision,
+           str(args.threads), "--min-time", str(args.min_time), "--precision", args.precision, "--clock", args.clock,
            "--modules"] + args.modules + ["--networks"] + args.networks
     if args.tf32:
         cmd.append("--tf32")
@@ -436,10 +448,13 @@ def ewnet_rates(args):
         report = json.loads(res.stdout)
         for b in report["benchmarks"]:
             name = b["name"].split("/", 1)[1].rsplit("/manual_time", 1)[0]
+            # The rates are over the manual (wall-clock) time; --clock cpu rescales them to the CPU
+            # time of the benchmark's thread, all the work there is with one thread.
+            scale = b["real_time"] / b["cpu_time"] if args.clock == "cpu" else 1.0
             if "images/s" in b:
-                out[name] = b["images/s"]
+                out[name] = b["images/s"] * scale
             if "FLOP/s" in b:
-                flops[name] = b["FLOP/s"]
+                flops[name] = b["FLOP/s"] * scale
         context = report.get("context", {})
     return out, flops, context
 
@@ -499,7 +514,8 @@ def build_table(args, ew, flops, anchors, versions, extra):
     precision = "bfloat16" if args.precision == "bf16" else "TF32 allowed" if args.tf32 else "strict float32"
     batch, size = shapes(args.device)
     title = (f"{args.device}, {args.threads} threads, {precision}, batch {batch}, {size}x{size} (latency rows: one "
-             f"image, {LATENCY_SIZE}x{LATENCY_SIZE}); images/s, best of {args.repeats} alternating measurements")
+             f"image, {LATENCY_SIZE}x{LATENCY_SIZE}); images/s{' of CPU time' if args.clock == 'cpu' else ''}, "
+             f"best of {args.repeats} alternating measurements")
     if ceiling:
         title += f"; fp32 GEMM ceiling {ceiling / 1e9:.0f} GFLOP/s"
     if ceiling_bf16:
@@ -521,6 +537,9 @@ def main():
     ap.add_argument("--ewnet-onnx-dir", help=argparse.SUPPRESS)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every side (CPU)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: time every side by its CPU time (with --threads 1 only): on a machine busy with "
+                         "other work, what each side would take alone")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 tensor-core math on both sides")
     ap.add_argument("--modules", nargs="+", default=["3a", "3b", "4a"], choices=list(MODULES))
     ap.add_argument("--networks", nargs="*", default=["resnet18", "googlenet", "inception-v3"],
@@ -533,6 +552,8 @@ def main():
     args = ap.parse_args()
     if args.worker:
         return worker(args)
+    if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
+        ap.error("--clock cpu needs --threads 1 on the CPU (other threads' time would be left out)")
     if args.precision == "bf16":
         args.anchors = [a for a in args.anchors if a in ("eager", "compile")]
     if args.device != "cpu":
