@@ -16,7 +16,7 @@
 //
 // Each output element is one sum computed by one thread in an order fixed by the primitive,
 // whatever the batch size or the thread count: forward and backward data are bitwise the same for
-// a sample alone or in any batch (tests/layers/primitives.cpp checks it). Backward weights sums
+// a sample alone or in any batch (tests/graph.cpp checks it on whole models). Backward weights sums
 // over the batch in per-thread parts added in a fixed order: the same run to run for a given
 // thread count.
 #pragma once
