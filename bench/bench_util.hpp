@@ -219,7 +219,7 @@ inline Tensor<std::int32_t> cyclic_labels(int batch, int classes, Device d) {
 /// the program is built with ewnet::cuda and a GPU is present. EWNET_BENCH_TF32=1 in the
 /// environment lets cuDNN and cuBLAS use TF32 (strict float32 otherwise), for the TF32 rows of
 /// bench/pytorch_compare.py; EWNET_BENCH_DETERMINISTIC=0 lets cuDNN choose non-deterministic
-/// algorithms too (tools/gpu-bench.sh measures what deterministic mode costs).
+/// algorithms too (tools/gpu-check.sh measures what deterministic mode costs).
 inline int bench_main(int argc, char** argv, void (*register_cpu)(), void (*register_cuda)()) {
   // The CPU engine and instruction set, in the report's context (and its JSON).
   const std::string engine = ewnet::cpu::cpu_engine().summary();

@@ -19,7 +19,7 @@
 #include <numeric>
 
 #include <ewnet/models/build.hpp>
-#include <ewnet/train/trainer.hpp>
+#include <ewnet/train/batches.hpp>
 
 #include "bench_util.hpp"
 
@@ -129,8 +129,8 @@ void finetune_epoch_cached(benchmark::State& st) {
         rows[size_t(i)] = order[size_t(b * N + i)];
         labels[size_t(i)] = int(rows[size_t(i)] % size_t(classes));
       }
-      train::detail::gather_rows(features, rows, rows_host);
-      m.forward_from(kFeatureLayer, train::detail::on_device(rows_host, D, staged), labels, Mode::training);
+      train::gather_rows(features, rows, rows_host);
+      m.forward_from(kFeatureLayer, train::on_device(rows_host, D, staged), labels, Mode::training);
       m.backward();
       solver.step(m, 1e-3);
     }

@@ -8,7 +8,7 @@
 # Sets CUDNN_FOUND, CUDNN_INCLUDE_DIR, CUDNN_LIBRARY, CUDNN_VERSION.
 include_guard(GLOBAL)
 
-set(_cudnn_suffixes_inc include targets/x86_64-linux/include targets/sbsa-linux/include)
+set(_cudnn_suffixes_inc include include/x86_64-linux-gnu targets/x86_64-linux/include targets/sbsa-linux/include)
 set(_cudnn_suffixes_lib lib lib64 lib/x86_64-linux-gnu targets/x86_64-linux/lib targets/sbsa-linux/lib)
 # The wheels ship only versioned names (libcudnn.so.9), so ask for those as well.
 set(_cudnn_names cudnn libcudnn.so.9 libcudnn.so.8)

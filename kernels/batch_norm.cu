@@ -14,7 +14,8 @@
 // are split among several blocks that write partial sums (double) to the reduction scratch, and a
 // second kernel adds a channel's partials in a fixed order, so a layer of few channels and many
 // values still fills the GPU and the result does not depend on timing. Two passes for the variance,
-// as the CPU does. Element-wise passes use one thread per element.
+// as the CPU does. Element-wise passes use one thread per element; with the running statistics
+// (inference, a frozen layer) the per-channel scale is computed once first, in C threads.
 #include <ewnet/ops/batch_norm.hpp>
 
 #include "cuda/graph_support.hpp"
@@ -85,34 +86,34 @@ __global__ void batch_norm_normalize_kernel(View x, const float* gamma, const fl
   }
 }
 
-// y = gamma[c] / sqrt(running_var[c] + eps) * (x - running_mean[c]) + beta[c], per element.
-__global__ void batch_norm_forward_inference_kernel(View x, const float* gamma, const float* beta,
-                                                    const float* running_mean, const float* running_var, View y,
-                                                    double eps) {
-  EWNET_GRID_LOOP(e, x.count()) {
-    const std::int64_t c = (e % x.sample) / x.hw;
-    const float invstd = float(1.0 / sqrt(double(running_var[c]) + eps));
-    const float g = gamma[c] * invstd;
-    y.data[y.at(e)] = g * (x.data[x.at(e)] - running_mean[c]) + beta[c];
+// Once per channel, from the running variance: invstd[c] = 1 / sqrt(running_var[c] + eps) (in
+// double, as the CPU) and scale[c] = gamma[c] * invstd[c], so that the per-element passes of
+// inference and of a frozen layer's backward need no square root or division.
+__global__ void batch_norm_running_scale_kernel(std::int64_t channels, const float* gamma, const float* running_var,
+                                                double eps, float* invstd, float* scale) {
+  EWNET_GRID_LOOP(c, channels) {
+    const float s = float(1.0 / sqrt(double(running_var[c]) + eps));
+    invstd[c] = s;
+    scale[c] = gamma[c] * s;
   }
 }
 
-namespace {
-/// The channel's inverse deviation: the saved batch one, or from the running variance.
-__device__ float channel_invstd(std::int64_t c, bool batch_stats, const float* invstd_in, const float* running_var,
-                                double eps) {
-  return batch_stats ? invstd_in[c] : float(1.0 / sqrt(double(running_var[c]) + eps));
+// y = scale[c] * (x - running_mean[c]) + beta[c], per element.
+__global__ void batch_norm_forward_inference_kernel(View x, const float* scale, const float* beta,
+                                                    const float* running_mean, View y) {
+  EWNET_GRID_LOOP(e, x.count()) {
+    const std::int64_t c = (e % x.sample) / x.hw;
+    y.data[y.at(e)] = scale[c] * (x.data[x.at(e)] - running_mean[c]) + beta[c];
+  }
 }
-}  // namespace
 
 // Backward stage 1: partial[c, chunk] = sum of dy, partial[C*chunks + c*chunks + chunk] = sum of
 // dy * xhat over the chunk.
 __global__ void batch_norm_backward_partials_kernel(View x, View dy, const float* mean_in, const float* invstd_in,
-                                                    const float* running_var, double eps, bool batch_stats,
                                                     double* partial) {
   const std::int64_t c = blockIdx.y, m = x.n * x.hw;
   const float mean = mean_in[c];
-  const float invstd = channel_invstd(c, batch_stats, invstd_in, running_var, eps);
+  const float invstd = invstd_in[c];
   double sdy = 0.0, sdyx = 0.0;
   EWNET_CHUNK_LOOP(j, m) {
     const float g = dy.data[channel_offset(dy, j, c)];
@@ -143,25 +144,25 @@ __global__ void batch_norm_backward_sums_kernel(std::int64_t channels, unsigned 
   }
 }
 
-// Backward stage 3, per element. With `batch_stats` the statistics are the saved batch mean and
-// invstd and dx follows the training formula; otherwise they are the running statistics and
-// dx = dy gamma invstd.
+// Backward stage 3, per element. With batch statistics (`scale` null) dx follows the training
+// formula with the saved mean and invstd; with the running statistics dx = dy scale[c]
+// (batch_norm_running_scale_kernel).
 __global__ void batch_norm_backward_dx_kernel(View x, View dy, const float* gamma, const float* mean_in,
-                                              const float* invstd_in, const float* running_var, double eps,
-                                              bool batch_stats, const float* sums, View dx, bool accumulate) {
+                                              const float* invstd_in, const float* scale, const float* sums, View dx,
+                                              bool accumulate) {
   const std::int64_t m = x.n * x.hw;
   const float fm = float(m);
   EWNET_GRID_LOOP(e, x.count()) {
     const std::int64_t c = (e % x.sample) / x.hw;
-    const float invstd = channel_invstd(c, batch_stats, invstd_in, running_var, eps);
     const float g = dy.data[dy.at(e)];
     float v;
-    if (batch_stats) {
+    if (!scale) {
+      const float invstd = invstd_in[c];
       const float k = gamma[c] * invstd / fm;
       const float xhat = (x.data[x.at(e)] - mean_in[c]) * invstd;
       v = k * (fm * g - sums[c] - xhat * sums[x.c + c]);
     } else {
-      v = g * (gamma[c] * invstd);
+      v = g * scale[c];
     }
     float& d = dx.data[dx.at(e)];
     d = accumulate ? d + v : v;
@@ -197,15 +198,23 @@ void batch_norm_forward_inference(const Tensor<float>& x, const Tensor<float>& g
                                   const Tensor<float>& y, const BatchNormParams& p) {
   const View vx = detail::view(x);
   if (vx.count() == 0) return;
+  const std::int64_t C = x.c();
+  float* invstd = static_cast<float*>(detail::scratch(sizeof(float) * std::size_t(2 * C)));
+  float* scale = invstd + C;
+  batch_norm_running_scale_kernel<<<detail::grid_for(std::size_t(C)), detail::kBlock, 0, stream()>>>(
+      C, gamma.data(), running_var.data(), p.epsilon, invstd, scale);
+  EWNET_CUDA_CHECK_LAUNCH(batch_norm_running_scale_kernel);
   batch_norm_forward_inference_kernel<<<detail::grid_for(vx.count()), detail::kBlock, 0, stream()>>>(
-      vx, gamma.data(), beta.data(), running_mean.data(), running_var.data(), detail::view(y), p.epsilon);
+      vx, scale, beta.data(), running_mean.data(), detail::view(y));
   EWNET_CUDA_CHECK_LAUNCH(batch_norm_forward_inference_kernel);
 }
 
 namespace {
+/// With batch statistics `invstd` is the saved one and `running_var` null; with the running
+/// statistics `invstd` is null and it and scale = gamma invstd are computed per channel first.
 void backward(const Tensor<float>& x, const Tensor<float>& dy, const Tensor<float>& gamma, const float* mean,
-              const float* invstd, const float* running_var, double eps, bool batch_stats, const Tensor<float>* dx,
-              GradWrite mode, const Tensor<float>* dgamma, const Tensor<float>* dbeta) {
+              const float* invstd, const float* running_var, double eps, const Tensor<float>* dx, GradWrite mode,
+              const Tensor<float>* dgamma, const Tensor<float>* dbeta) {
   if (x.c() == 0) return;
   const View vx = detail::view(x);
   const std::int64_t C = x.c(), m = vx.n * vx.hw;
@@ -216,21 +225,30 @@ void backward(const Tensor<float>& x, const Tensor<float>& dy, const Tensor<floa
     return;
   }
   const unsigned chunks = detail::chunks_for(m, C);
-  // Scratch: 2*C*chunks double partials, then 2*C float sums.
+  // Scratch: 2*C*chunks double partials, then 2*C float sums, then (running statistics) C
+  // inverse deviations and C scales.
   const std::size_t partial_bytes = sizeof(double) * std::size_t(2 * C) * chunks;
-  char* base = static_cast<char*>(detail::scratch(partial_bytes + sizeof(float) * std::size_t(2 * C)));
+  char* base = static_cast<char*>(detail::scratch(partial_bytes + sizeof(float) * std::size_t(4 * C)));
   double* partial = reinterpret_cast<double*>(base);
   float* sums = reinterpret_cast<float*>(base + partial_bytes);
+  float* scale = nullptr;
+  if (running_var) {
+    float* running_invstd = sums + 2 * C;
+    scale = running_invstd + C;
+    batch_norm_running_scale_kernel<<<detail::grid_for(std::size_t(C)), detail::kBlock, 0, stream()>>>(
+        C, gamma.data(), running_var, eps, running_invstd, scale);
+    EWNET_CUDA_CHECK_LAUNCH(batch_norm_running_scale_kernel);
+    invstd = running_invstd;
+  }
   batch_norm_backward_partials_kernel<<<dim3(chunks, unsigned(C)), detail::kBlock, 0, stream()>>>(
-      vx, detail::view(dy), mean, invstd, running_var, eps, batch_stats, partial);
+      vx, detail::view(dy), mean, invstd, partial);
   EWNET_CUDA_CHECK_LAUNCH(batch_norm_backward_partials_kernel);
   batch_norm_backward_sums_kernel<<<detail::grid_for(std::size_t(C)), detail::kBlock, 0, stream()>>>(
       C, chunks, partial, sums, dgamma ? dgamma->data() : nullptr, dbeta ? dbeta->data() : nullptr);
   EWNET_CUDA_CHECK_LAUNCH(batch_norm_backward_sums_kernel);
   if (!dx) return;
   batch_norm_backward_dx_kernel<<<detail::grid_for(vx.count()), detail::kBlock, 0, stream()>>>(
-      vx, detail::view(dy), gamma.data(), mean, invstd, running_var, eps, batch_stats, sums, detail::view(*dx),
-      mode == GradWrite::accumulate);
+      vx, detail::view(dy), gamma.data(), mean, invstd, scale, sums, detail::view(*dx), mode == GradWrite::accumulate);
   EWNET_CUDA_CHECK_LAUNCH(batch_norm_backward_dx_kernel);
 }
 }  // namespace
@@ -238,15 +256,14 @@ void batch_norm_backward_training(const Tensor<float>& x, const Tensor<float>& d
                                   const Tensor<float>& saved_mean, const Tensor<float>& saved_invstd,
                                   const Tensor<float>* dx, GradWrite mode, const Tensor<float>* dgamma,
                                   const Tensor<float>* dbeta) {
-  backward(x, dy, gamma, saved_mean.data(), saved_invstd.data(), nullptr, 0.0, true, dx, mode, dgamma, dbeta);
+  backward(x, dy, gamma, saved_mean.data(), saved_invstd.data(), nullptr, 0.0, dx, mode, dgamma, dbeta);
 }
 
 void batch_norm_backward_inference(const Tensor<float>& x, const Tensor<float>& dy, const Tensor<float>& gamma,
                                    const Tensor<float>& running_mean, const Tensor<float>& running_var,
                                    const Tensor<float>* dx, GradWrite mode, const Tensor<float>* dgamma,
                                    const Tensor<float>* dbeta, const BatchNormParams& p) {
-  backward(x, dy, gamma, running_mean.data(), nullptr, running_var.data(), p.epsilon, false, dx, mode, dgamma,
-           dbeta);
+  backward(x, dy, gamma, running_mean.data(), nullptr, running_var.data(), p.epsilon, dx, mode, dgamma, dbeta);
 }
 
 }  // namespace ewnet::cuda

@@ -1,8 +1,10 @@
 // kernels/conv2d.cu: 2-D convolution on the GPU (ops/conv2d.hpp).
 //
 // The three convolution passes run through cuDNN (src/cuda/cudnn_adapter.cpp: descriptors and
-// algorithm cached per shape, one shared workspace); the bias is added by kernels/bias_relu.cu.
+// algorithm cached per shape, one shared workspace); the bias, with the ReLU when one follows,
+// is added by kernels/bias_relu.cu.
 // The bias gradient is the two kernels below.
+#include <ewnet/ops/activation.hpp>
 #include <ewnet/ops/conv2d.hpp>
 
 #include "cuda/bias.hpp"
@@ -43,6 +45,18 @@ void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor
   if (y.empty()) return;
   cudnn::conv_forward(x, w, y, g);
   if (b) detail::add_bias(y, *b, false);
+}
+
+// cuDNN's convolution, then the bias and the ReLU in one pass over y (or the ReLU alone).
+void conv2d_relu_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* b,
+                         const Tensor<float>& y, const Conv2dGeometry& g) {
+  if (y.empty()) return;
+  cudnn::conv_forward(x, w, y, g);
+  if (b) {
+    detail::add_bias(y, *b, true);
+  } else {
+    relu_forward(y, y);
+  }
 }
 
 void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w, const Tensor<float>& dx,

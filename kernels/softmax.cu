@@ -9,8 +9,8 @@
 // and C of a few to a thousand classes, where one thread per sample is already memory-bound.
 //
 // Labels on the device are checked on the device: a label outside [0, K) is reported through
-// the error sink (the next synchronisation throws DeviceError naming it), its loss is NaN and
-// nothing is read outside the probabilities.
+// the error sink (the next synchronisation throws DeviceError naming it), its loss is NaN, its
+// gradient zero, and nothing is read outside the probabilities.
 #include <cfloat>
 
 #include <ewnet/ops/softmax.hpp>
@@ -84,13 +84,16 @@ __global__ void cross_entropy_forward_kernel(View probs, const std::int32_t* lab
   }
 }
 
-// One thread per (n, c); the thread of c = 0 checks the sample's label.
+// One thread per (n, c); the thread of c = 0 reports a bad label. A sample with a bad label gets
+// a zero gradient: the error surfaces only at the next synchronisation, after the solver may have
+// applied this step, and a sample without a valid target must not move the weights meanwhile.
 __global__ void softmax_cross_entropy_backward_kernel(View probs, const std::int32_t* labels, View dlogits,
                                                       float scale, bool accumulate, detail::ErrorSink sink) {
   EWNET_GRID_LOOP(i, probs.count()) {
     const std::int64_t n = i / probs.sample, c = i % probs.sample;
-    if (c == 0) label_ok(sink, n, labels[n], probs.sample);
-    const float g = scale * (probs.data[n * probs.stride + c] - (c == labels[n] ? 1.0f : 0.0f));
+    const std::int32_t t = labels[n];
+    const bool valid = c == 0 ? label_ok(sink, n, t, probs.sample) : t >= 0 && t < probs.sample;
+    const float g = valid ? scale * (probs.data[n * probs.stride + c] - (c == t ? 1.0f : 0.0f)) : 0.0f;
     float& d = dlogits.data[n * dlogits.stride + c];
     d = accumulate ? d + g : g;
   }

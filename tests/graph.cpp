@@ -75,6 +75,44 @@ TEST_CASE("a whole network's gradient matches finite differences of its loss", "
   REQUIRE(checked > 60);
 }
 
+TEST_CASE("each training pass draws its dropout masks from the step counter and its backward uses them",
+          "[graph][dropout]") {
+  Model<double> m(4);
+  m.add(std::make_unique<ImageInput<double>>("input", 3, 2, 2));
+  m.add(std::make_unique<FullyConnected<double>>("fc1", 8));
+  m.add(std::make_unique<Dropout<double>>("drop", 0.5, 4));
+  m.add(std::make_unique<FullyConnected<double>>("fc2", 3));
+  m.add(std::make_unique<Softmax<double>>("softmax"));
+  m.add(std::make_unique<Classification<double>>("output"));
+  Random rng(13);
+  for (auto& [layer, p] : m.parameters()) p->value.copy_from(random_tensor<double>(p->value.shape(), rng, -0.5, 0.5));
+  const Tensor<double> x = random_tensor<double>({2, 3, 2, 2}, rng);
+  const std::vector<int> labels{0, 2};
+  m.forward(x, labels);  // pass 0: counter 0, then 1
+  REQUIRE(m.iteration() == 1);
+  const double first = m.loss();
+  m.backward();
+  const std::vector<double> g = m.layer_as<FullyConnected<double>>("fc1").weight().grad.to_vector();
+  m.forward(x, labels);  // pass 1: other masks
+  REQUIRE(m.iteration() == 2);
+  REQUIRE(m.loss() != first);
+  // Pass 0's masks again, from counter 0: finite differences of that loss are its backward's gradient.
+  Param<double>& w = m.layer_as<FullyConnected<double>>("fc1").weight();
+  for (size_t k = 0; k < w.count(); k += 5) {
+    const double keep = w.value.data()[k];
+    auto loss_at = [&](double v) {
+      w.value.data()[k] = v;
+      m.set_iteration(0);
+      m.forward(x, labels);
+      return double(m.loss());
+    };
+    const double up = loss_at(keep + 1e-6), down = loss_at(keep - 1e-6);
+    w.value.data()[k] = keep;
+    INFO("fc1 weight " << k);
+    REQUIRE(g[k] == Approx((up - down) / 2e-6).margin(1e-8).epsilon(1e-5));
+  }
+}
+
 TEST_CASE("inception branches are written in place into the concatenation", "[graph][concat]") {
   Random rng(6);
   SECTION("plain layout (the reference path): any batch") {

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(safetensors json architecture image csv collect)
+((${#targets[@]})) || targets=(safetensors json architecture image png jpeg webp csv collect)
 build=${EWNET_FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${EWNET_JOBS:-$(nproc)}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \

@@ -2,46 +2,10 @@
 #include <iostream>
 
 #include <cli.hpp>
-#include <pipeline.hpp>
+#include <data.hpp>
+#include <options.hpp>
 
-namespace {
-const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] [--image-size N] "
-                     "[--schedule constant|cosine] [--warmup N] [--recipe paper] [--seed N] [--split-file CSV] "
-                     "[--device cpu|cuda] [--model NAME [--aux]] [--init FILE] [--new-layer-factor F] [--resume [--allow-changed-settings]] [--no-progress]";
-const char* kHelp =
-    "Trains the paper's 67-layer inception-residual model (or --model) from random weights (or --init) on\n"
-    "DATA_DIR/<class>/<image>.\n"
-    "Defaults the paper states: SGDM, batch 64, learning rate 1e-3, up to 320 epochs, an 80/20\n"
-    "training/validation split (stratified by class here). Not stated by the paper: momentum 0.9 and L2\n"
-    "1e-4 are MATLAB's trainingOptions('sgdm') defaults; the augmentation (random crop, shift, rotation,\n"
-    "flip) is ewnet's choice. Validates every epoch; keeps OUT/best.safetensors and\n"
-    "OUT/last.safetensors, and writes log.csv, report.json, training-curves.svg and confusion.svg.\n\n"
-    "  --out DIR          output folder (default ewnet-train-run)\n"
-    "  --epochs N         epochs (default 320)\n"
-    "  --batch N          mini-batch size (default 64)\n"
-    "  --lr RATE          learning rate (default 0.001)\n"
-    "  --schedule S       constant (default, the paper's) or cosine: a linear warm-up, then half a cosine down\n"
-    "                     to 1% of the rate at the last epoch (docs/transfer-learning.md measured it: no gain)\n"
-    "  --warmup N         warm-up epochs of the cosine schedule (default 2)\n"
-    "  --recipe paper     say which settings the paper states (the defaults) and which are ewnet's choice\n"
-    "  --image-size N     square input size, a multiple of 8 (default 224, the paper's; 64 or 112 are quick on a CPU)\n"
-    "  --seed N           weights, split, shuffling and augmentation (default 0)\n"
-    "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
-    "  --device cpu|cuda  where to train (default cpu)\n"
-    "  --model NAME       paper (default: the paper's 67-layer model), googlenet, resnet18 or inception-v3\n"
-    "                     (torchvision's networks, docs/model.md; inception-v3 needs at least 75x75)\n"
-    "  --aux              with googlenet or inception-v3: train their auxiliary classifiers too (extra\n"
-    "                     losses weighted 0.3 and 0.4 in training only; inception-v3's needs 299x299 images)\n"
-    "  --init FILE        start from these weights instead of random ones: a file written by\n"
-    "                     tools/torch_to_safetensors.py (e.g. torchvision's ImageNet weights) or an ewnet\n"
-    "                     checkpoint of the same network. A classifier for another number of classes is\n"
-    "                     replaced by a fresh one (MATLAB's transfer recipe) and every layer trains\n"
-    "  --new-layer-factor F  learning-rate factor of that new classifier (default 10, MATLAB's example's)\n"
-    "  --resume           continue OUT's interrupted run from OUT/last.safetensors\n"
-    "  --allow-changed-settings  let --resume continue although the seed, batch, rate, image size or data\n"
-    "                     differ from the checkpoint's (refused by default, naming each difference)\n"
-    "  --no-progress      no progress bar on stderr\n";
-}  // namespace
+#include "help.hpp"
 
 int main(int argc, char** argv) {
   return cli::run("ewnet-train", kUsage, [&] {
@@ -53,47 +17,30 @@ int main(int argc, char** argv) {
     if (a.positional().size() != 1) throw cli::UsageError("give exactly one data folder");
     pipeline::DataOptions d;
     d.dir = a.positional()[0];
-    d.image_size = a.get_int("image-size", 224, 32);
-    if (d.image_size % 8) throw cli::UsageError("--image-size must be a multiple of 8");
+    d.image_size = pipeline::image_size_option(a, 224);
     d.seed = a.get_seed("seed", 0);
     d.split_file = a.get("split-file", "");
-    pipeline::RunOptions r;
-    r.epochs = a.get_int("epochs", 320);
-    r.batch = a.get_int("batch", 64);
-    r.learn_rate = a.get_double("lr", 1e-3);
-    r.seed = d.seed;
-    r.device = a.get_device();
-    cli::report_cpu_engine();
-    r.out_dir = a.get("out", "ewnet-train-run");
-    r.resume = a.flag("resume");
-    r.allow_changed_settings = a.flag("allow-changed-settings");
-    r.progress = !a.flag("no-progress");
-    const std::string schedule = a.get("schedule", "constant");
-    if (schedule != "constant" && schedule != "cosine")
-      throw cli::UsageError("--schedule must be constant or cosine, got '" + schedule + "'");
-    const int warmup = a.get_int("warmup", 2, 0);
-    if (schedule == "cosine" && warmup >= r.epochs) throw cli::UsageError("--warmup must be less than --epochs");
-    const ewnet::LearnRateSchedule sched = schedule == "cosine"
-                                               ? ewnet::LearnRateSchedule::cosine(r.learn_rate, r.epochs, warmup, 0.01)
-                                               : ewnet::LearnRateSchedule::constant(r.learn_rate);
+    ewnet::train::TrainOptions t = pipeline::run_options(a, "ewnet-train-run", d.seed);
+    t.epochs = a.get_int("epochs", 320);
+    t.batch = a.get_int("batch", 64);
+    const double rate = a.get_double("lr", 1e-3);
+    const pipeline::ScheduleChoice schedule = pipeline::schedule_option(a, "schedule", "epochs", t.epochs);
+    t.schedule = schedule.schedule(rate, t.epochs);
     const std::string recipe = a.get("recipe", "");
     if (!recipe.empty() && recipe != "paper") throw cli::UsageError("--recipe: only 'paper' applies to ewnet-train");
     if (recipe == "paper") {
-      if (schedule != "constant") throw cli::UsageError("--recipe paper trains at a constant rate");
-      pipeline::print_paper_recipe(std::cout, std::to_string(d.image_size) + "x" + std::to_string(d.image_size) +
-                                                  " images, batch " + std::to_string(r.batch) + ", rate " +
-                                                  ewnet::str(r.learn_rate) + " (constant), up to " +
-                                                  std::to_string(r.epochs) + " epochs, 80/20 split (these are "
-                                                  "ewnet-train's defaults).");
+      if (schedule.cosine) throw cli::UsageError("--recipe paper trains at a constant rate");
+      pipeline::print_paper_recipe(std::cout, ewnet::str(d.image_size, "x", d.image_size, " images, batch ", t.batch,
+                                                         ", rate ", rate, " (constant), up to ", t.epochs,
+                                                         " epochs, 80/20 split (these are ewnet-train's defaults)."));
     }
-    r.model = a.get_model();
-    r.auxiliary_classifiers = a.get_aux(r.model);
-    r.init = a.get("init", "");
-    r.new_layer_factor = a.get_double("new-layer-factor", 10);
-    d.batch = r.batch;
+    const ewnet::transfer::Network net = pipeline::network_options(a, 10);
+    d.batch = t.batch;
+    d.network = pipeline::footprint(net.model, net.auxiliary_classifiers);
     const pipeline::Data data = pipeline::load_data(d, std::cout);
-    pipeline::train_scratch(data, r, r.init.empty() ? "source training (from scratch)" : "training from " + r.init,
-                            d.dir, std::cout, &sched);
+    t.title = net.weights.empty() ? "source training (from scratch)" : "training from " + net.weights;
+    ewnet::train::RunReport report(std::cout);
+    ewnet::transfer::train_network(net, *data.cache, data.split, pipeline::on_data(t, data, d.dir), &report);
     return 0;
   });
 }

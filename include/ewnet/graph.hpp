@@ -477,7 +477,8 @@ class Model {
     build();
     return nodes_[size_t(prediction_node_)].shape;
   }
-  /// The model's step counter (dropout masks are drawn from it); solvers advance it.
+  /// The model's step counter: the training passes run so far. Each training pass draws its dropout
+  /// masks from it, then advances it (one pass a step: a step's backward reuses its pass's masks).
   std::uint64_t iteration() const { return iteration_; }
   void set_iteration(std::uint64_t it) { iteration_ = it; }
 
@@ -981,6 +982,7 @@ class Model {
   /// with the layers it runs inside itself (active_fusion) as one step.
   void run_layers(size_t first, Mode mode, bool with_loss) {
     last_context_ = ForwardContext{mode, iteration_};
+    if (mode == Mode::training) ++iteration_;
     fused_last_pass_.assign(nodes_.size(), false);
     ran_inside_.assign(nodes_.size(), false);
     // Auxiliary classifiers run in labelled training passes over the whole model only.

@@ -6,31 +6,37 @@
 // the three passes): a deprecated call anywhere else (handle, tensor descriptors, errors) shows.
 //
 // Per convolution shape (input and output shapes with their batch strides, filter, geometry,
-// math mode, deterministic mode) a plan holds the descriptors and, for each direction, the algorithm, chosen once
-// when that direction first runs and kept. The choice takes cuDNN's heuristic ranking
-// (cudnnGet*Algorithm_v7: no trial runs, no synchronisation, nothing written to the tensors,
-// which matters for a backward-data pass that accumulates into dx) and the first algorithm that
-// cuDNN accepts for the math mode and whose workspace fits kMaxWorkspace; in deterministic mode
-// (runtime.hpp, on by default) only algorithms whose perf entry says CUDNN_DETERMINISTIC. All
-// plans share one workspace, grown when a plan needs more; the old block goes back to the caching
-// allocator, which is safe because every user of it runs on the same stream, and is held back
-// while a CUDA graph exists (a graph may still use it: release_after_graphs).
+// math mode, deterministic mode) a plan holds the descriptors and, for each direction, the
+// algorithm, chosen once when that direction first runs and kept. The choice takes cuDNN's
+// heuristic ranking (cudnnGet*Algorithm_v7: no trial runs, no synchronisation, nothing written to
+// the tensors, which matters for a backward-data pass that accumulates into dx) and the first
+// algorithm that cuDNN accepts for the math mode and whose workspace fits kMaxWorkspace; in
+// deterministic mode (runtime.hpp, on by default) only algorithms whose perf entry says
+// CUDNN_DETERMINISTIC (the rule: cuda/algorithm_choice.hpp, tested on the host). stats() lists
+// every choice, so tests assert what was chosen rather than compare results. All plans share one
+// workspace, grown when a plan needs more; the old block goes back to the caching allocator,
+// which is safe because every user of it runs on the same stream, and is held back while a CUDA
+// graph exists or a capture runs (a graph may still use it: release_after_graphs).
 //
 // Precision: FP32 mode sets CUDNN_FMA_MATH (no tensor-core TF32); set_tf32(true) lets cuDNN use
 // the math type its heuristic ranks best. The descriptor's math type is set to the plan's mode
-// before every heuristic query: choosing an algorithm for one direction leaves the math type of
-// that choice on the shared descriptor, which would otherwise restrict the next query.
+// before every heuristic query and read back (stats() reports it): choosing an algorithm for one
+// direction leaves the math type of that choice on the shared descriptor, which would otherwise
+// restrict the next query.
 #include "cuda/cudnn_adapter.hpp"
 
 #include <array>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include <cudnn.h>
 
 #include <ewnet/cuda/runtime.hpp>
 
+#include "cuda/algorithm_choice.hpp"
 #include "cuda/check.hpp"
 #include "cuda/graph_support.hpp"
 
@@ -110,6 +116,8 @@ struct Algo {
   int algo = 0;
   cudnnMathType_t math = CUDNN_FMA_MATH;
   std::size_t workspace = 0;
+  bool deterministic = false;                   // as cuDNN's ranking reported it
+  cudnnMathType_t queried_in = CUDNN_FMA_MATH;  // the descriptor's math type during the query
 };
 
 struct Plan {
@@ -163,19 +171,49 @@ Plan& plan_for(const Tensor<float>& x, const Tensor<float>& w, const Tensor<floa
   return *slot;
 }
 
-/// Takes the heuristic's ranking and keeps the first algorithm that runs in the plan's math mode
-/// with a workspace under the cap (and, in deterministic mode, that cuDNN reports deterministic).
-/// `workspace_of(algo)` returns cuDNN's status and size.
+const char* math_name(cudnnMathType_t m) {
+  switch (m) {
+    case CUDNN_DEFAULT_MATH: return "DEFAULT";
+    case CUDNN_TENSOR_OP_MATH: return "TENSOR_OP";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "TENSOR_OP_ALLOW_CONVERSION";
+    case CUDNN_FMA_MATH: return "FMA";
+  }
+  return "unknown";
+}
+
+/// Sets the plan's query math type on the descriptor (a choice for another direction leaves its
+/// own there) and returns what the descriptor then holds, read back from cuDNN.
+cudnnMathType_t set_query_math(const Plan& p) {
+  EWNET_CUDA_CHECK(cudnnSetConvolutionMathType(p.conv, p.query_math()));
+  cudnnMathType_t now = CUDNN_DEFAULT_MATH;
+  EWNET_CUDA_CHECK(cudnnGetConvolutionMathType(p.conv, &now));
+  return now;
+}
+
+/// Takes the heuristic's ranking and keeps the algorithm detail::choose_algorithm picks: the first
+/// that runs in the plan's math mode with a workspace under the cap (and, in deterministic mode,
+/// that cuDNN reports deterministic). `workspace_of(algo)` returns cuDNN's status and size.
 template <class Perf, class WorkspaceOf>
-Algo choose(const char* direction, Plan& p, const Perf* perf, int count, WorkspaceOf workspace_of) {
+Algo choose(const char* direction, Plan& p, cudnnMathType_t queried_in, const Perf* perf, int count,
+            WorkspaceOf workspace_of) {
+  std::vector<detail::AlgorithmCandidate> ranked(static_cast<std::size_t>(count));
+  std::vector<cudnnMathType_t> maths(static_cast<std::size_t>(count), CUDNN_FMA_MATH);
   for (int i = 0; i < count; ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    if (p.deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+    detail::AlgorithmCandidate& c = ranked[std::size_t(i)];
+    c.algorithm = int(perf[i].algo);
+    c.usable = perf[i].status == CUDNN_STATUS_SUCCESS;
+    c.deterministic = perf[i].determinism == CUDNN_DETERMINISTIC;
+    if (!c.usable) continue;
     const cudnnMathType_t math = p.tf32 ? perf[i].mathType : CUDNN_FMA_MATH;
-    if (cudnnSetConvolutionMathType(p.conv, math) != CUDNN_STATUS_SUCCESS) continue;
-    std::size_t bytes = 0;
-    if (workspace_of(int(perf[i].algo), &bytes) != CUDNN_STATUS_SUCCESS || bytes > kMaxWorkspace) continue;
-    return Algo{true, int(perf[i].algo), math, bytes};
+    maths[std::size_t(i)] = math;
+    c.math_accepted = cudnnSetConvolutionMathType(p.conv, math) == CUDNN_STATUS_SUCCESS;
+    if (!c.math_accepted) continue;
+    c.workspace_known = workspace_of(c.algorithm, &c.workspace) == CUDNN_STATUS_SUCCESS;
+  }
+  const int i = detail::choose_algorithm(ranked, p.deterministic, kMaxWorkspace);
+  if (i >= 0) {
+    const detail::AlgorithmCandidate& c = ranked[std::size_t(i)];
+    return Algo{true, c.algorithm, maths[std::size_t(i)], c.workspace, c.deterministic, queried_in};
   }
   throw DeviceError(str("cuDNN offers no ", p.deterministic ? "deterministic " : "", direction,
                         " convolution algorithm for this shape in ", p.tf32 ? "TF32" : "FP32 (FMA)", " math within a ",
@@ -192,10 +230,10 @@ void conv_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<f
   if (!p.fwd.chosen) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
-    EWNET_CUDA_CHECK(cudnnSetConvolutionMathType(p.conv, p.query_math()));
+    const cudnnMathType_t queried_in = set_query_math(p);
     EWNET_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(ctx.handle, p.x, p.w, p.conv, p.y,
                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
-    p.fwd = choose("forward", p, perf, count, [&](int algo, std::size_t* bytes) {
+    p.fwd = choose("forward", p, queried_in, perf, count, [&](int algo, std::size_t* bytes) {
       return cudnnGetConvolutionForwardWorkspaceSize(ctx.handle, p.x, p.w, p.conv, p.y,
                                                      cudnnConvolutionFwdAlgo_t(algo), bytes);
     });
@@ -216,10 +254,10 @@ void conv_backward_data(const Tensor<float>& dy, const Tensor<float>& w, const T
   if (!p.bwd_data.chosen) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
-    EWNET_CUDA_CHECK(cudnnSetConvolutionMathType(p.conv, p.query_math()));
+    const cudnnMathType_t queried_in = set_query_math(p);
     EWNET_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx.handle, p.w, p.y, p.conv, p.x,
                                                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
-    p.bwd_data = choose("backward-data", p, perf, count, [&](int algo, std::size_t* bytes) {
+    p.bwd_data = choose("backward-data", p, queried_in, perf, count, [&](int algo, std::size_t* bytes) {
       return cudnnGetConvolutionBackwardDataWorkspaceSize(ctx.handle, p.w, p.y, p.conv, p.x,
                                                           cudnnConvolutionBwdDataAlgo_t(algo), bytes);
     });
@@ -241,10 +279,10 @@ void conv_backward_filter(const Tensor<float>& x, const Tensor<float>& dy, const
   if (!p.bwd_filter.chosen) {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0;
-    EWNET_CUDA_CHECK(cudnnSetConvolutionMathType(p.conv, p.query_math()));
+    const cudnnMathType_t queried_in = set_query_math(p);
     EWNET_CUDA_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         ctx.handle, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
-    p.bwd_filter = choose("backward-filter", p, perf, count, [&](int algo, std::size_t* bytes) {
+    p.bwd_filter = choose("backward-filter", p, queried_in, perf, count, [&](int algo, std::size_t* bytes) {
       return cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx.handle, p.x, p.y, p.conv, p.w,
                                                             cudnnConvolutionBwdFilterAlgo_t(algo), bytes);
     });
@@ -262,7 +300,29 @@ Stats stats() {
   Stats s;
   s.plans = plans().size();
   if (available()) s.workspace_bytes = context().workspace_bytes;
+  for (const auto& [key, plan] : plans()) {
+    const std::pair<const char*, const Algo*> directions[] = {
+        {"forward", &plan->fwd}, {"backward-data", &plan->bwd_data}, {"backward-filter", &plan->bwd_filter}};
+    for (const auto& [direction, a] : directions) {
+      if (!a->chosen) continue;
+      Choice c;
+      c.direction = direction;
+      c.tf32_plan = plan->tf32;
+      c.deterministic_plan = plan->deterministic;
+      c.algorithm = a->algo;
+      c.math = math_name(a->math);
+      c.queried_in = math_name(a->queried_in);
+      c.deterministic = a->deterministic;
+      c.workspace = a->workspace;
+      s.choices.push_back(c);
+    }
+  }
   return s;
+}
+
+void reserve_workspace(std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  workspace(bytes);
 }
 
 }  // namespace ewnet::cuda::cudnn

@@ -2,12 +2,9 @@
 // failure path of the checking macro.
 #include <ewnet/cuda/runtime.hpp>
 
-#include <map>
 #include <mutex>
-#include <unordered_map>
-#include <unordered_set>
-#include <vector>
 
+#include "cuda/block_cache.hpp"
 #include "cuda/check.hpp"
 #include "cuda/graph_support.hpp"
 
@@ -124,58 +121,28 @@ void synchronize() {
 
 // ---- caching allocator ------------------------------------------------------------------------
 //
-// Requests are rounded up (to 512 bytes below 1 MiB, to 1 MiB above), and a released block waits
-// in a free list keyed by its rounded size. All work runs on one stream, so a block released by
-// one operation and handed to a later one is only touched after the earlier work in stream order:
-// no event is needed (set_stream makes the new stream wait for the old one). Blocks go back to the
-// driver only in empty_cache() or when cudaMalloc runs out of memory (then the cache is emptied
-// and the request retried once, unless a capture is running).
-//
-// CUDA graphs (step_graph.cpp) bake device pointers into their kernels. At the end of a capture
-// every block in use and every block handed out during the capture is marked; releasing a marked
-// block, handing one out again outside a capture, or returning blocks to the driver bumps the
-// allocation generation, and a graph captured under an older generation is not replayed.
+// The bookkeeping (rounding, free lists, the marks and generation that keep CUDA graphs from
+// replaying into memory that changed hands) is BlockCache (cuda/block_cache.hpp); this adds the
+// driver. All work runs on one stream, so a block released by one operation and handed to a later
+// one is only touched after the earlier work in stream order: no event is needed (set_stream makes
+// the new stream wait for the old one). Blocks go back to the driver only in empty_cache() or when
+// cudaMalloc runs out of memory (then the cache is emptied and the request retried once, unless a
+// capture is running).
 
 namespace {
 struct Allocator {
   std::mutex mutex;
-  std::map<std::size_t, std::vector<void*>> free_blocks;
-  std::unordered_map<void*, std::size_t> in_use;  // block -> rounded size
-  std::unordered_set<void*> captured;             // blocks a live graph may reference
-  std::vector<void*> capture_log;                 // handed out since begin_capture_tracking()
-  bool tracking = false;
-  std::uint64_t generation = 0;
-  int graphs = 0;
-  std::vector<std::pair<void*, std::size_t>> retired;  // released once no graph is left
-  AllocatorStats stats;
-
-  static std::size_t round(std::size_t bytes) {
-    constexpr std::size_t kSmall = 512, kLarge = std::size_t(1) << 20;
-    const std::size_t unit = bytes < kLarge ? kSmall : kLarge;
-    return (bytes + unit - 1) / unit * unit;
-  }
+  detail::BlockCache cache;
+  std::uint64_t device_mallocs = 0, device_frees = 0;
 
   // Called with the mutex held.
   void free_cached() {
-    if (stats.bytes_cached == 0) return;
+    if (cache.counters().bytes_cached == 0) return;
     EWNET_CUDA_CHECK(cudaDeviceSynchronize());
-    for (auto& [size, blocks] : free_blocks)
-      for (void* p : blocks) {
-        EWNET_CUDA_CHECK(cudaFree(p));
-        ++stats.device_frees;
-        if (captured.erase(p)) ++generation;
-      }
-    free_blocks.clear();
-    stats.bytes_cached = 0;
-  }
-
-  // Called with the mutex held: puts a block back into the free list.
-  void put_back(void* ptr, std::size_t size) {
-    in_use.erase(ptr);
-    if (captured.count(ptr)) ++generation;
-    free_blocks[size].push_back(ptr);
-    stats.bytes_in_use -= size;
-    stats.bytes_cached += size;
+    for (void* p : cache.drain()) {
+      EWNET_CUDA_CHECK(cudaFree(p));
+      ++device_frees;
+    }
   }
 };
 Allocator& allocator() {
@@ -187,41 +154,28 @@ Allocator& allocator() {
 void* allocate(std::size_t bytes) {
   require_device();
   Allocator& a = allocator();
-  const std::size_t size = Allocator::round(bytes);
+  const std::size_t size = detail::BlockCache::round(bytes);
   std::lock_guard<std::mutex> lock(a.mutex);
-  ++a.stats.requests;
+  if (void* cached = a.cache.take(size)) return cached;
   void* p = nullptr;
-  auto it = a.free_blocks.find(size);
-  if (it != a.free_blocks.end() && !it->second.empty()) {
-    p = it->second.back();
-    it->second.pop_back();
-    a.stats.bytes_cached -= size;
-    ++a.stats.cache_hits;
-  } else {
-    cudaError_t e = cudaMalloc(&p, size);
-    ++a.stats.device_mallocs;
-    if (e == cudaErrorMemoryAllocation && a.stats.bytes_cached > 0 && !capturing()) {
-      cudaGetLastError();
-      a.free_cached();
-      e = cudaMalloc(&p, size);
-      ++a.stats.device_mallocs;
-    }
-    if (e == cudaErrorMemoryAllocation) {
-      cudaGetLastError();
-      std::size_t free_bytes = 0, total_bytes = 0;
-      cudaMemGetInfo(&free_bytes, &total_bytes);
-      throw DeviceError(str("out of CUDA device memory: asked for ", bytes, " bytes (", size, " rounded); ",
-                            free_bytes, " of ", total_bytes, " bytes are free, ", a.stats.bytes_in_use,
-                            " in use by ewnet"));
-    }
-    EWNET_CUDA_CHECK(e);
+  cudaError_t e = cudaMalloc(&p, size);
+  ++a.device_mallocs;
+  if (e == cudaErrorMemoryAllocation && a.cache.counters().bytes_cached > 0 && !capturing()) {
+    cudaGetLastError();
+    a.free_cached();
+    e = cudaMalloc(&p, size);
+    ++a.device_mallocs;
   }
-  a.stats.bytes_in_use += size;
-  a.in_use[p] = size;
-  // A block a live graph may write is now someone else's. (Blocks handed out during a capture are
-  // marked when it ends, so a capture never invalidates its own graph.)
-  if (!a.captured.empty() && a.captured.count(p)) ++a.generation;
-  if (a.tracking) a.capture_log.push_back(p);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    std::size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    throw DeviceError(str("out of CUDA device memory: asked for ", bytes, " bytes (", size, " rounded); ", free_bytes,
+                          " of ", total_bytes, " bytes are free, ", a.cache.counters().bytes_in_use,
+                          " in use by ewnet"));
+  }
+  EWNET_CUDA_CHECK(e);
+  a.cache.adopt(p, size);
   return p;
 }
 
@@ -229,13 +183,21 @@ void release(void* ptr, std::size_t bytes) {
   if (!ptr) return;
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
-  a.put_back(ptr, Allocator::round(bytes));
+  a.cache.release(ptr, detail::BlockCache::round(bytes));
 }
 
 AllocatorStats allocator_stats() {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
-  return a.stats;
+  const detail::BlockCache::Counters& c = a.cache.counters();
+  AllocatorStats s;
+  s.device_mallocs = a.device_mallocs;
+  s.device_frees = a.device_frees;
+  s.requests = c.requests;
+  s.cache_hits = c.cache_hits;
+  s.bytes_in_use = c.bytes_in_use;
+  s.bytes_cached = c.bytes_cached;
+  return s;
 }
 
 void empty_cache() {
@@ -251,7 +213,7 @@ void empty_cache() {
 std::uint64_t allocation_generation() {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
-  return a.generation;
+  return a.cache.generation();
 }
 
 namespace detail {
@@ -259,63 +221,64 @@ namespace detail {
 void begin_capture_tracking() {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
-  a.capture_log.clear();
-  a.tracking = true;
+  a.cache.begin_capture();
 }
 
 std::uint64_t end_capture_tracking(bool keep) {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
-  a.tracking = false;
-  if (keep) {
-    for (const auto& [p, size] : a.in_use) a.captured.insert(p);
-    a.captured.insert(a.capture_log.begin(), a.capture_log.end());
-  }
-  a.capture_log.clear();
-  return a.generation;
+  return a.cache.end_capture(keep);
 }
 
 void graph_created() {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
-  ++a.graphs;
+  a.cache.graph_created();
 }
 
 void graph_destroyed() {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
-  if (--a.graphs > 0) return;
-  a.graphs = 0;
-  a.captured.clear();
-  for (const auto& [p, size] : a.retired) a.put_back(p, size);
-  a.retired.clear();
+  a.cache.graph_destroyed();
 }
 
 void release_after_graphs(void* ptr, std::size_t bytes) {
   if (!ptr) return;
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
-  if (a.graphs > 0) {
-    a.retired.emplace_back(ptr, Allocator::round(bytes));
-  } else {
-    a.put_back(ptr, Allocator::round(bytes));
-  }
+  a.cache.release_after_graphs(ptr, BlockCache::round(bytes));
 }
 
+namespace {
+struct Scratch {
+  std::mutex mutex;
+  void* block = nullptr;
+  std::size_t size = 0;
+};
+Scratch& scratch_state() {
+  static Scratch s;
+  return s;
+}
+}  // namespace
+
 void* scratch(std::size_t bytes) {
-  static void* block = nullptr;
-  static std::size_t size = 0;
-  static std::mutex m;
-  std::lock_guard<std::mutex> lock(m);
-  if (bytes > size) {
+  Scratch& s = scratch_state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (bytes > s.size) {
     const std::size_t want = bytes < (std::size_t(64) << 10) ? (std::size_t(64) << 10) : bytes;  // grows seldom
-    release_after_graphs(block, size);
-    block = nullptr;
-    size = 0;
-    block = allocate(want);
-    size = want;
+    release_after_graphs(s.block, s.size);
+    s.block = nullptr;
+    s.size = 0;
+    s.block = allocate(want);
+    s.size = want;
   }
-  return block;
+  return s.block;
+}
+
+std::size_t scratch_bytes() {
+  Scratch& s = scratch_state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  return s.size;
 }
 
 // ---- errors found on the device ---------------------------------------------------------------

@@ -5,11 +5,12 @@
 // by the graph.
 //
 // A graph holds device pointers, not the memory behind them. At the end of a capture the caching
-// allocator marks every block in use and every block the capture was handed; when one of them is
-// released, reused or freed (a forward pass at another batch size, a re-plan, empty_cache), the
-// allocation generation moves on, and run() does not replay a graph captured under an older
-// generation: it drops it, runs the step eagerly and captures again on the following run. While
-// a graph exists, a growing workspace keeps its old block (release_after_graphs).
+// allocator marks every block in use and every block that was handed out or released during the
+// capture (cuda/block_cache.hpp); when one of them is released, reused or freed (a forward pass at
+// another batch size, a re-plan, empty_cache), the allocation generation moves on, and run() does
+// not replay a graph captured under an older generation: it drops it, runs the step eagerly and
+// captures again on the following run. While a graph exists or a capture runs, a growing workspace
+// keeps its old block (release_after_graphs).
 #include <ewnet/cuda/step_graph.hpp>
 
 #include <ewnet/cuda/runtime.hpp>

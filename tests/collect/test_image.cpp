@@ -144,13 +144,13 @@ TEST_CASE("load_image, write_png and resize_bilinear", "[image]") {
   for (int y = 0; y < 64; ++y)
     for (int x = 0; x < 64; ++x)
       for (int c = 0; c < 3; ++c) board.rgb.push_back((x + y) % 2 ? 255 : 0);
-  const Image small = ewnet::data::resize_bilinear(board, 8, 8);
+  const Image small = ewnet::data::resize_cubic(board, 8, 8);
   REQUIRE(small.rgb.size() == 8 * 8 * 3);
   for (auto v : small.rgb) CHECK(std::abs(int(v) - 128) < 20);
 
-  const Image big = ewnet::data::resize_bilinear(src, 400, 300);
+  const Image big = ewnet::data::resize_cubic(src, 400, 300);
   CHECK(big.width == 400);
   CHECK(big.height == 300);
-  CHECK_THROWS_AS(ewnet::data::resize_bilinear(src, 0, 10), ewnet::ShapeError);
-  CHECK_THROWS_AS(ewnet::data::resize_bilinear(Image(), 10, 10), ewnet::ShapeError);
+  CHECK_THROWS_AS(ewnet::data::resize_cubic(src, 0, 10), ewnet::ShapeError);
+  CHECK_THROWS_AS(ewnet::data::resize_cubic(Image(), 10, 10), ewnet::ShapeError);
 }

@@ -12,6 +12,7 @@
 #include "collect/sha256.hpp"
 #include "collect/url.hpp"
 #include "fixtures.hpp"
+#include "test_images.hpp"
 
 using namespace ewnet::collect;
 using namespace ewnet_test;
@@ -211,7 +212,7 @@ TEST_CASE("perceptual hash: edits are close, different pictures far", "[phash]")
   const auto a = blocks(10);
   auto a1 = a;
   a1.rgb[3 * (75 * 200 + 100)] ^= 0xFF;  // one pixel changed
-  const auto a_small = ewnet::data::resize_bilinear(a, 100, 75);
+  const auto a_small = ewnet::data::resize_cubic(a, 100, 75);
   const std::string jpg = jpg_bytes(a, 70);
   const auto a_jpg = ewnet::data::decode_image(u8(jpg), jpg.size(), "a.jpg");
   CHECK(hamming_distance(dhash(a), dhash(a1)) <= 1);
@@ -255,4 +256,23 @@ TEST_CASE("download checks", "[validate]") {
   r.status = 404;
   CHECK(check_download(r, 1 << 20, 100, 100).reject == "http-404");
   CHECK(image_extension(u8(png), png.size()) == "png");
+}
+
+TEST_CASE("check_download applies training's checks: a JPEG of 500 scans is not kept", "[collect][hostile]") {
+  // stb_image decoded it (slowly: each scan a pass over the image) and the file was kept, for
+  // training to spend minutes on; the bounded decoder refuses it as training does.
+  Response r;
+  r.outcome = Response::Outcome::ok;
+  r.status = 200;
+  r.content_type = "image/jpeg";
+  r.url = "http://x.test/bomb.jpg";
+  const std::vector<std::uint8_t> bomb =
+      ewnet::test::repeat_first_scan(ewnet::test::encode_jpeg(blocks(3, 120, 100), true, true, false), 500);
+  r.body = bomb;
+  const Verdict v = check_download(r, 64 << 20, 100, 100);
+  CHECK(v.reject == "not-an-image");
+  CHECK_THAT(v.detail, Catch::Contains("bomb.jpg") && Catch::Contains("scans"));
+  // A WebP is an image training reads, kept under the extension training lists.
+  const std::uint8_t webp[] = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'L'};
+  CHECK(image_extension(webp, sizeof webp) == "webp");
 }

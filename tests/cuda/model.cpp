@@ -1,7 +1,9 @@
 // Whole training steps on the CUDA device against the CPU backend: a small network with a
 // residual inception module (add_inception), batch and cross-channel normalization, dropout and a
-// softmax classifier; frozen layers; the caching allocator's steady state; CUDA graph replay, and
-// a graph whose memory changed hands; the paper model's inception 3a at its real size.
+// softmax classifier; the torchvision networks with their auxiliary classifiers; frozen layers;
+// the caching allocator's steady state and the SGDM slot tables; CUDA graph replay, a graph whose
+// memory changed hands before or during its capture, a learning rate changed outside it; the paper
+// model's inception 3a at its real size.
 #include <algorithm>
 
 #include <ewnet/cuda/runtime.hpp>
@@ -9,6 +11,8 @@
 #include <ewnet/models/build.hpp>
 
 #include "cuda/cudnn_adapter.hpp"
+#include "cuda/graph_support.hpp"
+#include "cuda/sgdm_tables.hpp"
 #include "cuda_test.hpp"
 
 using namespace ewnet;
@@ -168,6 +172,59 @@ TEST_CASE("training steps of GoogLeNet with its auxiliary classifiers, Inception
     for (float& e : v) e = float(r2.uniform(-1, 1));
     const Tensor<float> x = Tensor<float>::from_vector({2, 3, k.size, k.size}, v);
     CHECK(rel_diff(gpu.forward(x.to(Device::cuda)), cpu.forward(x)) <= 1e-3);
+  }
+}
+
+// The auxiliary classifiers at sizes where they do real work: Inception-v3's needs 299x299 (its
+// 5x5 convolution reads Mixed_6e pooled to 5x5), and GoogLeNet's adaptive pooling is the identity
+// at 64x64 (4x4 to 4x4) but pools 7x7 to 4x4 at 112x112. Batch 2, one training step and inference.
+TEST_CASE("Inception-v3 at 299x299 and GoogLeNet at 112x112 with their auxiliary classifiers match the CPU",
+          "[model][torchvision][large]") {
+  struct Case {
+    const char* name;
+    int size;
+  };
+  for (const Case k : {Case{"inception-v3", 299}, Case{"googlenet", 112}}) {
+    INFO(k.name << " at " << k.size << "x" << k.size);
+    Random rng = rng_for(std::string(k.name) + " aux");
+    ModelOptions o;
+    o.auxiliary_classifiers = true;
+    Model<float> cpu = build_model<float>(k.name, kClasses, k.size, 3, o);
+    Model<float> gpu = build_model<float>(k.name, kClasses, k.size, 3, o);
+    std::vector<std::string> dropouts;
+    for (Layer<float>* l : cpu.layers())
+      if (l->type() == "dropout") dropouts.push_back(l->name());
+    for (const std::string& d : dropouts) {
+      cpu.replace(d, std::make_unique<Dropout<float>>(d, 0.0));
+      gpu.replace(d, std::make_unique<Dropout<float>>(d, 0.0));
+    }
+    gpu.to(Device::cuda);
+    std::vector<float> v(size_t(2) * 3 * k.size * k.size);
+    for (float& e : v) e = float(rng.uniform(-1, 1));
+    const Tensor<float> images = Tensor<float>::from_vector({2, 3, k.size, k.size}, v);
+    const std::vector<int> labels{1, 3};
+    const Tensor<float>& pc = cpu.forward(images, labels);
+    const Tensor<float>& pg = gpu.forward(images.to(Device::cuda), labels);
+    CHECK(rel_diff(pg, pc) <= 1e-3);
+    // The loss includes the auxiliary losses (weighted), so it shows whether they ran alike.
+    const float lc = cpu.loss(), lg = gpu.loss();
+    CHECK(std::fabs(lc - lg) <= 1e-3f * std::max(1.0f, std::fabs(lc)));
+    cpu.backward();
+    gpu.backward();
+    int aux_layers = 0;
+    for (Layer<float>* l : cpu.layers())
+      if (cpu.is_auxiliary(l->name())) {
+        ++aux_layers;
+        INFO("auxiliary layer " << l->name());
+        CHECK(rel_diff(gpu.activation(l->name()), cpu.activation(l->name())) <= 1e-3);
+      }
+    CHECK(aux_layers > 0);
+    compare_models(gpu, cpu, 3e-2, true);  // tolerance as in the test above
+    Sgdm<float> cpu_solver, gpu_solver;
+    cpu_solver.step(cpu, 0.01);
+    gpu_solver.step(gpu, 0.01);
+    compare_models(gpu, cpu, 3e-2, false);
+    CHECK(rel_diff(gpu.forward(images.to(Device::cuda)), cpu.forward(images)) <= 1e-3);
   }
 }
 
@@ -335,6 +392,88 @@ TEST_CASE("a graph whose memory changed hands is captured again, never replayed"
   CHECK(graph.replays() == 4);      // steps 1, 2, 4, 5
 }
 
+namespace {
+/// Restores FP32 math whatever a test does.
+struct Tf32Guard {
+  ~Tf32Guard() { cuda::set_tf32(false); }
+};
+}  // namespace
+
+// The second review's N1: a block allocated before a capture, used by nodes recorded early in it
+// and released later in the same capture (a workspace or the reduction scratch growing during the
+// first capture, after TF32 or deterministic mode was toggled or the batch grew) went back to the
+// cache unmarked. A later tensor received it, and the next replay wrote into that tensor with no
+// invalidation. Here TF32 is switched on between the warm-up and the capture (new plans during the
+// capture), and the step grows the reduction scratch (which batch norm's forward has just used)
+// and the cuDNN workspace after the forward pass, during the capture only. Bystander tensors of
+// both old blocks' sizes are then filled and must keep their values through the later replays,
+// and every step must equal an uncaptured one.
+TEST_CASE("memory released during a capture is never replayed into", "[graph]") {
+  Tf32Guard guard;
+  Random rng = rng_for("graph release during capture");
+  const std::uint64_t model_seed = rng.next_u64();
+  Model<float> eager = small_net(model_seed, 0.0), graphed = small_net(model_seed, 0.0);
+  eager.to(Device::cuda);
+  graphed.to(Device::cuda);
+  Sgdm<float> eager_solver, graph_solver;
+  const int n = 6;
+  Tensor<float> images = Tensor<float>::empty({n, 3, 12, 12}, Device::cuda);
+  Tensor<std::int32_t> labels = Tensor<std::int32_t>::empty({n, 1, 1, 1}, Device::cuda);
+  // A real workspace block before the warm-up, so that the nodes recorded early hold its pointer.
+  cuda::cudnn::reserve_workspace(std::size_t(2) << 20);
+  const std::size_t old_workspace = cuda::cudnn::stats().workspace_bytes;
+  cuda::detail::scratch(1);
+  const std::size_t old_scratch = cuda::detail::scratch_bytes();
+
+  bool growing = false;
+  std::vector<Tensor<float>> bystanders;
+  cuda::StepGraph graph;
+  for (int step = 0; step < 5; ++step) {
+    INFO("step " << step);
+    if (step == 1) cuda::set_tf32(true);  // between the warm-up and the capture
+    const Batch b = random_batch(rng, n);
+    const std::vector<std::int32_t> l(b.labels.begin(), b.labels.end());
+    images.copy_from(b.images);
+    labels.copy_from(Tensor<std::int32_t>::from_vector({n, 1, 1, 1}, l));
+    // The graphed step first, so that the capture makes the TF32 plans.
+    growing = step == 1;
+    graph.run([&] {
+      graphed.forward(images, labels);
+      if (growing) {
+        cuda::detail::scratch(old_scratch + (std::size_t(4) << 20));
+        cuda::cudnn::reserve_workspace(old_workspace + (std::size_t(8) << 20));
+      }
+      graphed.backward();
+      graph_solver.step(graphed, 0.05);
+    });
+    CHECK(graph.captured() == (step >= 1));
+    eager.forward(images, b.labels);
+    eager.backward();
+    eager_solver.step(eager, 0.05);
+    if (step == 1) {
+      // Other tensors take what the cache offers now, and hold values the replays must not touch.
+      for (int i = 0; i < 16; ++i)
+        bystanders.push_back(Tensor<float>::from_vector({1, 1, 1, int(old_scratch / 4)},
+                                                        std::vector<float>(old_scratch / 4, float(i)), Device::cuda));
+      for (int i = 0; i < 4; ++i)
+        bystanders.push_back(Tensor<float>::from_vector({1, 1, 1, int(old_workspace / 4)},
+                                                        std::vector<float>(old_workspace / 4, float(100 + i)),
+                                                        Device::cuda));
+    }
+    CHECK(std::fabs(graphed.loss() - eager.loss()) <= 1e-4f * std::max(1.0f, std::fabs(eager.loss())));
+    compare_models(graphed, eager, 1e-4, false);
+    for (size_t i = 0; i < bystanders.size(); ++i) {
+      const float want = i < 16 ? float(i) : float(100 + i - 16);
+      const std::vector<float> v = bystanders[i].to_vector();
+      INFO("bystander " << i);
+      CHECK(std::all_of(v.begin(), v.end(), [&](float x) { return x == want; }));
+    }
+  }
+  // The old blocks were held back, not handed to the bystanders: nothing invalidated the graph.
+  CHECK(graph.invalidations() == 0);
+  CHECK(graph.replays() == 4);
+}
+
 TEST_CASE("a growing convolution workspace does not invalidate a live graph", "[graph]") {
   Random rng = rng_for("graph workspace");
   const std::uint64_t model_seed = rng.next_u64();
@@ -346,16 +485,18 @@ TEST_CASE("a growing convolution workspace does not invalidate a live graph", "[
   Tensor<float> images = Tensor<float>::empty({n, 3, 12, 12}, Device::cuda);
   Tensor<std::int32_t> labels = Tensor<std::int32_t>::empty({n, 1, 1, 1}, Device::cuda);
   cuda::StepGraph graph;
-  const std::size_t workspace_before = cuda::cudnn::stats().workspace_bytes;
-  std::size_t workspace_after = 0;
+  std::size_t workspace_before = 0, workspace_after = 0;
   for (int step = 0; step < 4; ++step) {
     INFO("step " << step);
     if (step == 2) {
-      // A convolution large enough to need a larger shared workspace.
+      // A large convolution planned while the graph lives, and the workspace grown beyond what
+      // any plan so far needs (the heuristics may choose algorithms needing none).
+      workspace_before = cuda::cudnn::stats().workspace_bytes;
       Tensor<float> x({32, 128, 56, 56}, Device::cuda), w({128, 128, 5, 5}, Device::cuda),
           y({32, 128, 56, 56}, Device::cuda);
       conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), y, Conv2dGeometry{5, 5, 1, 1, 2, 2});
       conv2d_backward_filter(x, y, w, Conv2dGeometry{5, 5, 1, 1, 2, 2});
+      cuda::cudnn::reserve_workspace(cuda::cudnn::stats().workspace_bytes + (std::size_t(16) << 20));
       workspace_after = cuda::cudnn::stats().workspace_bytes;
     }
     const Batch b = random_batch(rng, n);
@@ -373,9 +514,85 @@ TEST_CASE("a growing convolution workspace does not invalidate a live graph", "[
     compare_models(graphed, eager, 1e-4, false);
   }
   INFO("workspace " << workspace_before << " -> " << workspace_after << " bytes");
-  if (workspace_after <= workspace_before) WARN("the large convolution did not grow the workspace: this run proves less");
+  REQUIRE(workspace_after > workspace_before);
   CHECK(graph.invalidations() == 0);
   CHECK(graph.replays() == 3);
+}
+
+// An eager solver step at a new learning rate while a graph of the same model lives: the slot
+// table goes to a new block (kernels/sgdm.cu), so the graph is captured again rather than replaying
+// a table that changed under it; every step equals the same sequence run eagerly.
+TEST_CASE("a learning rate changed outside a captured step invalidates the graph", "[graph][sgdm]") {
+  Random rng = rng_for("graph learning rate");
+  const std::uint64_t model_seed = rng.next_u64();
+  Model<float> eager = small_net(model_seed, 0.0), graphed = small_net(model_seed, 0.0);
+  eager.to(Device::cuda);
+  graphed.to(Device::cuda);
+  Sgdm<float> eager_solver, graph_solver;
+  const int n = 6;
+  Tensor<float> images = Tensor<float>::empty({n, 3, 12, 12}, Device::cuda);
+  Tensor<std::int32_t> labels = Tensor<std::int32_t>::empty({n, 1, 1, 1}, Device::cuda);
+  cuda::StepGraph graph;
+  for (int step = 0; step < 6; ++step) {
+    INFO("step " << step);
+    const Batch b = random_batch(rng, n);
+    const std::vector<std::int32_t> l(b.labels.begin(), b.labels.end());
+    images.copy_from(b.images);
+    labels.copy_from(Tensor<std::int32_t>::from_vector({n, 1, 1, 1}, l));
+    if (step == 3) {
+      // One eager step of the captured model at another rate (the captured step's own calls, so
+      // that nothing but the slot table changes), then back to the graph.
+      eager.forward(images, b.labels);
+      eager.backward();
+      eager_solver.step(eager, 0.01);
+      graphed.forward(images, labels);
+      graphed.backward();
+      graph_solver.step(graphed, 0.01);
+    }
+    eager.forward(images, b.labels);
+    eager.backward();
+    eager_solver.step(eager, 0.05);
+    graph.run([&] {
+      graphed.forward(images, labels);
+      graphed.backward();
+      graph_solver.step(graphed, 0.05);
+    });
+    compare_models(graphed, eager, 1e-4, false);
+  }
+  CHECK(graph.invalidations() == 1);
+}
+
+// kernels/sgdm.cu keeps a device table per model it updates; at most kMaxSgdmTables of them, so a
+// program that builds many models (a search over settings) does not accumulate them. A model
+// whose table was dropped gets a new one at its next step.
+TEST_CASE("the SGDM slot tables are bounded, and a model whose table was dropped still trains", "[sgdm]") {
+  Random rng = rng_for("sgdm tables");
+  const std::uint64_t model_seed = rng.next_u64();
+  Model<float> cpu = small_net(model_seed, 0.0);
+  std::vector<Model<float>> models;
+  models.reserve(cuda::detail::kMaxSgdmTables + 8);
+  for (std::size_t i = 0; i < cuda::detail::kMaxSgdmTables + 8; ++i) {
+    models.push_back(small_net(model_seed, 0.0));
+    models.back().to(Device::cuda);
+  }
+  Sgdm<float> cpu_solver;
+  std::vector<Sgdm<float>> solvers(models.size());
+  const Batch b = random_batch(rng, 4);
+  const Tensor<float> images = b.images.to(Device::cuda);
+  for (int step = 0; step < 2; ++step) {
+    cpu.forward(b.images, b.labels);
+    cpu.backward();
+    cpu_solver.step(cpu, 0.05);
+    for (std::size_t i = 0; i < models.size(); ++i) {
+      models[i].forward(images, b.labels);
+      models[i].backward();
+      solvers[i].step(models[i], 0.05);
+    }
+    CHECK(cuda::detail::sgdm_table_count() <= cuda::detail::kMaxSgdmTables);
+  }
+  // Model 0's table was dropped before its second step (24 models in turn): both steps right.
+  compare_models(models.front(), cpu, 1e-3, false);
+  compare_models(models.back(), cpu, 1e-3, false);
 }
 
 namespace {

@@ -2,7 +2,10 @@
 // on fresh random inputs, with dense tensors and with channel-slice views, overwriting and
 // accumulating gradients.
 #include <cstring>
+#include <functional>
 #include <iterator>
+
+#include <cuda_runtime_api.h>
 
 #include <ewnet/cuda/ops.hpp>
 #include <ewnet/cuda/runtime.hpp>
@@ -118,6 +121,62 @@ TEST_CASE("conv2d forward, backward data, filter and bias match the CPU", "[conv
       conv2d_backward_bias(dy.gpu, db.gpu);
       require_close("conv2d_backward_bias", db, 1e-4, 1e-4);
     }
+}
+
+namespace {
+/// The kernel nodes `work` records when captured on ewnet's stream. It runs once eagerly first,
+/// so that cuDNN's plans and the workspace exist before the capture.
+std::size_t kernels_captured(const std::function<void()>& work) {
+  work();
+  cuda::synchronize();
+  const cudaStream_t s = cuda::stream();
+  REQUIRE(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed) == cudaSuccess);
+  work();
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamEndCapture(s, &graph) == cudaSuccess);
+  std::size_t count = 0;
+  REQUIRE(cudaGraphGetNodes(graph, nullptr, &count) == cudaSuccess);
+  std::vector<cudaGraphNode_t> nodes(count);
+  REQUIRE(cudaGraphGetNodes(graph, nodes.data(), &count) == cudaSuccess);
+  std::size_t kernels = 0;
+  for (cudaGraphNode_t node : nodes) {
+    cudaGraphNodeType type{};
+    REQUIRE(cudaGraphNodeGetType(node, &type) == cudaSuccess);
+    kernels += type == cudaGraphNodeTypeKernel;
+  }
+  cudaGraphDestroy(graph);
+  return kernels;
+}
+}  // namespace
+
+// The inference path's conv + ReLU: cuDNN's convolution, then one pass adding the bias and
+// applying the ReLU (cuda::bias_relu_forward), not a bias pass and a ReLU pass. Counted as the
+// kernels of a captured graph: the same plan launches the same cuDNN kernels either way.
+TEST_CASE("conv + ReLU on the GPU is the convolution and one fused pass, equal to the CPU", "[conv][bias_relu]") {
+  Random rng = rng_for("conv relu");
+  const Conv2dGeometry g{3, 3, 1, 1, 1, 1};
+  const Shape xs{4, 8, 12, 12}, ys{4, 16, 12, 12};
+  Pair x = random_pair(xs, rng), w = random_pair({16, 8, 3, 3}, rng), b = random_pair({1, 16, 1, 1}, rng);
+  Tensor<float> scratch_y(ys, Device::cuda);
+  const Tensor<float>* no_bias = nullptr;
+  const std::size_t conv = kernels_captured([&] { conv2d_forward(x.gpu, w.gpu, no_bias, scratch_y, g); });
+  const std::size_t with_bias = kernels_captured([&] { conv2d_relu_forward(x.gpu, w.gpu, &b.gpu, scratch_y, g); });
+  const std::size_t without_bias = kernels_captured([&] { conv2d_relu_forward(x.gpu, w.gpu, no_bias, scratch_y, g); });
+  INFO("kernels: convolution " << conv << ", conv + bias + ReLU " << with_bias << ", conv + ReLU " << without_bias);
+  CHECK(conv >= 1);
+  CHECK(with_bias == conv + 1);
+  CHECK(without_bias == conv + 1);
+
+  for (bool slice : {false, true}) {
+    INFO("channel slice: " << slice);
+    Pair y = output_pair(ys, slice), yb = output_pair(ys, slice);
+    conv2d_relu_forward(x.cpu, w.cpu, no_bias, y.cpu, g);
+    conv2d_relu_forward(x.gpu, w.gpu, no_bias, y.gpu, g);
+    require_close("conv2d_relu_forward", y, 1e-4, 1e-4);
+    conv2d_relu_forward(x.cpu, w.cpu, &b.cpu, yb.cpu, g);
+    conv2d_relu_forward(x.gpu, w.gpu, &b.gpu, yb.gpu, g);
+    require_close("conv2d_relu_forward with bias", yb, 1e-4, 1e-4);
+  }
 }
 
 TEST_CASE("fully connected forward and backward match the CPU", "[fully_connected][views]") {

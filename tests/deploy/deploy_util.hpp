@@ -1,9 +1,17 @@
 // Models and images the deployment tests share.
 #pragma once
 
+#include <poll.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <filesystem>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <ewnet/data/image.hpp>
 #include <ewnet/model.hpp>
@@ -107,6 +115,56 @@ inline data::Image solid(double r, double g, double b, int size) {
     for (double v : {r, g, b}) img.rgb.push_back(std::uint8_t(v));
   return img;
 }
+
+/// Replaces the file DIR/NAME by rename each time a reader closes it (inotify's IN_CLOSE_NOWRITE),
+/// with replacements[0], then [1], [0], ... : what a concurrent training run saving its checkpoint
+/// does to a program that reads the checkpoint more than once. Stops when destroyed.
+class ReplaceAfterEachRead {
+ public:
+  ReplaceAfterEachRead(const std::filesystem::path& dir, std::string name, std::vector<std::filesystem::path> replacements)
+      : dir_(dir), name_(std::move(name)), replacements_(std::move(replacements)) {
+    fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (fd_ < 0 || ::inotify_add_watch(fd_, dir_.c_str(), IN_CLOSE_NOWRITE) < 0)
+      throw std::runtime_error("inotify is not available");
+    thread_ = std::thread([this] { watch(); });
+  }
+  ~ReplaceAfterEachRead() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  /// How many times the file was read (and replaced) so far.
+  int reads() const { return reads_; }
+
+ private:
+  void watch() {
+    alignas(inotify_event) char buf[4096];
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const ssize_t n = ::read(fd_, buf, sizeof buf);
+      for (ssize_t i = 0; i < n;) {
+        const auto* e = reinterpret_cast<const inotify_event*>(buf + i);
+        if (e->len && name_ == e->name) {
+          const auto next = replacements_[size_t(reads_++) % replacements_.size()];
+          const auto tmp = dir_ / (".swap-" + name_);
+          std::filesystem::remove(tmp);
+          std::filesystem::create_hard_link(next, tmp);
+          std::filesystem::rename(tmp, dir_ / name_);
+        }
+        i += ssize_t(sizeof(inotify_event) + e->len);
+      }
+    }
+  }
+
+  std::filesystem::path dir_;
+  std::string name_;
+  std::vector<std::filesystem::path> replacements_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> reads_{0};
+  std::thread thread_;
+};
 
 /// A folder for one test, emptied first.
 inline std::filesystem::path fresh_dir(const std::string& name) {

@@ -40,6 +40,6 @@ COMMANDS
 
 # What they should have left behind.
 test -s model.onnx
-head -1 stapler.csv | grep -qx "file,class,probability,top_k"
+head -1 stapler.csv | grep -qx "file,class,probability,top_k,rejected"
 [ "$(ls heatmaps/*.gradcam.png | wc -l)" -eq "$(ls "$DATA/stapler" | wc -l)" ]
 echo "walkthrough: all commands of $(basename "$doc") ran"

@@ -18,7 +18,8 @@
 #include <ewnet/layers/input.hpp>
 #include <ewnet/layers/pooling.hpp>
 #include <ewnet/layers/softmax.hpp>
-#include <pipeline.hpp>
+#include <data.hpp>
+#include <ewnet/train/trainer.hpp>
 
 #include "test_files.hpp"
 
@@ -116,9 +117,14 @@ TEST_CASE("a resume under other settings or data is refused naming each field", 
     Model<float> m = small_model(int(d.classes.size()));
     train::fit(m, *d.cache, d.split, options(d, "resume", 1), log);
   }
-  // A leftover of a killed save, from a process that is gone.
-  const fs::path stale = kRoot / "resume" / "last.safetensors.tmp-999999999";
+  // A leftover of a killed save, from a process that is gone, named with the folder's token; and a
+  // file of the user's that merely looks like one (never touched).
+  const std::string token = io::run_folder_token((kRoot / "resume").string());
+  REQUIRE(token.size() == 16);
+  const fs::path stale = kRoot / "resume" / (".last.safetensors.ewnet-tmp-" + token + "-999999999");
+  const fs::path lookalike = kRoot / "resume" / "last.safetensors.tmp-999999999";
   std::ofstream(stale) << "half a checkpoint";
+  std::ofstream(lookalike) << "someone's file";
   train::TrainOptions t = options(d, "resume", 2);
   t.resume = true;
   t.seed = 7;
@@ -132,6 +138,7 @@ TEST_CASE("a resume under other settings or data is refused naming each field", 
                           Catch::Contains("batch (checkpoint 8, now 4)") && Catch::Contains("schedule") &&
                           Catch::Contains("files_digest"));
   CHECK_FALSE(fs::exists(stale));  // cleaned at the start of the run
+  CHECK(fs::exists(lookalike));
   // The same settings resume; an explicit allowance lets a changed one through with a warning.
   t = options(d, "resume", 2);
   t.resume = true;

@@ -1,7 +1,8 @@
-// libFuzzer target: image bytes through ewnet's decoder (header checks, the memory estimate, the
-// JPEG completeness and EXIF walks, then stb_image and the RGB conversion). Any input must give an
-// image of the size it claims or an IoError. (Debian's libstb is a prebuilt library, so coverage
-// guides the search through ewnet's code, not inside stb_image.)
+// libFuzzer target: image bytes of any format through ewnet's decoder (the signature dispatch, the
+// header probes and memory estimates, then libspng, libjpeg-turbo, libwebp or stb_image and the RGB
+// conversion; fuzz_png, fuzz_jpeg and fuzz_webp stay inside one format each). Any input must give
+// an image of the size it claims or an IoError. (The decoders are prebuilt Debian libraries, so
+// coverage guides the search through ewnet's code, not inside them.)
 #include <cstddef>
 #include <cstdint>
 

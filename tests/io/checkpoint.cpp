@@ -173,10 +173,10 @@ TEST_CASE("a failed save leaves the previous checkpoint intact", "[checkpoint][e
   const std::string bytes((std::istreambuf_iterator<char>(original)), std::istreambuf_iterator<char>());
   REQUIRE_THROWS_AS(save_checkpoint(a, dir.file("no-such-dir/ckpt.safetensors")), IoError);
   // Block the temporary file's name so that this save fails midway: the old file must survive.
-  const std::string blocker = dir.file("ckpt.safetensors.tmp-" + std::to_string(::getpid()));
+  const std::string blocker = io::temporary_name(dir.file("ckpt.safetensors"));
   fs::create_directory(blocker);
   train_a_bit(a, 1);
-  REQUIRE_THROWS_WITH(save_checkpoint(a, dir.file("ckpt.safetensors")), Catch::Contains("tmp"));
+  REQUIRE_THROWS_WITH(save_checkpoint(a, dir.file("ckpt.safetensors")), Catch::Contains("temporary"));
   std::ifstream after(dir.file("ckpt.safetensors"), std::ios::binary);
   REQUIRE(std::string((std::istreambuf_iterator<char>(after)), std::istreambuf_iterator<char>()) == bytes);
   fs::remove(blocker);

@@ -171,3 +171,48 @@ TEST_CASE("docs/model.md: a ResNet-18 for 4 classes from ImageNet-shaped weights
                               imagenet.layer_as<Conv2d<float>>("layer3.1.conv1").weight().value));
   std::filesystem::remove(file);
 }
+
+TEST_CASE("a torchvision network's normalisation comes with it whatever the file's origin", "[models][io]") {
+  // A state_dict converted without normalisation (an older converter, another tool): ImageNet's,
+  // torchvision's convention, for each of its networks; the paper's model gets none.
+  for (const char* name : {"resnet18", "googlenet", "inception-v3"}) {
+    INFO(name);
+    const int size = std::string(name) == "inception-v3" ? 75 : 32;
+    Model<float> src = build_model<float>(name, 3, size, 1);
+    const std::string path = temp("ewnet-torchvision-no-normalisation.safetensors");
+    io::write_safetensors(path, as_torchvision(src, false));
+    Model<float> m = build_model<float>(name, 3, size, 2);
+    const WeightsLoadResult r = load_weights(m, path);
+    REQUIRE(r.normalization == NormalizationSource::torchvision_default);
+    REQUIRE(r.normalization_set());
+    REQUIRE(r.network == name);
+    REQUIRE(m.input_layer().mean()[0] == Approx(123.675f));
+    REQUIRE(m.input_layer().stddev()[2] == Approx(57.375f));
+    const std::string sentence = normalization_sentence(r, m, path);
+    REQUIRE_THAT(sentence, Catch::Contains("ImageNet's") && Catch::Contains("123.7, 116.3, 103.5") &&
+                               Catch::Contains("records none") && Catch::Contains(name));
+    std::filesystem::remove(path);
+  }
+  // The file's own wins, and says so.
+  Model<float> src = build_model<float>("googlenet", 3, 32, 1);
+  io::SafetensorsFile f = as_torchvision(src, false);
+  f.metadata["ewnet.input_mean"] = "127.5,127.5,127.5";
+  f.metadata["ewnet.input_std"] = "127.5,127.5,127.5";
+  const std::string path = temp("ewnet-torchvision-half.safetensors");
+  io::write_safetensors(path, f);
+  Model<float> m = build_model<float>("googlenet", 3, 32, 2);
+  const WeightsLoadResult r = load_weights(m, path);
+  REQUIRE(r.normalization == NormalizationSource::file);
+  REQUIRE(m.input_layer().mean()[1] == 127.5f);
+  REQUIRE_THAT(normalization_sentence(r, m, path), Catch::Contains("127.5") && Catch::Contains("records it") &&
+                                                       !Catch::Contains("ImageNet"));
+  // A deviation that is not positive is refused before anything loads.
+  f.metadata["ewnet.input_std"] = "127.5,0,127.5";
+  io::write_safetensors(path, f);
+  Model<float> n = build_model<float>("googlenet", 3, 32, 2);
+  REQUIRE_THROWS_WITH(load_weights(n, path), Catch::Contains("ewnet.input_std"));
+  std::filesystem::remove(path);
+  // Inception-v3's weights are made for 299 pixels, the others' for 224.
+  REQUIRE(design_image_size("inception-v3") == 299);
+  REQUIRE(design_image_size("resnet18") == 224);
+}

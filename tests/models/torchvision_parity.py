@@ -88,7 +88,10 @@ def main():
                 mod.running_mean.add_(torch.randn_like(mod.running_mean) * 0.05)
                 mod.running_var.mul_(torch.empty_like(mod.running_var).uniform_(0.8, 1.25))
         weights = os.path.join(scratch, f"{case}.safetensors")
-        conv.write_safetensors(weights, conv.state_tensors(m.state_dict()), {"ewnet.model": name})
+        # The torch side feeds its inputs as they are (no transform_input, no normalisation): the
+        # file says so, or ewnet would give a torchvision network ImageNet's normalisation.
+        conv.write_safetensors(weights, conv.state_tensors(m.state_dict()),
+                               {"ewnet.model": name, "ewnet.input_mean": "0,0,0", "ewnet.input_std": "1,1,1"})
 
         x = torch.rand(batch, 3, size, size) * 2 - 1
         labels = torch.tensor([j % CLASSES for j in range(batch)])

@@ -52,6 +52,20 @@ TEST_CASE("SGDM follows v = m v - lr f (g + l2 l2f w), w += v, with multipliers 
   }
 }
 
+TEST_CASE("the solver writes only parameters and momentum: the model's training passes count the steps", "[sgdm]") {
+  Model<double> m = tiny();
+  Sgdm<double> solver;
+  const Tensor<double> x = Tensor<double>::from_vector({2, 3, 1, 1}, {1, 2, 3, 4, 5, 6});
+  REQUIRE(m.iteration() == 0);
+  m.forward(x, {0, 1}, Mode::inference);  // draws no dropout mask
+  REQUIRE(m.iteration() == 0);
+  m.forward(x, {0, 1});                   // a training pass
+  REQUIRE(m.iteration() == 1);
+  m.backward();
+  solver.step(m, 0.1);
+  REQUIRE(m.iteration() == 1);
+}
+
 TEST_CASE("learning-rate factors can be set for every layer up to a named one", "[sgdm]") {
   Model<double> m;
   m.add(std::make_unique<ImageInput<double>>("input", 3, 4, 4));

@@ -37,7 +37,9 @@ Verdict check_download(const Response& r, std::size_t max_bytes, int min_width, 
     }
   }
   try {
-    v.image = data::decode_image(r.body.data(), r.body.size(), r.url);
+    // The checks training applies before it keeps a file (the file size, the header limits, the
+    // bounded decoders), so nothing is kept that training would refuse or choke on.
+    v.image = data::decode_image_file(r.body.data(), r.body.size(), r.url);
   } catch (const Error& e) {
     v.reject = "not-an-image";
     v.detail = e.what();

@@ -5,7 +5,7 @@
 #include <set>
 #include <sstream>
 
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 
 #include "collect/url.hpp"
 

@@ -126,6 +126,7 @@ std::string image_extension(const std::uint8_t* p, std::size_t n) {
   auto starts = [&](const char* magic, std::size_t len) { return n >= len && std::memcmp(p, magic, len) == 0; };
   if (starts("\xFF\xD8\xFF", 3)) return "jpg";
   if (starts("\x89PNG", 4)) return "png";
+  if (n >= 12 && starts("RIFF", 4) && std::memcmp(p + 8, "WEBP", 4) == 0) return "webp";
   if (starts("GIF8", 4)) return "gif";
   if (starts("BM", 2)) return "bmp";
   if (starts("8BPS", 4)) return "psd";
@@ -136,17 +137,7 @@ std::string image_extension(const std::uint8_t* p, std::size_t n) {
 }
 
 void write_file_atomic(const std::string& path, const std::uint8_t* bytes, std::size_t size) {
-  const std::string tmp = path + ".part";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(str(tmp, ": cannot open for writing"));
-    out.write(reinterpret_cast<const char*>(bytes), static_cast<std::streamsize>(size));
-    out.flush();
-    if (!out) throw IoError(str(tmp, ": write failed (disk full?)"));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw IoError(str(path, ": cannot rename the finished file into place: ", ec.message()));
+  io::write_file_atomically(path, bytes, size);
 }
 
 DataSet::DataSet(const std::string& root) : root_(root) {
@@ -156,7 +147,8 @@ DataSet::DataSet(const std::string& root) : root_(root) {
     if (ec) throw InputError(str(join_path(root_, sub), ": cannot create the output folder: ", ec.message()));
   }
   const std::string lock_path = join_path(root_, "_state/lock");
-  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // Never through a link planted there (it would create or lock another file).
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) throw InputError(str(lock_path, ": output folder is not writable: ", std::strerror(errno)));
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     ::close(lock_fd_);

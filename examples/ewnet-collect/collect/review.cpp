@@ -105,7 +105,7 @@ std::string thumbnail(const fs::path& root, const std::string& rel, const std::s
     const double scale = std::min(1.0, static_cast<double>(size) / std::max(img.width, img.height));
     const int w = std::max(1, static_cast<int>(img.width * scale + 0.5));
     const int h = std::max(1, static_cast<int>(img.height * scale + 0.5));
-    data::write_png(out.string(), data::resize_bilinear(img, w, h));
+    data::write_png(out.string(), data::resize_cubic(img, w, h));
     return name;
   } catch (const Error& e) {
     if (log) log(std::string("warning: ") + e.what());

@@ -15,15 +15,17 @@
 // A graph replays the kernels it recorded with the arguments they had, so between replays:
 //   - the input and label tensors must be the same device buffers (refill them, do not replace);
 //   - the learning rate, and anything else passed to an operation by value, stays what it was at
-//     capture; call reset() after changing it (the next run() is eager, the one after recaptures);
+//     capture; call reset() after changing it (the next run() is eager, the one after recaptures).
+//     An eager solver step of the same model at another rate, outside run(), drops the graph;
 //   - dropout draws its mask from the model's iteration counter at capture, so a replayed step
 //     reuses one mask and does not advance the counter: reset() periodically, or leave dropout
 //     out of captured steps;
 //   - the step may not copy to the host (Model::loss()); read the loss after run() returns.
 // Memory is checked, not trusted: when a block the graph may write has been released, reused or
-// returned to the driver since the capture (a forward pass at another batch size, a re-plan after
-// freezing, a larger workspace, empty_cache), run() drops the graph instead of replaying it, runs
-// the step eagerly and captures again on the next run (invalidations() counts these).
+// returned to the driver since the capture, or was released during it (a forward pass at another
+// batch size, a re-plan after freezing, empty_cache), run() drops the graph instead of replaying
+// it, runs the step eagerly and captures again on the next run (invalidations() counts these). A
+// workspace that grows keeps its old block while a graph lives, so that costs no recapture.
 #pragma once
 
 #include <functional>

@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -53,29 +54,23 @@ struct Split {
   std::vector<std::string> warnings;  // what a user should know (a class with no validation image)
 };
 
-/// File extensions of the formats stb_image decodes. Other files in a class folder (a README, a
-/// .DS_Store) are not images and are ignored; a file with an image extension that fails to decode
-/// is reported by the loader.
+/// File extensions of the formats ewnet decodes (data/image.hpp). Other files in a class folder (a
+/// README, a .DS_Store) are not images and are ignored; a file with an image extension is decoded
+/// by what its content is (a WebP named .jpg is read as WebP), and one that fails to decode is
+/// reported by the loader.
 inline bool has_image_extension(const std::filesystem::path& p) {
   std::string e = p.extension().string();
   std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  static const std::set<std::string> known = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tga", ".psd",
-                                              ".hdr", ".pic", ".pnm", ".ppm", ".pgm"};
+  static const std::set<std::string> known = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif",
+                                              ".tga", ".psd", ".hdr", ".pic", ".pnm", ".ppm", ".pgm"};
   return known.count(e) > 0;
-}
-
-/// A ".webp" file name: a format ewnet does not decode (listed as skipped, not silently ignored).
-inline bool is_webp_extension(const std::filesystem::path& p) {
-  std::string e = p.extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return e == ".webp";
 }
 
 /// Scans ROOT/<class>/<image>. Throws IoError when ROOT is missing or has no class folders, or a
 /// class folder holds no image files (an empty class would make a classifier with a class it can
 /// never learn). Hidden entries (".x", and "_x" folders) are passed over. A symbolic link that
-/// leads nowhere or into a loop, and a WebP file (not decoded), are listed in Dataset::skipped
-/// with the reason instead of stopping the scan.
+/// leads nowhere or into a loop is listed in Dataset::skipped with the reason instead of stopping
+/// the scan.
 inline Dataset scan_image_folder(const std::string& root) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -119,10 +114,7 @@ inline Dataset scan_image_folder(const std::string& root) {
     each(fs::path(root) / d.classes[c], [&](const fs::directory_entry& e, const std::string& name) {
       std::error_code fec;
       if (!e.is_regular_file(fec)) return;
-      if (is_webp_extension(e.path()))
-        d.skipped.push_back(str(e.path().string(), ": WebP is not decoded by ewnet (convert it to PNG or JPEG)"));
-      else if (has_image_extension(e.path()))
-        files.push_back(name);
+      if (has_image_extension(e.path())) files.push_back(name);
     });
     std::sort(files.begin(), files.end());
     EWNET_CHECK_AS(IoError, !files.empty(), root, ": class folder '", d.classes[c], "' holds no images");
@@ -168,6 +160,23 @@ inline Split split_each_label(const Dataset& d, double train_fraction, std::uint
   std::sort(s.train.begin(), s.train.end());
   std::sort(s.validation.begin(), s.validation.end());
   return s;
+}
+
+/// A digest of a split's identity: FNV-1a (64-bit) over one line "T <class>/<file> <label>\n" for
+/// each training sample, then "V ..." for each validation sample, in split order, as 16 hex digits.
+/// Training checkpoints record it (ewnet.train.settings' "files_digest"), so a later program can
+/// tell whether it splits the data as the run did.
+inline std::string split_digest(const Dataset& d, const Split& split) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto add = [&](const std::string& text) {
+    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  };
+  for (const auto* part : {&split.train, &split.validation})
+    for (size_t i : *part)
+      add(str(part == &split.train ? "T " : "V ", d.samples[i].relative, " ", d.samples[i].label, "\n"));
+  char digest[17];
+  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(h));
+  return digest;
 }
 
 /// Splits CSV text into records of fields (RFC 4180): fields separated by commas, records by LF

@@ -1,7 +1,8 @@
 // ewnet/data/loader.hpp: the in-memory image cache and the mini-batch loader.
 //
 // ImageCache decodes every file of a data set once, on several threads, resizes it to the
-// network's input size and keeps the 8-bit result (a 224x224 image is 150 KB, a 64x64 one 12 KB).
+// network's input size in the model's geometry (data/resize.hpp: squash or crop) as soon as it is
+// decoded, and keeps the 8-bit result (a 224x224 image is 150 KB, a 64x64 one 12 KB).
 // A file that does not decode is skipped with one warning line naming it and the reason; the
 // count is kept for the run's report. Decoding happens once, before training, so no step waits
 // on a JPEG decoder.
@@ -44,23 +45,26 @@ inline constexpr std::size_t kDecodeBudgetBytes = std::size_t(1) << 30;
 /// that decoded; `skipped()` lists the others with their reasons.
 class ImageCache {
  public:
-  /// Decodes and resizes every sample of `d` to size x size (the aspect ratio is not kept, as
-  /// MATLAB's augmentedImageDatastore resizes). Warnings go to `warn` (may be null). Throws
-  /// IoError when a class is left with no readable image.
-  ImageCache(const Dataset& d, int size, std::ostream* warn = nullptr, int threads = default_threads())
-      : size_(size) {
+  /// Decodes and resizes every sample of `d` to size x size in geometry `mode` (squash: the aspect
+  /// ratio is not kept, as MATLAB's augmentedImageDatastore resizes; crop: torchvision's
+  /// Resize + CenterCrop). Warnings go to `warn` (may be null). Throws IoError when a class is left
+  /// with no readable image.
+  ImageCache(const Dataset& d, int size, std::ostream* warn = nullptr, int threads = default_threads(),
+             ResizeMode mode = ResizeMode::squash)
+      : size_(size), mode_(mode) {
     EWNET_CHECK(size > 0, "image cache: image size must be positive, got ", size);
     std::vector<Image> images(d.size());
     std::vector<std::string> errors(d.size());
     std::vector<std::thread> pool;
     const size_t workers = size_t(std::max(1, threads));
-    // The threads together hold at most kDecodeBudgetBytes of decoder memory at once.
+    // The threads together hold at most kDecodeBudgetBytes of decoder memory at once, each decode
+    // and its resize under one reservation (load_for_input).
     DecodeBudget budget(kDecodeBudgetBytes);
     for (size_t w = 0; w < workers; ++w)
       pool.emplace_back([&, w] {
         for (size_t i = w; i < d.size(); i += workers) {
           try {
-            images[i] = resize_bilinear(load_image(d.samples[i].path, &budget), size, size);
+            images[i] = load_for_input(d.samples[i].path, size, mode, &budget);
           } catch (const std::bad_alloc&) {
             errors[i] = d.samples[i].path + ": out of memory while decoding and resizing the image";
           } catch (const std::exception& e) {
@@ -91,6 +95,7 @@ class ImageCache {
   int label(size_t i) const { return dataset_.samples.at(i).label; }
   size_t size() const { return images_.size(); }
   int image_size() const { return size_; }
+  ResizeMode resize_mode() const { return mode_; }
   struct Skipped {
     std::string path, reason;
   };
@@ -98,6 +103,7 @@ class ImageCache {
 
  private:
   int size_;
+  ResizeMode mode_;
   Dataset dataset_;
   std::vector<Image> images_;
   std::vector<Skipped> skipped_;

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include <ewnet/error.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/io/safetensors.hpp>
 
 namespace ewnet {
@@ -110,13 +110,33 @@ struct RejectionThresholds {
     v["validation_images"] = validation_images;
     return v;
   }
+  /// Reads what to_json wrote; throws IoError naming the member when one is missing, not a number
+  /// (a NaN threshold was written as null), not finite, or out of range. A threshold that is not a
+  /// number would reject nothing or everything without a word.
   static RejectionThresholds from_json(const json::Value& v) {
+    auto number = [&](const char* key) {
+      const json::Value* x = v.is_object() ? v.find(key) : nullptr;
+      EWNET_CHECK_AS(IoError, x != nullptr, "member \"", key, "\" is missing");
+      EWNET_CHECK_AS(IoError, x->is_number() && std::isfinite(x->as_number()), "member \"", key, "\" is ", x->dump(),
+                     ", not a finite number");
+      return x->as_number();
+    };
     RejectionThresholds t;
-    t.false_rejection_rate = v.at("false_rejection_rate").as_number();
-    t.max_probability = v.at("max_probability").as_number();
-    t.energy = v.at("energy").as_number();
-    t.validation_images = v.at("validation_images").as_int();
+    t.false_rejection_rate = number("false_rejection_rate");
+    EWNET_CHECK_AS(IoError, t.false_rejection_rate >= 0 && t.false_rejection_rate < 1,
+                   "member \"false_rejection_rate\" is ", t.false_rejection_rate, ", outside [0, 1)");
+    t.max_probability = number("max_probability");
+    t.energy = number("energy");
+    t.validation_images = std::int64_t(number("validation_images"));
     return t;
+  }
+  /// from_json of a checkpoint's metadata text; errors name the file and the key.
+  static RejectionThresholds from_metadata(const std::string& text, const std::string& path) {
+    try {
+      return from_json(json::parse(text, path + " (" + kRejectionMetadataKey + ")"));
+    } catch (const Error& e) {
+      throw IoError(str(path, ": metadata '", kRejectionMetadataKey, "': ", e.what()));
+    }
   }
 };
 
@@ -133,12 +153,18 @@ inline RejectionThresholds calibrate_rejection(const std::vector<double>& max_pr
   return t;
 }
 
-/// Stores `t` in the metadata of the checkpoint at `path`, written to `out` (may equal `path`;
-/// the write is atomic). Tensors and other metadata are kept as they are.
-inline void store_rejection(const std::string& path, const RejectionThresholds& t, const std::string& out) {
-  io::SafetensorsFile f = io::read_safetensors(path);
+/// Writes the checkpoint `f` (its tensors and metadata as read) to `out` with `t` stored in its
+/// metadata; atomic, so `out` may be the file `f` was read from.
+inline void store_rejection(io::SafetensorsFile f, const RejectionThresholds& t, const std::string& out) {
   f.metadata[kRejectionMetadataKey] = t.to_json().dump();
   io::write_safetensors(out, f);
+}
+
+/// Stores `t` in the metadata of the checkpoint at `path`, written to `out` (may equal `path`).
+/// A program that also built the model from `path` must use the overload above with the contents
+/// it read (io/checkpoint.hpp: CheckpointFile), so the calibration lands on the weights it measured.
+inline void store_rejection(const std::string& path, const RejectionThresholds& t, const std::string& out) {
+  store_rejection(io::read_safetensors(path), t, out);
 }
 
 }  // namespace ewnet

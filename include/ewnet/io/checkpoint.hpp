@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <ewnet/graph.hpp>
+#include <ewnet/io/param_budget.hpp>
 #include <ewnet/io/safetensors.hpp>
 #include <ewnet/layers/registry.hpp>
 
@@ -270,27 +271,45 @@ Model<T> model_from_architecture(const json::Value& arch, const std::string& sou
   }
 }
 
-/// Rebuilds a model from the architecture stored in a checkpoint, then loads its tensors. The
-/// architecture is checked before anything is built, and building may allocate no more parameter
-/// values than the file holds (model_from_architecture).
+/// A checkpoint file read once. Everything a program takes from a checkpoint (the model, the class
+/// names, the calibration, the geometry) must come from one reading: a file replaced by rename
+/// between two reads (a training run saving best.safetensors) would otherwise give one file's
+/// weights under another's class names.
+struct CheckpointFile {
+  std::string path;
+  io::SafetensorsFile contents;
+  const std::map<std::string, std::string>& metadata() const { return contents.metadata; }
+  /// The metadata entry `key`, or nullptr.
+  const std::string* find(const std::string& key) const {
+    const auto it = contents.metadata.find(key);
+    return it == contents.metadata.end() ? nullptr : &it->second;
+  }
+};
+
+/// Reads and validates a checkpoint file (io::read_safetensors), once.
+inline CheckpointFile read_checkpoint(const std::string& path) { return {path, io::read_safetensors(path)}; }
+
+/// Rebuilds the model a checkpoint's architecture describes and loads its tensors, all from the
+/// bytes read once. The architecture is checked before anything is built, and building may
+/// allocate no more parameter values than the file holds (model_from_architecture).
+template <class T>
+Model<T> model_from_checkpoint(const CheckpointFile& f, std::uint64_t seed = 0) {
+  const std::string* text = f.find("ewnet.architecture");
+  EWNET_CHECK_AS(IoError, text != nullptr, f.path, ": no ewnet.architecture in the metadata (not an ewnet checkpoint)");
+  std::uint64_t held = 0;  // parameter and state values in the file, momentum aside
+  for (const auto& [key, t] : f.contents.tensors) {
+    const bool momentum = key.size() > 9 && key.compare(key.size() - 9, 9, ".momentum") == 0;
+    if (!momentum) held += t.elements();
+  }
+  Model<T> model = model_from_architecture<T>(json::parse(*text, f.path + " (architecture)"), f.path, held, seed);
+  load_checkpoint_tensors(model, f.contents, f.path);
+  return model;
+}
+
+/// model_from_checkpoint of the file at `path`, read once.
 template <class T>
 Model<T> model_from_checkpoint(const std::string& path, std::uint64_t seed = 0) {
-  std::uint64_t held = 0;  // parameter and state values in the file, momentum aside
-  std::string text;
-  {
-    const io::SafetensorsFile f = io::read_safetensors(path);
-    auto it = f.metadata.find("ewnet.architecture");
-    EWNET_CHECK_AS(IoError, it != f.metadata.end(), path,
-                   ": no ewnet.architecture in the metadata (not an ewnet checkpoint)");
-    text = it->second;
-    for (const auto& [key, t] : f.tensors) {
-      const bool momentum = key.size() > 9 && key.compare(key.size() - 9, 9, ".momentum") == 0;
-      if (!momentum) held += t.elements();
-    }
-  }
-  Model<T> model = model_from_architecture<T>(json::parse(text, path + " (architecture)"), path, held, seed);
-  load_checkpoint(model, path);
-  return model;
+  return model_from_checkpoint<T>(read_checkpoint(path), seed);
 }
 
 }  // namespace ewnet

@@ -37,8 +37,10 @@
 //   classification       removed (the loss)
 // Auxiliary classifiers (graph.hpp) are training-only and left out.
 // Tensor names are the ewnet layer names. The model's metadata_props carry the class names
-// ("ewnet.classes", a JSON array), the input convention ("ewnet.input") and whatever the caller
-// adds (ewnet-export copies a calibrated rejection threshold, "ewnet.rejection").
+// ("ewnet.classes", a JSON array), the geometry ("ewnet.resize": squash or crop, data/resize.hpp),
+// the input convention ("ewnet.input") and whatever the caller adds (ewnet-export copies a
+// calibrated rejection threshold, "ewnet.rejection"); every value is UTF-8. The file is written
+// atomically.
 #pragma once
 
 #include <algorithm>
@@ -49,8 +51,11 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <ewnet/data/resize.hpp>
 #include <ewnet/graph.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/io/files.hpp>
+#include <ewnet/json.hpp>
+#include <ewnet/text.hpp>
 #include <ewnet/ops/cross_channel_norm.hpp>
 
 namespace ewnet {
@@ -61,6 +66,9 @@ struct OnnxExportOptions {
   std::vector<std::string> class_names;         // empty: class_0, class_1, ...
   std::map<std::string, std::string> metadata;  // extra metadata_props entries
   std::string graph_name = "ewnet";
+  // The geometry the model was trained with (its checkpoint's "ewnet.resize"), which a runtime must
+  // reproduce: recorded as "ewnet.resize" and described in "ewnet.input".
+  data::ResizeMode resize = data::ResizeMode::squash;
   // ONNX's LRN places an even window as ewnet does, but ONNX Runtime's CPU kernel refuses even
   // sizes; true writes even windows in elementary operators instead (see the top of this file).
   bool even_lrn_as_elementary_ops = true;
@@ -323,8 +331,12 @@ inline onnx::ModelProto to_onnx(Model<float>& model, const OnnxExportOptions& op
   for (const std::string& n : names) classes.push_back(n);
   std::map<std::string, std::string> meta = options.metadata;
   meta["ewnet.classes"] = classes.dump();
-  meta["ewnet.input"] = str("image: float [N, 3, ", s.h, ", ", s.w,
-                            "], RGB 0..255 planar, resized to the input size; normalised inside the graph");
+  meta[data::kResizeMetadataKey] = data::resize_mode_name(options.resize);
+  meta["ewnet.input"] = str("image: float [N, 3, ", s.h, ", ", s.w, "], RGB 0..255 planar, ",
+                            data::resize_mode_description(options.resize, s.h), "; normalised inside the graph");
+  // ONNX's strings are UTF-8 (a runtime's protobuf may refuse others): names of any bytes are
+  // transcoded as everywhere else (ewnet/text.hpp).
+  for (auto& [key, v] : meta) v = text::to_utf8(v);
   for (const auto& [key, v] : meta) {
     auto* p = m.add_metadata_props();
     p->set_key(key);
@@ -334,14 +346,13 @@ inline onnx::ModelProto to_onnx(Model<float>& model, const OnnxExportOptions& op
   return m;
 }
 
-/// Writes `model` as an ONNX file (see to_onnx). Errors name the path.
+/// Writes `model` as an ONNX file (see to_onnx), as every output is written
+/// (io::write_file_atomically: a kill or a full disk leaves the previous file). Errors name the path.
 inline void export_onnx(Model<float>& model, const std::string& path, const OnnxExportOptions& options = {}) {
   const onnx::ModelProto m = to_onnx(model, options);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  EWNET_CHECK_AS(IoError, f.good(), path, ": cannot open for writing");
-  EWNET_CHECK_AS(IoError, m.SerializeToOstream(&f), path, ": cannot write the ONNX model");
-  f.close();
-  EWNET_CHECK_AS(IoError, !f.fail(), path, ": write failed");
+  std::string bytes;
+  EWNET_CHECK_AS(IoError, m.SerializeToString(&bytes), path, ": cannot serialise the ONNX model");
+  io::write_file_atomically(path, bytes);
 }
 
 }  // namespace ewnet

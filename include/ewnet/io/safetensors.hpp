@@ -6,9 +6,9 @@
 //                 "data_offsets": [begin, end]} (offsets into the data block, end exclusive),
 //                 and optionally "__metadata__": {string: string}
 //   then          the data block, each tensor's elements row-major, little-endian
-// Writing is atomic: the file is written under a temporary name beside the target, flushed to
-// disk, then renamed over the target and the folder flushed, so a crash mid-save leaves the
-// previous file intact (io/files.hpp).
+// Writing is atomic (io/files.hpp's AtomicFile): the file is written unnamed beside the target,
+// flushed to disk, then renamed over the target and the folder flushed, so a crash or a kill
+// mid-save leaves the previous file intact and no checkpoint-sized leftover.
 // Reading validates everything (lengths, offsets, overlaps, dtype sizes) before trusting it, and
 // every error names the file and the tensor.
 #pragma once
@@ -24,12 +24,9 @@
 #include <string>
 #include <vector>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <ewnet/error.hpp>
 #include <ewnet/io/files.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 
 namespace ewnet::io {
 
@@ -97,39 +94,13 @@ inline void write_safetensors(const std::string& path, const SafetensorsFile& fi
   std::string text = header.dump();
   while ((8 + text.size()) % 8) text += ' ';  // align the data block to 8 bytes
 
-  const std::string tmp = temporary_name(path);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  EWNET_CHECK_AS(IoError, fd >= 0, "cannot write ", tmp, ": ", std::strerror(errno));
-  auto write_all = [&](const void* data, size_t size) {
-    const char* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const ssize_t w = ::write(fd, p, size);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        const std::string why = std::strerror(errno);
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw IoError(str("writing ", path, " failed: ", why, " (the previous file, if any, is untouched)"));
-      }
-      p += w;
-      size -= size_t(w);
-    }
-  };
+  AtomicFile out(path);
   std::uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = std::uint8_t(std::uint64_t(text.size()) >> (8 * i));
-  write_all(len, 8);
-  write_all(text.data(), text.size());
-  for (const auto& [name, t] : file.tensors) write_all(t.bytes.data(), t.bytes.size());
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    throw IoError(str("writing ", path, " failed while flushing: ", std::strerror(errno)));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw IoError(str("cannot move ", tmp, " to ", path, ": ", why));
-  }
-  fsync_parent_folder(path);  // the rename itself must reach the disk too
+  out.write(len, 8);
+  out.write(text.data(), text.size());
+  for (const auto& [name, t] : file.tensors) out.write(t.bytes.data(), t.bytes.size());
+  out.commit();
 }
 
 /// Validates and decodes a whole safetensors file held in memory; `path` names it in errors.

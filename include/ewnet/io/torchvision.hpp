@@ -19,13 +19,19 @@
 // expect into the metadata ("ewnet.input_mean", "ewnet.input_std": three numbers each, on ewnet's
 // 0..255 pixel scale), and the loader sets it when present. torchvision's pretrained weights
 // expect ImageNet's normalisation; GoogLeNet's and Inception-v3's (transform_input=True) expect
-// (x - 127.5) / 127.5.
+// (x - 127.5) / 127.5. A file that records none (a state_dict converted by an older converter, or
+// by another tool) into one of torchvision's networks gets ImageNet's, the convention every
+// torchvision classification network is trained under: the normalisation of a known architecture
+// comes with it whatever the file's origin. WeightsLoadResult::normalization says where it came
+// from and normalization_sentence() says it in words, for every program that loads weights.
 //
 // The transfer case: with skip_classifier_on_mismatch, a file whose "fc" has another number of
 // classes loads everything but fc and the auxiliary classifiers' last layers (aux1.fc2, aux2.fc2,
 // AuxLogits.fc), which keep their fresh weights (result.classifier_loaded false).
 #pragma once
 
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -44,8 +50,32 @@ struct WeightsLoadOptions {
   bool set_input_normalization = true;       // from the file's metadata (torchvision) or state (ewnet)
 };
 
+/// Where the input normalisation of a model loaded by load_weights came from.
+enum class NormalizationSource {
+  none,                // not set (set_input_normalization off, or a file for an unknown network)
+  checkpoint,          // an ewnet checkpoint's input layer
+  file,                // the file's metadata (ewnet.input_mean, ewnet.input_std)
+  torchvision_default  // ImageNet's, for a torchvision network whose file records none
+};
+
+/// ImageNet's mean and standard deviation on ewnet's 0..255 scale (torchvision's 0.485, 0.456,
+/// 0.406 and 0.229, 0.224, 0.225 times 255).
+inline const std::vector<double>& imagenet_mean() {
+  static const std::vector<double> v{0.485 * 255, 0.456 * 255, 0.406 * 255};
+  return v;
+}
+inline const std::vector<double>& imagenet_std() {
+  static const std::vector<double> v{0.229 * 255, 0.224 * 255, 0.225 * 255};
+  return v;
+}
+
 struct WeightsLoadResult {
   bool ewnet_checkpoint = false;       // the file was written by ewnet (save_checkpoint)
+  NormalizationSource normalization = NormalizationSource::none;
+  std::string network;                 // the torchvision network the model is ("" when none of them)
+  /// Whether the model's input normalisation was set by the load (a caller that would otherwise
+  /// normalise on its training split must not).
+  bool normalization_set() const { return normalization != NormalizationSource::none; }
   bool classifier_loaded = true;       // false: the classifier kept its fresh weights (class counts differ)
   std::vector<std::string> left_out;   // keys of auxiliary classifiers the model was built without
   std::vector<std::string> fresh;      // the model's auxiliary layers the file had no tensors for
@@ -89,6 +119,16 @@ io::SafeTensor convert_tensor(const io::SafeTensor& s, const std::string& path, 
   out.bytes.resize(n * sizeof(T));
   std::memcpy(out.bytes.data(), v.data(), out.bytes.size());
   return out;
+}
+
+/// Which of torchvision's networks (models/: "resnet18", "googlenet", "inception-v3") `m` is, by a
+/// layer only that network has; "" for any other (the paper's model).
+template <class T>
+std::string torchvision_network(Model<T>& m) {
+  if (m.has_layer("layer4.0.conv1") && m.has_layer("fc")) return "resnet18";
+  if (m.has_layer("inception5b.branch1.conv")) return "googlenet";
+  if (m.has_layer("Mixed_7c.branch1x1.conv")) return "inception-v3";
+  return "";
 }
 
 inline bool is_auxiliary(const std::string& key) {
@@ -159,6 +199,8 @@ WeightsLoadResult load_weights(Model<T>& m, const std::string& path, const Weigh
     for (auto it = g.tensors.begin(); it != g.tensors.end();)
       it = lo.skip_layers.count(it->first.substr(0, it->first.rfind('.'))) ? g.tensors.erase(it) : std::next(it);
     load_checkpoint_tensors(m, g, path, lo);
+    if (o.set_input_normalization) r.normalization = NormalizationSource::checkpoint;
+    r.network = detail::torchvision_network(m);
     return r;
   }
 
@@ -188,14 +230,50 @@ WeightsLoadResult load_weights(Model<T>& m, const std::string& path, const Weigh
   detail::plan_partial_load(m, g, o, lo, r);
   // Check the normalisation before changing anything.
   std::vector<double> mean, stdev;
+  r.network = detail::torchvision_network(m);
   if (o.set_input_normalization && f.metadata.count("ewnet.input_mean") && f.metadata.count("ewnet.input_std")) {
     mean = detail::parse_three(f.metadata.at("ewnet.input_mean"), path, "ewnet.input_mean");
     stdev = detail::parse_three(f.metadata.at("ewnet.input_std"), path, "ewnet.input_std");
+    for (double x : stdev)
+      EWNET_CHECK_AS(IoError, std::isfinite(x) && x > 0, path, ": metadata 'ewnet.input_std' holds ", x,
+                     " (deviations must be positive)");
+    r.normalization = NormalizationSource::file;
+  } else if (o.set_input_normalization && !r.network.empty()) {
+    mean = imagenet_mean();
+    stdev = imagenet_std();
+    r.normalization = NormalizationSource::torchvision_default;
   }
   load_checkpoint_tensors(m, g, path, lo);
   if (!mean.empty())
     m.input_layer().set_normalization({T(mean[0]), T(mean[1]), T(mean[2])}, {T(stdev[0]), T(stdev[1]), T(stdev[2])});
   return r;
+}
+
+/// One sentence saying which input normalisation the model now has and where it came from, for
+/// every program that loads weights to print ("input normalisation: ImageNet's (mean 123.7, 116.3,
+/// 103.5; deviation 58.4, 57.1, 57.4 on 0..255), the torchvision convention for resnet18: the file
+/// records none").
+template <class T>
+std::string normalization_sentence(const WeightsLoadResult& r, Model<T>& m, const std::string& path) {
+  if (r.normalization == NormalizationSource::none) return "input normalisation: not set by " + path;
+  const std::vector<T> mean = m.input_layer().mean(), sd = m.input_layer().stddev();
+  auto three = [](const std::vector<T>& v) {
+    char b[96];
+    std::snprintf(b, sizeof b, "%.1f, %.1f, %.1f", double(v.at(0)), double(v.at(1)), double(v.at(2)));
+    return std::string(b);
+  };
+  const bool imagenet = std::fabs(double(mean.at(0)) - imagenet_mean()[0]) < 0.05 &&
+                        std::fabs(double(sd.at(0)) - imagenet_std()[0]) < 0.05;
+  std::string s = str("input normalisation: ", imagenet ? "ImageNet's " : "", "(mean ", three(mean), "; deviation ",
+                       three(sd), " on 0..255)");
+  switch (r.normalization) {
+    case NormalizationSource::checkpoint: return s + ", from the ewnet checkpoint " + path;
+    case NormalizationSource::file: return s + ", as " + path + " records it";
+    case NormalizationSource::torchvision_default:
+      return s + ", the torchvision convention for " + r.network + ": " + path + " records none";
+    case NormalizationSource::none: break;
+  }
+  return s;
 }
 
 }  // namespace ewnet

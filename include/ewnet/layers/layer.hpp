@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 #include <ewnet/ops/common.hpp>
 #include <ewnet/precision.hpp>
 #include <ewnet/random.hpp>
@@ -26,33 +26,23 @@ enum class Mode { training, inference };
 /// WeightLearnRateFactor / BiasLearnRateFactor; Caffe's first and second lr_mult).
 enum class ParamRole { weight, bias };
 
-namespace detail {
-/// While a checkpoint's architecture is built (ParamBudget), how many parameter values it may
-/// still allocate: what the file holds. A forged architecture (a 2^20-way classifier in a 6 MB
-/// file) is then refused before its memory is taken rather than after.
-struct ParamBudgetState {
-  const std::string* source = nullptr;  // the file; nullptr: no budget
-  std::uint64_t left = 0;
+/// Told of each parameter allocation on its thread before it happens, and may refuse it by throwing:
+/// the checkpoint loader's budget against forged architectures (io/param_budget.hpp) is one.
+class ParamAllocationGuard {
+ public:
+  virtual void allocating(const std::string& param, std::uint64_t values) = 0;
+
+ protected:
+  ~ParamAllocationGuard() = default;
 };
-inline ParamBudgetState& param_budget() {
-  static thread_local ParamBudgetState state;
-  return state;
+
+namespace detail {
+/// The guard watching this thread's parameter allocations (none: nullptr).
+inline ParamAllocationGuard*& param_allocation_guard() {
+  static thread_local ParamAllocationGuard* guard = nullptr;
+  return guard;
 }
 }  // namespace detail
-
-/// Limits the parameters allocated on this thread to `values` for the guard's lifetime.
-class ParamBudget {
- public:
-  ParamBudget(const std::string& source, std::uint64_t values) : saved_(detail::param_budget()) {
-    detail::param_budget() = {&source, values};
-  }
-  ~ParamBudget() { detail::param_budget() = saved_; }
-  ParamBudget(const ParamBudget&) = delete;
-  ParamBudget& operator=(const ParamBudget&) = delete;
-
- private:
-  detail::ParamBudgetState saved_;
-};
 
 /// A learnable tensor with its gradient, its momentum buffer and its multipliers.
 template <class T>
@@ -76,14 +66,7 @@ struct Param {
   size_t count() const { return value.size(); }
 
   void allocate(Shape shape, std::vector<int> logical_dims, Device device) {
-    detail::ParamBudgetState& budget = detail::param_budget();
-    if (budget.source) {
-      const std::uint64_t n = shape.size();
-      EWNET_CHECK_AS(IoError, n <= budget.left, *budget.source, ": the architecture asks for a parameter '", name,
-                     "' of ", n, " values but the file holds only ", budget.left,
-                     " more: the architecture does not match the tensors (corrupt or forged checkpoint)");
-      budget.left -= n;
-    }
+    if (ParamAllocationGuard* guard = detail::param_allocation_guard()) guard->allocating(name, shape.size());
     value = Tensor<T>(shape, device);
     grad = Tensor<T>(shape, device);
     velocity = Tensor<T>(shape, device);

@@ -45,6 +45,8 @@ struct Conv2dGeometry {
 namespace cuda {
 void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* b, const Tensor<float>& y,
                     const Conv2dGeometry& g);
+void conv2d_relu_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* b,
+                         const Tensor<float>& y, const Conv2dGeometry& g);
 void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w, const Tensor<float>& dx,
                           const Conv2dGeometry& g, GradWrite mode);
 void conv2d_backward_filter(const Tensor<float>& x, const Tensor<float>& dy, const Tensor<float>& dw,
@@ -289,9 +291,9 @@ void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b, 
   EWNET_DISPATCH(x.device(), T, conv2d_forward, x, w, b, y, g);
 }
 
-/// y = max(0, conv(x, w) + b): the inference path's convolution with its ReLU. On the CPU one pass
-/// over the output (oneDNN: a ReLU post-op); on CUDA, cuDNN's convolution then the ReLU in place.
-/// Equal, bitwise, to conv2d_forward followed by relu_forward.
+/// y = max(0, conv(x, w) + b): the inference path's convolution with its ReLU. One pass over the
+/// output on the CPU (oneDNN: a ReLU post-op); on CUDA, cuDNN's convolution then the bias and the
+/// ReLU in one pass. Equal, bitwise, to conv2d_forward followed by relu_forward.
 template <class T>
 void conv2d_relu_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b, const Tensor<T>& y,
                          const Conv2dGeometry& g, onednn::LayerCache* cache = nullptr) {
@@ -302,7 +304,13 @@ void conv2d_relu_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>
     cpu::conv2d_forward(x, w, b, y, g, true);
     return;
   }
-  conv2d_forward(x, w, b, y, g);
+#ifdef EWNET_WITH_CUDA
+  if constexpr (std::is_same_v<T, float>) {
+    cuda::conv2d_relu_forward(x, w, b, y, g);
+    return;
+  }
+#endif
+  conv2d_forward(x, w, b, y, g);  // says why double (or a build without CUDA) cannot run there
   relu_forward(y, y);
 }
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include <ewnet/error.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 
 namespace ewnet {
 

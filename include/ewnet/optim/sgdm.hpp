@@ -3,7 +3,9 @@
 //   v = momentum * v - lr * lr_factor * (g + l2 * l2_factor * w);   w = w + v
 // (ops/sgdm.hpp). Defaults are MATLAB's trainingOptions('sgdm'): momentum 0.9, L2 1e-4, and bias
 // L2 factor 0 (set on the layers). Parameters whose learning-rate factor is 0 are left out
-// entirely: frozen weights stay bitwise unchanged, weight decay included.
+// entirely: frozen weights stay bitwise unchanged, weight decay included. The solver writes the
+// parameters and their momentum, nothing else of the model: the step counter that dropout draws
+// from is the model's own (each training pass advances it, graph.hpp).
 #pragma once
 
 #include <vector>
@@ -28,7 +30,7 @@ class Sgdm {
   const SgdmOptions& options() const { return opt_; }
 
   /// Applies one update with base learning rate `learn_rate` to the gradients of the last
-  /// backward pass, then advances the model's step counter.
+  /// backward pass.
   void step(Model<T>& model, double learn_rate) {
     slots_.clear();
     for (Param<T>* p : model.parameter_list()) {
@@ -38,7 +40,6 @@ class Sgdm {
                                    T(learn_rate * p->learn_rate_factor), T(opt_.l2 * p->l2_factor)});
     }
     sgdm_update(model.device(), slots_, T(opt_.momentum));
-    model.set_iteration(model.iteration() + 1);
   }
 
   /// Zeroes every momentum buffer (a fresh start, e.g. after replacing the classifier).

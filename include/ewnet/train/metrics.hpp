@@ -14,7 +14,7 @@
 #include <vector>
 
 #include <ewnet/error.hpp>
-#include <ewnet/io/json.hpp>
+#include <ewnet/json.hpp>
 
 namespace ewnet::train {
 

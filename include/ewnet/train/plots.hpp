@@ -12,6 +12,7 @@
 
 #include <ewnet/error.hpp>
 #include <ewnet/io/files.hpp>
+#include <ewnet/text.hpp>
 #include <ewnet/train/metrics.hpp>
 
 namespace ewnet::train {
@@ -34,19 +35,8 @@ struct Panel {
 
 namespace detail {
 
-inline std::string escape_xml(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
+// Names of any bytes as well-formed XML (ewnet/text.hpp).
+inline std::string escape_xml(const std::string& s) { return text::xml_text(s); }
 
 inline std::string num(double v) {
   char b[32];

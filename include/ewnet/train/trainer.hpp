@@ -1,696 +1,224 @@
-// ewnet/train/trainer.hpp: the epoch loop shared by ewnet-train, ewnet-finetune and ewnet-transfer
-// (MATLAB's trainNetwork with trainingOptions('sgdm', ...)).
-//
-// Each epoch: shuffle and augment the training split (data/loader.hpp), one SGDM step per
-// mini-batch at the schedule's rate for the epoch, then validate in inference mode. A run shows
-//   - a progress bar on stderr (loss, accuracy, images/s, time left),
-//   - a table on `out` with MATLAB's columns, and the same rows in OUT/log.csv,
-//   - at the end the validation report of the best epoch: overall accuracy, per-class precision
-//     and recall, the confusion matrix, in text and in OUT/report.json,
-//   - OUT/training-curves.svg (mini-batch accuracy and loss per iteration, smoothed, with the
-//     validation figures per epoch, as the paper's figure 4) and OUT/confusion.svg.
-// Fine-tuning a frozen base (TrainOptions::feature_cache): when every layer up to a cut is frozen
-// and augmentation is off, the cut's output for an image is the same every epoch, so fit computes
-// it once for every training and validation image (inference mode, on the model's device, kept on
-// the host) and each step runs only the layers after the cut (Model::forward_from) on the same
-// shuffled mini-batches. On the CPU such a run equals the uncached one bitwise.
-// Checkpoints: OUT/last.safetensors after every epoch (with momentum and the run's history, so
-// --resume continues exactly where it stopped), OUT/best.safetensors when validation accuracy
-// improves (ties go to the earlier epoch). On the CPU a resumed run equals an uninterrupted one
-// bitwise: the loader draws every shuffle and augmentation from (seed, epoch), dropout draws from
-// the model's step counter, and momentum and the counter are restored from the checkpoint.
+// ewnet/train/trainer.hpp: train::fit, the epoch loop shared by ewnet-train, ewnet-finetune and
+// ewnet-transfer (MATLAB's trainNetwork with trainingOptions('sgdm', ...)). It calls its
+// collaborators in order:
+//   lock      OUT is this run's until fit returns (io::prepare_run_folder: a folder ewnet may write
+//             into, locked, an interrupted run's temporaries removed)
+//   resume    continue from OUT/last.safetensors, the settings checked (train/resume.hpp)
+//   batches   images through the loader, shuffled and augmented from (seed, epoch), or a frozen
+//             base's features computed once (train/batches.hpp, train/feature_cache.hpp)
+//   then each epoch:
+//     step      forward, backward and an SGDM step per mini-batch at the schedule's rate
+//     evaluate  the validation split in inference mode (train/evaluate.hpp)
+//     save      OUT/last.safetensors, and OUT/best.safetensors when validation accuracy improves
+//               (ties go to the earlier epoch)
+//     report    the Reporter it was given, if any (train/report.hpp); fit prints nothing itself
 // Faults (docs/reliability.md): a non-finite training or validation loss stops the run before
-// that epoch is saved; OUT is locked for the run (io::OutputLock) and its stale temporaries
-// removed; checkpoints record the run's settings and data identity (run_settings) and a resume
-// that differs is refused naming each field; every file is written atomically.
+// that epoch is saved; a second run on OUT is refused; a resume whose settings or data differ is
+// refused naming each field; every file is written atomically; running out of memory is an Error
+// naming the run.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <map>
+#include <memory>
+#include <new>
 #include <ostream>
-#include <set>
+#include <sstream>
 #include <string>
-#include <vector>
 
+#include <ewnet/data/dataset.hpp>
 #include <ewnet/data/loader.hpp>
 #include <ewnet/graph.hpp>
-#include <ewnet/io/checkpoint.hpp>
 #include <ewnet/io/files.hpp>
-#include <ewnet/io/json.hpp>
-#include <ewnet/optim/schedule.hpp>
 #include <ewnet/optim/sgdm.hpp>
-#include <ewnet/train/metrics.hpp>
-#include <ewnet/train/plots.hpp>
+#include <ewnet/train/batches.hpp>
+#include <ewnet/train/evaluate.hpp>
+#include <ewnet/train/feature_cache.hpp>
+#include <ewnet/train/history.hpp>
+#include <ewnet/train/options.hpp>
+#include <ewnet/train/report.hpp>
+#include <ewnet/train/resume.hpp>
 
 namespace ewnet::train {
 
-struct TrainOptions {
-  int epochs = 320;                                                  // the paper's maximum
-  int batch = 64;                                                    // the paper's
-  LearnRateSchedule schedule = LearnRateSchedule::constant(1e-3);    // the paper's source rate
-  SgdmOptions sgdm;                                                  // momentum 0.9, L2 1e-4
-  std::uint64_t seed = 0;                                            // shuffling and augmentation
-  Device device = Device::cpu;
-  std::string out_dir;
-  std::string title = "training";
-  std::vector<std::string> classes;     // label names, saved in the checkpoints
-  bool resume = false;
-  bool progress = true;                 // the progress bar on stderr
-  data::AugmentOptions augment;
-  // Train from cached activations of this layer (empty: run every layer every step). Needs
-  // augmentation off and can_cache_features(model, feature_cache); see the file comment.
-  std::string feature_cache;
-  int threads = data::default_threads();
-  std::map<std::string, std::string> metadata;  // extra checkpoint entries
-  json::Value report_extra = json::Value::object();  // extra members of report.json
-  // A resume whose settings or data differ from the checkpoint's (run_settings) is refused
-  // naming each difference; true lets it continue with a warning per difference.
-  bool allow_changed_settings = false;
-};
-
-struct EpochRecord {
-  int epoch = 0;              // 1-based, as printed
-  long long iteration = 0;    // iterations done at the end of the epoch
-  double seconds = 0;         // elapsed since the start of training (resumed runs included)
-  double train_accuracy = 0, train_loss = 0;  // means over the epoch's mini-batches; the loss is the
-                                              // objective trained (auxiliary classifiers' terms included)
-  double val_accuracy = NAN, val_loss = NAN;
-  double learn_rate = 0;
-};
-
-struct IterationRecord {
-  long long iteration = 0;
-  double accuracy = 0, loss = 0;
-};
-
-struct History {
-  std::vector<EpochRecord> epochs;
-  std::vector<IterationRecord> iterations;
-  int best_epoch = 0;  // 1-based; 0 before any validation
-  double best_val_accuracy = -1;
-  ConfusionMatrix best_confusion, last_confusion;
-  double seconds = 0;
-  long long images = 0;  // training images seen
-
-  double images_per_second() const { return seconds > 0 ? double(images) / seconds : 0; }
-  double seconds_per_epoch() const { return epochs.empty() ? 0 : seconds / double(epochs.size()); }
-
-  json::Value to_json(const std::vector<std::string>& classes) const {
-    json::Value v = json::Value::object();
-    json::Value e = json::Value::array();
-    for (const EpochRecord& r : epochs)
-      e.push_back(json::Value::Array{r.epoch, r.iteration, r.seconds, r.train_accuracy, r.train_loss,
-                                     finite_or_null(r.val_accuracy), finite_or_null(r.val_loss), r.learn_rate});
-    v["epochs"] = e;
-    json::Value it = json::Value::array();
-    for (const IterationRecord& r : iterations) it.push_back(json::Value::Array{r.iteration, r.accuracy, r.loss});
-    v["iterations"] = it;
-    v["best_epoch"] = best_epoch;
-    v["best_val_accuracy"] = best_val_accuracy;
-    if (best_confusion.classes()) v["best_confusion"] = best_confusion.to_json(classes);
-    if (last_confusion.classes()) v["last_confusion"] = last_confusion.to_json(classes);
-    v["seconds"] = seconds;
-    v["images"] = images;
-    return v;
-  }
-  static History from_json(const json::Value& v) {
-    History h;
-    auto number = [](const json::Value& x) { return x.is_null() ? NAN : x.as_number(); };
-    for (const json::Value& r : v.at("epochs").as_array()) {
-      const auto& a = r.as_array();
-      h.epochs.push_back({int(a.at(0).as_int()), a.at(1).as_int(), a.at(2).as_number(), a.at(3).as_number(),
-                          a.at(4).as_number(), number(a.at(5)), number(a.at(6)), a.at(7).as_number()});
-    }
-    for (const json::Value& r : v.at("iterations").as_array()) {
-      const auto& a = r.as_array();
-      h.iterations.push_back({a.at(0).as_int(), a.at(1).as_number(), a.at(2).as_number()});
-    }
-    h.best_epoch = int(v.at("best_epoch").as_int());
-    h.best_val_accuracy = v.at("best_val_accuracy").as_number();
-    if (const json::Value* c = v.find("best_confusion")) h.best_confusion = ConfusionMatrix::from_json(*c);
-    if (const json::Value* c = v.find("last_confusion")) h.last_confusion = ConfusionMatrix::from_json(*c);
-    h.seconds = v.at("seconds").as_number();
-    h.images = v.at("images").as_int();
-    return h;
-  }
-
-  /// A number, or null where it is not finite (JSON has no NaN).
-  static json::Value finite_or_null(double x) { return std::isfinite(x) ? json::Value(x) : json::Value(); }
-};
-
-struct Evaluation {
-  double loss = NAN, accuracy = NAN;
-  ConfusionMatrix confusion;
-};
-
 namespace detail {
 
-inline int argmax(const float* p, int k) { return int(std::max_element(p, p + k) - p); }
-inline int argmax(const double* p, int k) { return int(std::max_element(p, p + k) - p); }
+template <class T>
+void check_options(Model<T>& model, const TrainOptions& o) {
+  EWNET_CHECK(!o.out_dir.empty(), "train: no output folder given");
+  EWNET_CHECK(o.epochs >= 1 && o.batch >= 1, "train: epochs and batch size must be positive, got ", o.epochs,
+              " and ", o.batch);
+  EWNET_CHECK(int(o.classes.size()) == model.classes(), "train: ", o.classes.size(), " class names for a model of ",
+              model.classes(), " classes");
+}
 
-inline std::string hms(double seconds) {
-  const long long s = std::llround(std::max(0.0, seconds));
-  char b[32];
-  std::snprintf(b, sizeof b, "%02lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+/// A run's training and validation batches (validation null without a validation split).
+template <class T>
+struct RunBatches {
+  std::unique_ptr<BatchSource<T>> train, validation;
+  bool from_features = false;
+};
+
+/// Images through the loader, or with o.feature_cache the cut's features, computed now when epochs
+/// are left to train from them.
+template <class T>
+RunBatches<T> run_batches(Model<T>& model, const data::ImageCache& cache, const data::Split& split,
+                          const TrainOptions& o, bool epochs_left) {
+  RunBatches<T> b;
+  if (!o.feature_cache.empty()) {
+    EWNET_CHECK(!o.augment.enabled, "train: a feature cache at '", o.feature_cache,
+                "' needs augmentation off (an augmented image has new features every epoch)");
+    EWNET_CHECK(can_cache_features(model, o.feature_cache), "train: cannot cache the features of '",
+                o.feature_cache, "': a layer up to it trains or acts differently in training, or a later layer "
+                "reads a layer before it");
+    if (epochs_left) {
+      b.from_features = true;
+      b.train = cached_features(model, o.feature_cache, cache, split.train, o.batch, true, o.seed, o.threads);
+      if (!split.validation.empty())
+        b.validation = cached_features(model, o.feature_cache, cache, split.validation, o.batch, false, 0, o.threads);
+      return b;
+    }
+  }
+  data::LoaderOptions shuffled;
+  shuffled.batch = o.batch;
+  shuffled.augment = o.augment;
+  shuffled.seed = o.seed;
+  shuffled.threads = o.threads;
+  b.train = std::make_unique<ImageBatches<T>>(cache, split.train, shuffled, o.device);
+  if (!split.validation.empty())
+    b.validation = std::make_unique<ImageBatches<T>>(cache, split.validation, in_order(o.batch, o.threads), o.device);
   return b;
 }
 
-inline std::string table_rule() { return std::string(110, '=') + "\n"; }
-inline std::string table_header() {
-  char b[512];
-  std::snprintf(b, sizeof b, "| %7s | %9s | %12s | %10s | %10s | %10s | %10s | %13s |\n| %7s | %9s | %12s | %10s | %10s | %10s | %10s | %13s |\n",
-                "Epoch", "Iteration", "Time Elapsed", "Mini-batch", "Validation", "Mini-batch", "Validation",
-                "Base Learning", "", "", "(hh:mm:ss)", "Accuracy", "Accuracy", "Loss", "Loss", "Rate");
-  return table_rule() + b + table_rule();
-}
-inline std::string table_row(const EpochRecord& r) {
-  char va[32] = "", vl[32] = "";
-  if (std::isfinite(r.val_accuracy)) std::snprintf(va, sizeof va, "%9.2f%%", 100 * r.val_accuracy);
-  if (std::isfinite(r.val_loss)) std::snprintf(vl, sizeof vl, "%10.4f", r.val_loss);
-  char b[256];
-  std::snprintf(b, sizeof b, "| %7d | %9lld | %12s | %9.2f%% | %10s | %10.4f | %10s | %13.4e |\n", r.epoch,
-                r.iteration, hms(r.seconds).c_str(), 100 * r.train_accuracy, va, r.train_loss, vl, r.learn_rate);
-  return b;
-}
-
-inline std::string csv_log(const History& h) {
-  std::string s =
-      "epoch,iteration,time_elapsed_s,minibatch_accuracy,minibatch_loss,validation_accuracy,validation_loss,"
-      "base_learning_rate\n";
-  char b[256];
-  for (const EpochRecord& r : h.epochs) {
-    std::snprintf(b, sizeof b, "%d,%lld,%.3f,%.6f,%.6f,%s,%s,%.6g\n", r.epoch, r.iteration, r.seconds, r.train_accuracy,
-                  r.train_loss, std::isfinite(r.val_accuracy) ? std::to_string(r.val_accuracy).c_str() : "",
-                  std::isfinite(r.val_loss) ? std::to_string(r.val_loss).c_str() : "", r.learn_rate);
-    s += b;
+/// The figures of an epoch's mini-batches so far: sums over samples.
+struct EpochTally {
+  double loss_sum = 0, correct = 0, seen = 0;
+  void add(double loss, int right, size_t n) {
+    loss_sum += loss * double(n);
+    correct += right;
+    seen += double(n);
   }
-  return s;
+  double loss() const { return loss_sum / seen; }
+  double accuracy() const { return correct / seen; }
+};
+
+/// Validates the epoch `r` just trained: its figures into `r`, the confusion matrices and the best
+/// epoch into `h`. A diverged model must not become best.safetensors: a non-finite validation loss
+/// stops the run before anything of this epoch is saved, as a non-finite training loss does.
+template <class T>
+void validate(Model<T>& model, BatchSource<T>& validation, EpochRecord& r, History& h) {
+  const Evaluation ev = evaluate(model, validation);
+  EWNET_CHECK(std::isfinite(ev.loss), "train: the validation loss became ", ev.loss, " after epoch ", r.epoch,
+              " (iteration ", r.iteration, "); nothing of this epoch was saved",
+              h.best_epoch ? str(" (best.safetensors keeps epoch ", h.best_epoch, ")") : std::string(),
+              "; lower the learning rate");
+  r.val_accuracy = ev.accuracy;
+  r.val_loss = ev.loss;
+  h.last_confusion = ev.confusion;
+  if (ev.accuracy > h.best_val_accuracy) {
+    h.best_val_accuracy = ev.accuracy;
+    h.best_epoch = r.epoch;
+    h.best_confusion = ev.confusion;
+  }
 }
 
-inline json::Value string_array(const std::vector<std::string>& v) {
-  json::Value a = json::Value::array();
-  for (const std::string& s : v) a.push_back(s);
-  return a;
-}
+/// Seconds since this call of fit began, and since the run began (the time before a resume too).
+class RunClock {
+ public:
+  explicit RunClock(double before) : before_(before) {}
+  double session() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+  double run() const { return before_ + session(); }
 
-/// The progress bar: one line on stderr, rewritten in place.
-inline void progress_line(int epoch, int epochs, int batch, int batches, double loss, double accuracy,
-                          double images_per_second, double seconds_left) {
-  const int width = 24, done = batches ? width * batch / batches : width;
-  std::fprintf(stderr, "\repoch %d/%d [%s%s] %d/%d  loss %.4f  acc %5.1f%%  %6.1f img/s  left %s ", epoch, epochs,
-               std::string(size_t(done), '#').c_str(), std::string(size_t(width - done), '.').c_str(), batch,
-               batches, loss, 100 * accuracy, images_per_second, hms(seconds_left).c_str());
-  std::fflush(stderr);
-}
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  double before_;
+};
 
 }  // namespace detail
 
-namespace detail {
-/// `host` on `device`: the tensor itself on the CPU, else a copy in `staged`, which keeps its
-/// allocation from batch to batch.
-template <class T>
-const Tensor<T>& on_device(const Tensor<T>& host, Device device, Tensor<T>& staged) {
-  if (device == Device::cpu) return host;
-  if (staged.shape() != host.shape() || staged.device() != device) staged = Tensor<T>::empty(host.shape(), device);
-  staged.copy_from(host);
-  return staged;
-}
-
-/// Calls f(images on `device`, batch) for the chosen images in order, `batch` at a time, without
-/// augmentation: the pass evaluation and feature extraction share.
-template <class T, class F>
-void for_each_batch_in_order(const data::ImageCache& cache, const std::vector<size_t>& indices, int batch,
-                             int threads, Device device, F&& f) {
-  data::LoaderOptions lo;
-  lo.batch = batch;
-  lo.shuffle = false;
-  lo.augment.enabled = false;
-  lo.threads = threads;
-  data::BatchLoader<T> loader(cache, indices, lo);
-  loader.start_epoch(0);
-  data::Batch<T> b;
-  Tensor<T> staged;
-  while (loader.next(b)) f(on_device(b.images, device, staged), b);
-}
-}  // namespace detail
-
-/// Loss, accuracy and confusion matrix of `model` on the chosen cached images (inference mode,
-/// no augmentation).
-template <class T>
-Evaluation evaluate(Model<T>& model, const data::ImageCache& cache, const std::vector<size_t>& indices, int batch,
-                    int threads = data::default_threads()) {
-  Evaluation ev;
-  ev.confusion = ConfusionMatrix(model.classes());
-  if (indices.empty()) return ev;
-  double loss_sum = 0;
-  const int k = model.classes();
-  detail::for_each_batch_in_order<T>(cache, indices, batch, threads, model.device(),
-                                     [&](const Tensor<T>& x, const data::Batch<T>& b) {
-    const std::vector<T> p = model.forward(x, b.labels, Mode::inference).to_vector();
-    loss_sum += double(model.loss()) * double(b.labels.size());
-    for (size_t i = 0; i < b.labels.size(); ++i) ev.confusion.add(b.labels[i], detail::argmax(p.data() + i * size_t(k), k));
-  });
-  ev.loss = loss_sum / double(indices.size());
-  ev.accuracy = ev.confusion.accuracy();
-  return ev;
-}
-
-/// Whether `model` can train from cached activations of `cut`: the cut separates the graph (no
-/// layer after it reads a layer before it), every layer up to and including it is frozen, and none
-/// of those computes differently in training mode, so one inference pass gives the activations
-/// every training pass would. Dropout does (a fresh mask each step); batch normalization does not
-/// once frozen, which can_run_from ensures (a frozen batch norm normalises with its running
-/// statistics in training too, and leaves them unchanged: layers/batch_norm.hpp), so the
-/// torchvision networks' frozen bases cache.
-template <class T>
-bool can_cache_features(Model<T>& model, const std::string& cut) {
-  if (cut.empty() || !model.can_run_from(cut)) return false;
-  for (Layer<T>* l : model.layers()) {
-    if (l->type() == "dropout") return false;
-    if (l->name() == cut) return true;
-  }
-  return false;
-}
-
-namespace detail {
-
-/// The activations of `cut` for the chosen images, one sample each in the order of `indices`, on
-/// the host; computed in inference mode, `batch` images at a time, on the model's device.
-template <class T>
-Tensor<T> extract_features(Model<T>& model, const std::string& cut, const data::ImageCache& cache,
-                           const std::vector<size_t>& indices, int batch, int threads) {
-  Tensor<T> features = Tensor<T>::empty(model.output_shape(cut).with_batch(int(indices.size())));
-  if (indices.empty()) return features;
-  int row = 0;
-  for_each_batch_in_order<T>(cache, indices, batch, threads, model.device(),
-                             [&](const Tensor<T>& x, const data::Batch<T>&) {
-    model.forward(x, Mode::inference);
-    features.batch(row, x.n()).copy_from(model.activation(cut));
-    row += x.n();
-  });
-  return features;
-}
-
-/// Samples `rows` of host `features`, packed into one batch on `device`.
-template <class T>
-void gather_rows(const Tensor<T>& features, const std::vector<size_t>& rows, Tensor<T>& out) {
-  const Shape s = features.shape().with_batch(int(rows.size()));
-  if (out.shape() != s) out = Tensor<T>::empty(s);
-  const size_t per = features.shape().sample_size();
-  for (size_t k = 0; k < rows.size(); ++k) std::copy_n(features.sample(int(rows[k])), per, out.sample(int(k)));
-}
-
-/// evaluate() on cached activations of `cut` (samples in the order of `labels`), in the same
-/// mini-batches, so on the CPU its figures equal evaluate()'s on the images bitwise.
-template <class T>
-Evaluation evaluate_features(Model<T>& model, const std::string& cut, const Tensor<T>& features,
-                             const std::vector<int>& labels, int batch) {
-  Evaluation ev;
-  ev.confusion = ConfusionMatrix(model.classes());
-  if (labels.empty()) return ev;
-  double loss_sum = 0;
-  const int k = model.classes();
-  std::vector<size_t> rows;
-  Tensor<T> rows_host, staged;
-  for (size_t first = 0; first < labels.size(); first += size_t(batch)) {
-    const size_t n = std::min(labels.size() - first, size_t(batch));
-    rows.resize(n);
-    for (size_t i = 0; i < n; ++i) rows[i] = first + i;
-    const std::vector<int> bl(labels.begin() + std::ptrdiff_t(first), labels.begin() + std::ptrdiff_t(first + n));
-    gather_rows(features, rows, rows_host);
-    const std::vector<T> p =
-        model.forward_from(cut, on_device(rows_host, model.device(), staged), bl, Mode::inference).to_vector();
-    loss_sum += double(model.loss()) * double(n);
-    for (size_t i = 0; i < n; ++i) ev.confusion.add(bl[i], argmax(p.data() + i * size_t(k), k));
-  }
-  ev.loss = loss_sum / double(labels.size());
-  ev.accuracy = ev.confusion.accuracy();
-  return ev;
-}
-
-}  // namespace detail
-
-/// What a run must keep to be resumed as the same run, saved in its checkpoints: the settings that
-/// decide its numbers and the identity of its data (the class list and a digest of every file's
-/// name, label and split). The epoch count is not among them: extending a run is what resuming is for.
-inline json::Value run_settings(const TrainOptions& o, const data::ImageCache& cache, const data::Split& split) {
-  // FNV-1a over "T|V <class>/<file> <label>\n" lines, in split order.
-  std::uint64_t h = 1469598103934665603ull;
-  auto add = [&](const std::string& text) {
-    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  };
-  for (const auto* part : {&split.train, &split.validation})
-    for (size_t i : *part)
-      add(str(part == &split.train ? "T " : "V ", cache.dataset().samples[i].relative, " ", cache.label(i), "\n"));
-  char digest[17];
-  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(h));
-  json::Value v = json::Value::object();
-  v["seed"] = std::to_string(o.seed);  // as text: a 64-bit seed does not fit a double
-  v["batch"] = o.batch;
-  v["schedule"] = o.schedule.to_json();
-  v["image_size"] = cache.image_size();
-  v["augment"] = o.augment.enabled;
-  v["feature_cache"] = o.feature_cache;
-  v["classes"] = detail::string_array(o.classes);
-  v["files"] = int(split.train.size() + split.validation.size());
-  v["files_digest"] = std::string(digest);
-  return v;
-}
-
-/// Why the model saved in a checkpoint's architecture is not `model` (empty when both have the same
-/// layers by name): the layers only the checkpoint has and those only the model has, a few named.
-template <class T>
-std::string architecture_difference(Model<T>& model, const std::map<std::string, std::string>& meta,
-                                    const std::string& path) {
-  const auto it = meta.find("ewnet.architecture");
-  if (it == meta.end()) return "";
-  std::set<std::string> saved, now;
-  const json::Value arch = json::parse(it->second, path);
-  for (const json::Value& e : arch.at("layers").as_array()) saved.insert(e.at("name").as_string());
-  for (Layer<T>* l : model.layers()) now.insert(l->name());
-  auto list = [](const std::set<std::string>& a, const std::set<std::string>& b) {
-    std::string text;
-    size_t count = 0;
-    for (const std::string& n : a)
-      if (!b.count(n) && ++count <= 4) text += (text.empty() ? "'" : ", '") + n + "'";
-    if (count > 4) text += str(" and ", count - 4, " more");
-    return text;
-  };
-  const std::string only_saved = list(saved, now), only_now = list(now, saved);
-  if (only_saved.empty() && only_now.empty()) return "";
-  return str(only_saved.empty() ? "" : "layers only in the checkpoint: " + only_saved,
-             !only_saved.empty() && !only_now.empty() ? "; " : "",
-             only_now.empty() ? "" : "layers only in this model: " + only_now);
-}
-
-/// The fields in which `now` differs from `saved`, as "name (checkpoint X, now Y)".
-inline std::vector<std::string> settings_differences(const json::Value& saved, const json::Value& now) {
-  std::vector<std::string> out;
-  for (const auto& [key, value] : now.as_object()) {
-    const json::Value* before = saved.is_object() ? saved.find(key) : nullptr;
-    const std::string was = before ? before->dump() : "absent";
-    if (was != value.dump()) out.push_back(str(key, " (checkpoint ", was, ", now ", value.dump(), ")"));
-  }
-  return out;
-}
-
-inline std::string last_checkpoint(const std::string& out_dir) { return out_dir + "/last.safetensors"; }
-inline std::string best_checkpoint(const std::string& out_dir) { return out_dir + "/best.safetensors"; }
-
-/// Writes OUT/log.csv, the two SVG charts and OUT/report.json for the history so far.
-inline void write_run_files(const TrainOptions& o, const History& h) {
-  write_text_file(o.out_dir + "/log.csv", detail::csv_log(h));
-  Series batch_acc{"mini-batch", {}, {}, "#1f77b4", false, false, 1.0, 0.35};
-  Series batch_loss{"mini-batch", {}, {}, "#d95f02", false, false, 1.0, 0.35};
-  for (const IterationRecord& r : h.iterations) {
-    batch_acc.x.push_back(double(r.iteration));
-    batch_acc.y.push_back(100 * r.accuracy);
-    batch_loss.x.push_back(double(r.iteration));
-    batch_loss.y.push_back(r.loss);
-  }
-  Series acc_smooth{"smoothed", batch_acc.x, smooth(batch_acc.y), "#1f77b4", false, false, 2.0, 1.0};
-  Series loss_smooth{"smoothed", batch_loss.x, smooth(batch_loss.y), "#d95f02", false, false, 2.0, 1.0};
-  Series val_acc{"validation", {}, {}, "#222222", true, true, 1.5, 1.0};
-  Series val_loss{"validation", {}, {}, "#222222", true, true, 1.5, 1.0};
-  for (const EpochRecord& r : h.epochs) {
-    val_acc.x.push_back(double(r.iteration));
-    val_acc.y.push_back(100 * r.val_accuracy);
-    val_loss.x.push_back(double(r.iteration));
-    val_loss.y.push_back(r.val_loss);
-  }
-  Panel acc{"Accuracy", "iteration", "accuracy (%)", {batch_acc, acc_smooth, val_acc}, 0, 100};
-  Panel loss{"Loss", "iteration", "cross-entropy loss", {batch_loss, loss_smooth, val_loss}, 0, NAN};
-  write_text_file(o.out_dir + "/training-curves.svg", panels_svg(o.title + ": training progress", {acc, loss}));
-
-  json::Value report = json::Value::object();
-  report["title"] = o.title;
-  report["classes"] = detail::string_array(o.classes);
-  report["epochs_run"] = int(h.epochs.size());
-  report["best_epoch"] = h.best_epoch;
-  report["seconds"] = h.seconds;
-  report["seconds_per_epoch"] = h.seconds_per_epoch();
-  report["images_per_second"] = h.images_per_second();
-  report["device"] = device_name(o.device);
-  json::Value by_epoch = json::Value::array();
-  for (const EpochRecord& r : h.epochs) by_epoch.push_back(History::finite_or_null(r.val_accuracy));
-  report["validation_accuracy_by_epoch"] = by_epoch;
-  if (h.best_confusion.classes()) {
-    report["validation"] = h.best_confusion.to_json(o.classes);
-    write_text_file(o.out_dir + "/confusion.svg",
-                    confusion_svg(str(o.title, ": validation, epoch ", h.best_epoch), h.best_confusion, o.classes));
-  }
-  if (h.last_confusion.classes()) report["validation_last_epoch"] = h.last_confusion.to_json(o.classes);
-  for (const auto& [k, v] : o.report_extra.as_object()) report[k] = v;
-  write_text_file(o.out_dir + "/report.json", report.dump(2) + "\n");
-}
-
-template <class T>
-History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data::Split& split,
-                      const TrainOptions& o, std::ostream& out);
-
-/// Trains `model` on split.train of `cache`, validating on split.validation every epoch; see the
-/// file comment for what it writes. The model is left as it is after the last epoch (load
-/// best_checkpoint(out_dir) for the best one). Running out of memory is an Error naming the run.
+/// Trains `model` on split.train of `cache`, validating on split.validation every epoch, and saves
+/// the run in o.out_dir (see the file comment); tells `reporter` what happens when given one. The
+/// model is left as it is after the last epoch (load_best for the best one).
 template <class T>
 History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& split, const TrainOptions& o,
-            std::ostream& out) {
+            Reporter* reporter = nullptr) {
+  Reporter silent;
+  Reporter& report = reporter ? *reporter : silent;
   try {
-    return fit_unguarded(model, cache, split, o, out);
+    detail::check_options(model, o);
+    // Shared with the program's own hold of the folder, if any (io/files.hpp says which folders a
+    // run may write into); what it removed of an interrupted run is told once, to the reporter.
+    std::stringstream folder_notes;
+    const io::RunFolder run_folder = io::prepare_run_folder(o.out_dir, {cache.dataset().root}, &folder_notes);
+    for (std::string line; std::getline(folder_notes, line);) report.note(line);
+    model.to(o.device);
+    const json::Value settings = run_settings(o, cache, split);
+    History h = resume(model, o, settings, report);
+
+    const detail::RunClock clock(h.seconds);
+    const int first_epoch = int(h.epochs.size());
+    const detail::RunBatches<T> batches = detail::run_batches(model, cache, split, o, first_epoch < o.epochs);
+    BatchSource<T>& train = *batches.train;
+    RunStart start;
+    start.options = &o;
+    start.training_images = split.train.size();
+    start.validation_images = split.validation.size();
+    start.batches = train.batches();
+    if (batches.from_features) {
+      start.features_of = o.feature_cache;
+      start.feature_shape = model.output_shape(o.feature_cache);
+      start.feature_seconds = clock.session();
+    }
+    report.run_started(start, h);
+
+    Sgdm<T> solver(o.sgdm);
+    long long session_iterations = 0;
+    for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
+      const double rate = o.schedule.rate(epoch);
+      detail::EpochTally tally;
+      int step = 0;
+      train.start_epoch(epoch);
+      for (MiniBatch<T> b; train.next(b);) {
+        const int right = count_correct(train.forward(model, b, Mode::training), b.labels);
+        model.backward();
+        solver.step(model, rate);
+        const double loss = double(model.loss());
+        EWNET_CHECK(std::isfinite(loss), "train: the loss became ", loss, " at iteration ", model.iteration(),
+                    "; lower the learning rate");
+        const size_t n = b.labels.size();
+        tally.add(loss, right, n);
+        h.images += (long long)n;
+        h.iterations.push_back({(long long)model.iteration(), right / double(n), loss});
+        report.iteration_done({epoch + 1, o.epochs, ++step, train.batches(), h.iterations.back(), tally.accuracy(),
+                               tally.loss(), clock.session(), ++session_iterations});
+      }
+      EpochRecord r;
+      r.epoch = epoch + 1;
+      r.iteration = (long long)model.iteration();
+      r.train_accuracy = tally.accuracy();
+      r.train_loss = tally.loss();
+      r.learn_rate = rate;
+      if (batches.validation) detail::validate(model, *batches.validation, r, h);
+      r.seconds = h.seconds = clock.run();
+      h.epochs.push_back(r);
+      save_epoch(model, o, settings, h);
+      report.epoch_done(r, h);
+    }
+    report.run_finished(h);
+    return h;
   } catch (const std::bad_alloc&) {
     throw Error(str("train: out of memory while training into ", o.out_dir, " (batch ", o.batch, ", ",
                     cache.image_size(), "x", cache.image_size(), " images); lower the batch or the image size"));
   }
 }
 
+/// fit with the standard report (RunReport): the table and notes on `out`, the run's files in OUT.
 template <class T>
-History fit_unguarded(Model<T>& model, const data::ImageCache& cache, const data::Split& split,
-                      const TrainOptions& o, std::ostream& out) {
-  namespace fs = std::filesystem;
-  EWNET_CHECK(!o.out_dir.empty(), "train: no output folder given");
-  EWNET_CHECK(o.epochs >= 1 && o.batch >= 1, "train: epochs and batch size must be positive, got ", o.epochs,
-              " and ", o.batch);
-  EWNET_CHECK(int(o.classes.size()) == model.classes(), "train: ", o.classes.size(), " class names for a model of ",
-              model.classes(), " classes");
-  fs::create_directories(o.out_dir);
-  // The folder belongs to this run until fit returns: a second run on it is refused.
-  const io::OutputLock lock(o.out_dir);
-  if (const int stale = io::remove_stale_temporaries(o.out_dir))
-    out << "removed " << stale << " temporary file(s) left in " << o.out_dir << " by an interrupted save\n";
-  model.to(o.device);
-  const json::Value settings = run_settings(o, cache, split);
-
-  History h;
-  const std::string last = last_checkpoint(o.out_dir), best = best_checkpoint(o.out_dir);
-  if (o.resume && fs::exists(last)) {
-    // The settings are checked before the checkpoint's tensors touch the model.
-    const auto saved = read_checkpoint_metadata(last);
-    const auto st = saved.find("ewnet.train.settings");
-    if (st == saved.end()) {
-      out << "warning: " << last << " does not record its run's settings; resuming without checking them\n";
-    } else {
-      const std::vector<std::string> diff = settings_differences(json::parse(st->second, last), settings);
-      std::string list;
-      for (const std::string& d : diff) list += "\n  " + d;
-      EWNET_CHECK(diff.empty() || o.allow_changed_settings, "train: cannot resume ", last,
-                  ": this run's settings or data differ from the checkpoint's:", list,
-                  "\n(resume with the same settings and data, or allow the change explicitly)");
-      for (const std::string& d : diff) out << "warning: resuming with a changed setting: " << d << "\n";
-    }
-    const std::string arch = architecture_difference(model, saved, last);
-    EWNET_CHECK(arch.empty(), "train: cannot resume ", last, ": it holds another network than this run's (", arch,
-                "); resume with the network the run started with (the same model and auxiliary classifiers)");
-    const auto meta = load_checkpoint(model, last);
-    const auto it = meta.find("ewnet.train.history");
-    EWNET_CHECK_AS(IoError, it != meta.end(), last, ": no training history in the metadata, cannot resume");
-    h = History::from_json(json::parse(it->second, last));
-    out << "resuming from " << last << " after epoch " << h.epochs.size() << " (iteration " << model.iteration()
-        << ")\n";
-  } else if (o.resume) {
-    out << "nothing to resume in " << o.out_dir << "; starting from the beginning\n";
-  }
-
-  data::LoaderOptions lo;
-  lo.batch = o.batch;
-  lo.shuffle = true;
-  lo.augment = o.augment;
-  lo.seed = o.seed;
-  lo.threads = o.threads;
-  data::BatchLoader<T> loader(cache, split.train, lo);
-  Sgdm<T> solver(o.sgdm);
-  const int k = model.classes(), batches = loader.batches();
-  const bool cached = !o.feature_cache.empty();
-  if (cached) {
-    EWNET_CHECK(!o.augment.enabled, "train: a feature cache at '", o.feature_cache,
-                "' needs augmentation off (an augmented image has new features every epoch)");
-    EWNET_CHECK(can_cache_features(model, o.feature_cache), "train: cannot cache the features of '",
-                o.feature_cache, "': a layer up to it trains or acts differently in training, or a later layer "
-                "reads a layer before it");
-  }
-
-  auto save = [&](const std::string& path, bool momentum) {
-    SaveOptions so;
-    so.include_momentum = momentum;
-    so.metadata = o.metadata;
-    so.metadata["ewnet.classes"] = detail::string_array(o.classes).dump();
-    so.metadata["ewnet.train.epoch"] = std::to_string(h.epochs.size());
-    so.metadata["ewnet.train.schedule"] = o.schedule.to_json().dump();
-    so.metadata["ewnet.train.history"] = h.to_json(o.classes).dump();
-    so.metadata["ewnet.train.settings"] = settings.dump();
-    save_checkpoint(model, path, so);
-  };
-
-  const int first_epoch = int(h.epochs.size());
-  const auto session_start = std::chrono::steady_clock::now();
-  const double seconds_before = h.seconds;
-  long long session_iterations = 0;
-
-  out << o.title << ": " << split.train.size() << " training and " << split.validation.size()
-      << " validation images, " << k << " classes, " << batches << " iterations an epoch, on "
-      << device_name(o.device) << "\n";
-  // The cache: features of split.train (row i for split.train[i]) and of split.validation.
-  Tensor<T> train_features, val_features;
-  std::vector<size_t> row_of;  // cache index -> row of train_features
-  std::vector<int> val_labels;
-  if (cached && first_epoch < o.epochs) {
-    train_features = detail::extract_features(model, o.feature_cache, cache, split.train, o.batch, o.threads);
-    if (!split.validation.empty())
-      val_features = detail::extract_features(model, o.feature_cache, cache, split.validation, o.batch, o.threads);
-    row_of.assign(cache.size(), 0);
-    for (size_t i = 0; i < split.train.size(); ++i) row_of[split.train[i]] = i;
-    for (size_t i : split.validation) val_labels.push_back(cache.label(i));
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start).count();
-    out << "features of '" << o.feature_cache << "' (" << model.output_shape(o.feature_cache).hwc()
-        << " an image) computed once for the " << split.train.size() + split.validation.size() << " images in "
-        << str(std::llround(s * 10) / 10.0) << " s; every step trains from them\n";
-    out.flush();
-  }
-
-  out << detail::table_header();
-  for (const EpochRecord& r : h.epochs) out << detail::table_row(r);
-  out.flush();
-
-  Tensor<T> rows_host, staged;  // a step's gathered activations and its input on the device, reused
-  for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
-    const double rate = o.schedule.rate(epoch);
-    // The epoch's mini-batches: the loader's, or the same samples in the same order from the cache.
-    std::vector<size_t> order;
-    size_t next_sample = 0;
-    if (cached) order = data::epoch_order(split.train, true, o.seed, epoch);
-    else loader.start_epoch(epoch);
-    data::Batch<T> b;
-    const Tensor<T>* x = nullptr;  // the step's input on the device: images, or the cut's activations
-    std::vector<int> labels;
-    std::vector<size_t> rows;
-    auto next_batch = [&]() -> bool {
-      if (!cached) {
-        if (!loader.next(b)) return false;
-        x = &detail::on_device(b.images, o.device, staged);
-        labels = std::move(b.labels);
-        return true;
-      }
-      if (next_sample == order.size()) return false;
-      const size_t n = std::min(order.size() - next_sample, size_t(o.batch));
-      rows.resize(n);
-      labels.resize(n);
-      for (size_t i = 0; i < n; ++i) {
-        rows[i] = row_of[order[next_sample + i]];
-        labels[i] = cache.label(order[next_sample + i]);
-      }
-      next_sample += n;
-      detail::gather_rows(train_features, rows, rows_host);
-      x = &detail::on_device(rows_host, o.device, staged);
-      return true;
-    };
-    double loss_sum = 0, correct = 0, seen = 0;
-    int step = 0;
-    while (next_batch()) {
-      const std::vector<T> p = (cached ? model.forward_from(o.feature_cache, *x, labels, Mode::training)
-                                       : model.forward(*x, labels, Mode::training))
-                                   .to_vector();
-      model.backward();
-      solver.step(model, rate);
-      const double loss = double(model.loss());
-      EWNET_CHECK(std::isfinite(loss), "train: the loss became ", loss, " at iteration ", model.iteration(),
-                  "; lower the learning rate");
-      int right = 0;
-      for (size_t i = 0; i < labels.size(); ++i) right += detail::argmax(p.data() + i * size_t(k), k) == labels[i];
-      const double n = double(labels.size());
-      loss_sum += loss * n;
-      correct += right;
-      seen += n;
-      h.images += (long long)n;
-      h.iterations.push_back({(long long)model.iteration(), right / n, loss});
-      ++step;
-      ++session_iterations;
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start).count();
-      h.seconds = seconds_before + elapsed;
-      if (o.progress) {
-        const double per_iteration = elapsed / double(session_iterations);
-        const double left = per_iteration * double((long long)(o.epochs - epoch) * batches - step);
-        detail::progress_line(epoch + 1, o.epochs, step, batches, loss_sum / seen, correct / seen,
-                              double(o.batch) / per_iteration, left);
-      }
-    }
-    EpochRecord r;
-    r.epoch = epoch + 1;
-    r.iteration = (long long)model.iteration();
-    r.train_accuracy = correct / seen;
-    r.train_loss = loss_sum / seen;
-    r.learn_rate = rate;
-    if (!split.validation.empty()) {
-      const Evaluation ev =
-          cached ? detail::evaluate_features(model, o.feature_cache, val_features, val_labels, o.batch)
-                 : evaluate(model, cache, split.validation, o.batch, o.threads);
-      // A diverged model must not become best.safetensors: a non-finite validation loss stops the
-      // run before anything of this epoch is saved, as a non-finite training loss does.
-      EWNET_CHECK(std::isfinite(ev.loss), "train: the validation loss became ", ev.loss, " after epoch ", r.epoch,
-                  " (iteration ", r.iteration, "); nothing of this epoch was saved",
-                  h.best_epoch ? str(" (best.safetensors keeps epoch ", h.best_epoch, ")") : std::string(),
-                  "; lower the learning rate");
-      r.val_accuracy = ev.accuracy;
-      r.val_loss = ev.loss;
-      h.last_confusion = ev.confusion;
-      if (ev.accuracy > h.best_val_accuracy) {
-        h.best_val_accuracy = ev.accuracy;
-        h.best_epoch = r.epoch;
-        h.best_confusion = ev.confusion;
-      }
-    }
-    h.seconds = seconds_before +
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start).count();
-    r.seconds = h.seconds;
-    h.epochs.push_back(r);
-    if (o.progress) std::fprintf(stderr, "\r%s\r", std::string(118, ' ').c_str());
-    out << detail::table_row(r);
-    out.flush();
-    if (h.best_epoch == r.epoch || split.validation.empty()) save(best, false);
-    save(last, true);
-    write_run_files(o, h);
-  }
-  out << detail::table_rule();
-  out << "training finished: " << h.epochs.size() << " epochs in " << detail::hms(h.seconds) << " ("
-      << str(std::llround(h.seconds_per_epoch() * 10) / 10.0) << " s an epoch, "
-      << std::llround(h.images_per_second()) << " images/s)\n";
-  if (h.best_confusion.classes()) {
-    out << "\nvalidation at the best epoch (" << h.best_epoch << "):\n" << h.best_confusion.text(o.classes);
-  }
-  out << "\nwritten to " << o.out_dir << ": best.safetensors, last.safetensors, log.csv, report.json, "
-      << "training-curves.svg, confusion.svg\n";
-  out.flush();
-  write_run_files(o, h);
-  return h;
-}
-
-/// Loads the best checkpoint of a finished run into `model` (weights and normalisation only).
-template <class T>
-void load_best(Model<T>& model, const std::string& out_dir) {
-  LoadOptions lo;
-  lo.load_momentum = false;
-  load_checkpoint(model, best_checkpoint(out_dir), lo);
+History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& split, const TrainOptions& o,
+            std::ostream& out) {
+  RunReport report(out);
+  return fit(model, cache, split, o, &report);
 }
 
 }  // namespace ewnet::train

@@ -1,5 +1,6 @@
-// The transfer pipeline on the generated data at a tiny size: it learns, transfer beats training
-// from scratch, resuming equals not stopping, and fine-tuning leaves frozen weights untouched.
+// The transfer stages (transfer/stages.hpp) on the generated data at a tiny size: they learn,
+// transfer beats training from scratch, resuming equals not stopping, and fine-tuning leaves frozen
+// weights untouched. The data are loaded as the programs load them (examples/common/data.hpp).
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
@@ -9,11 +10,13 @@
 #include <map>
 #include <sstream>
 
+#include <data.hpp>
 #include <ewnet/data/generated.hpp>
-#include <pipeline.hpp>
+#include <ewnet/transfer/stages.hpp>
 
 namespace fs = std::filesystem;
 using namespace ewnet;
+using namespace ewnet::transfer;
 
 namespace {
 /// This process's own folder (CTest runs the cases in parallel processes, which must not train
@@ -48,29 +51,43 @@ pipeline::Data load(const std::string& dir) {
   return pipeline::load_data(o, quiet);
 }
 
-/// The same options at another initial rate.
-pipeline::RunOptions operator|(pipeline::RunOptions r, double rate) {
-  r.learn_rate = rate;
-  return r;
+/// A run into kRoot/out on `d` (at a constant rate of 3e-3 unless set again), titled `out`.
+train::TrainOptions run(const pipeline::Data& d, const std::string& out, int epochs) {
+  train::TrainOptions t;
+  t.epochs = epochs;
+  t.batch = 16;
+  t.schedule = LearnRateSchedule::constant(3e-3);
+  t.seed = 3;
+  t.out_dir = (kRoot / out).string();
+  t.title = out;
+  t.progress = false;
+  return pipeline::on_data(t, d, "generated");
 }
 
-pipeline::RunOptions run(const std::string& out, int epochs) {
-  pipeline::RunOptions r;
-  r.epochs = epochs;
-  r.batch = 16;
-  r.learn_rate = 3e-3;
-  r.seed = 3;
-  r.out_dir = (kRoot / out).string();
-  r.progress = false;
-  return r;
+/// The same options at another schedule.
+train::TrainOptions operator|(train::TrainOptions t, const LearnRateSchedule& s) {
+  t.schedule = s;
+  return t;
 }
 
-/// The paper's recipe (only the head trains) with the rate halved every `period` epochs.
-pipeline::FinetuneOptions head_only(int period) {
-  pipeline::FinetuneOptions f;
-  f.recipe = pipeline::Recipe::frozen_base;
-  f.drop_period = period;
+/// The paper's schedule for fine-tuning: `rate` halved every `period` epochs.
+LearnRateSchedule halved(double rate, int period) { return LearnRateSchedule::piecewise(rate, 0.5, period); }
+
+FinetuneOptions recipe(Method m) {
+  FinetuneOptions f;
+  f.recipe = Recipe::of(m);
   return f;
+}
+
+/// The stages with the report the programs show, on `log`.
+train::History train_scratch(const pipeline::Data& d, const train::TrainOptions& t, std::ostream& log) {
+  train::RunReport report(log);
+  return train_network(Network{}, *d.cache, d.split, t, &report);
+}
+train::History finetune(const std::string& source, const pipeline::Data& d, const train::TrainOptions& t,
+                        const FinetuneOptions& f, std::ostream& log) {
+  train::RunReport report(log);
+  return finetune_checkpoint(source, *d.cache, d.split, f, t, &report);
 }
 
 std::map<std::string, std::vector<float>> weights(Model<float>& m) {
@@ -86,7 +103,7 @@ TEST_CASE("the pipeline learns the generated data and transfer beats scratch at 
   fs::remove_all(kRoot / "scratch");
   std::ostringstream log;
   const pipeline::Data source = load(generated().first), target = load(generated().second);
-  const train::History hs = pipeline::train_scratch(source, run("source", 20), "source", "generated", log);
+  const train::History hs = train_scratch(source, run(source, "source", 20), log);
   INFO(log.str());
   CHECK(hs.best_val_accuracy > 0.5);  // chance is 1/8
 
@@ -94,12 +111,9 @@ TEST_CASE("the pipeline learns the generated data and transfer beats scratch at 
   // Only the linear classifier trains when fine-tuning, and a linear model on fixed features takes
   // a larger rate (ewnet-transfer's --finetune-lr default; MATLAB's transfer recipe raises the new
   // layer's factor likewise); from scratch that rate diverges, so the baseline keeps the source's.
-  pipeline::RunOptions ft = run("transfer", epochs);
-  ft.learn_rate = 1e-2;
-  const train::History ht = pipeline::finetune(train::best_checkpoint((kRoot / "source").string()), target, ft,
-                                               head_only(20), "transfer", "generated", log);
-  const LearnRateSchedule schedule = LearnRateSchedule::piecewise(3e-3, 0.5, 20);
-  const train::History hb = pipeline::train_scratch(target, run("scratch", epochs), "scratch", "generated", log, &schedule);
+  const train::History ht = finetune(train::best_checkpoint((kRoot / "source").string()), target,
+                                     run(target, "transfer", epochs) | halved(1e-2, 20), recipe(Method::frozen_base), log);
+  const train::History hb = train_scratch(target, run(target, "scratch", epochs) | halved(3e-3, 20), log);
   // The paper's recipe learns faster than scratch (its mean over the epochs is higher), but with
   // the base frozen it need not end higher: docs/transfer-learning.md measures that on real data.
   CHECK(ht.best_val_accuracy >= 0.5);  // twice chance (1/4)
@@ -112,9 +126,8 @@ TEST_CASE("the pipeline learns the generated data and transfer beats scratch at 
 
   // The default recipe from the same source: ahead of scratch over the epochs by 5 points, and at
   // least as good at its best epoch (the target docs/transfer-learning.md sets on real data).
-  const train::History ha = pipeline::finetune(train::best_checkpoint((kRoot / "source").string()), target,
-                                               run("transfer-all", epochs) | 1e-2, pipeline::FinetuneOptions{},
-                                               "transfer, all", "generated", log);
+  const train::History ha = finetune(train::best_checkpoint((kRoot / "source").string()), target,
+                                     run(target, "transfer-all", epochs) | halved(1e-2, 20), FinetuneOptions{}, log);
   double mean_all = 0;
   for (int e = 0; e < epochs; ++e) mean_all += ha.epochs[size_t(e)].val_accuracy / epochs;
   CHECK(mean_all > mean_scratch + 0.05);
@@ -134,11 +147,11 @@ TEST_CASE("a resumed run equals an uninterrupted one bitwise") {
   std::ostringstream log;
   fs::remove_all(kRoot / "whole");
   fs::remove_all(kRoot / "halves");
-  pipeline::train_scratch(target, run("whole", 2), "whole", "generated", log);
-  pipeline::train_scratch(target, run("halves", 1), "halves", "generated", log);
-  pipeline::RunOptions again = run("halves", 2);
+  train_scratch(target, run(target, "whole", 2), log);
+  train_scratch(target, run(target, "halves", 1), log);
+  train::TrainOptions again = run(target, "halves", 2);
   again.resume = true;
-  const train::History h = pipeline::train_scratch(target, again, "halves", "generated", log);
+  const train::History h = train_scratch(target, again, log);
   REQUIRE(h.epochs.size() == 2);
   Model<float> a = model_from_checkpoint<float>(train::last_checkpoint((kRoot / "whole").string()));
   Model<float> b = model_from_checkpoint<float>(train::last_checkpoint((kRoot / "halves").string()));
@@ -156,10 +169,10 @@ TEST_CASE("fine-tuning leaves every frozen weight bitwise unchanged and trains t
   std::ostringstream log;
   fs::remove_all(kRoot / "src1");
   fs::remove_all(kRoot / "ft1");
-  pipeline::train_scratch(source, run("src1", 1), "source", "generated", log);
+  train_scratch(source, run(source, "src1", 1), log);
   const std::string src = train::best_checkpoint((kRoot / "src1").string());
   Model<float> before = model_from_checkpoint<float>(src);
-  pipeline::finetune(src, target, run("ft1", 2), head_only(20), "transfer", "generated", log);
+  finetune(src, target, run(target, "ft1", 2) | halved(3e-3, 20), recipe(Method::frozen_base), log);
   Model<float> after = model_from_checkpoint<float>(train::last_checkpoint((kRoot / "ft1").string()));
   const auto wb = weights(before), wa = weights(after);
   int compared = 0;
@@ -180,7 +193,8 @@ const std::string& cache_source() {
   static const std::string path = [] {
     fs::remove_all(kRoot / "cache-src");
     std::ostringstream log;
-    pipeline::train_scratch(load(generated().first), run("cache-src", 1), "source", "generated", log);
+    const pipeline::Data source = load(generated().first);
+    train_scratch(source, run(source, "cache-src", 1), log);
     return train::best_checkpoint((kRoot / "cache-src").string());
   }();
   return path;
@@ -197,8 +211,7 @@ std::pair<train::History, Model<float>> finetune_head(const pipeline::Data& targ
   m.set_iteration(0);
   m.freeze_up_to(kLastFrozenLayer);
   fs::remove_all(kRoot / out);
-  train::TrainOptions t = pipeline::train_options(run(out, 3), target, out, "generated");
-  t.schedule = LearnRateSchedule::piecewise(1e-2, 0.5, 2);
+  train::TrainOptions t = run(target, out, 3) | halved(1e-2, 2);
   t.augment.enabled = false;
   if (cached) t.feature_cache = kFeatureLayer;
   std::ostringstream log;
@@ -258,8 +271,7 @@ std::pair<train::History, Model<float>> finetune_resnet_head(const pipeline::Dat
   }
   m.freeze_up_to(last_base_layer(m));
   fs::remove_all(kRoot / out);
-  train::TrainOptions t = pipeline::train_options(run(out, 2), target, out, "generated");
-  t.schedule = LearnRateSchedule::constant(1e-2);
+  train::TrainOptions t = run(target, out, 2) | LearnRateSchedule::constant(1e-2);
   t.augment.enabled = false;
   if (cached) t.feature_cache = feature_layer(m);
   std::vector<std::vector<float>> stats;
@@ -299,12 +311,11 @@ TEST_CASE("a resumed fine-tuning run from cached features equals an uninterrupte
   std::ostringstream log;
   fs::remove_all(kRoot / "ft-whole");
   fs::remove_all(kRoot / "ft-halves");
-  pipeline::finetune(cache_source(), target, run("ft-whole", 3), head_only(2), "whole", "generated", log);
-  pipeline::finetune(cache_source(), target, run("ft-halves", 1), head_only(2), "halves", "generated", log);
-  pipeline::RunOptions again = run("ft-halves", 3);
+  finetune(cache_source(), target, run(target, "ft-whole", 3) | halved(3e-3, 2), recipe(Method::frozen_base), log);
+  finetune(cache_source(), target, run(target, "ft-halves", 1) | halved(3e-3, 2), recipe(Method::frozen_base), log);
+  train::TrainOptions again = run(target, "ft-halves", 3) | halved(3e-3, 2);
   again.resume = true;
-  const train::History h =
-      pipeline::finetune(cache_source(), target, again, head_only(2), "halves", "generated", log);
+  const train::History h = finetune(cache_source(), target, again, recipe(Method::frozen_base), log);
   INFO(log.str());
   REQUIRE(h.epochs.size() == 3);
   REQUIRE_THAT(log.str(), Catch::Contains("computed once"));
@@ -330,16 +341,16 @@ TEST_CASE("fine-tuning falls back to the whole model when it cannot cache the fe
 
   const pipeline::Data target = load(generated().second);
   std::ostringstream log;
-  pipeline::RunOptions r = run("ft-augmented", 1);
-  r.feature_cache = false;  // --no-feature-cache
+  FinetuneOptions uncached = recipe(Method::frozen_base);
+  uncached.feature_cache = false;  // --no-feature-cache
   fs::remove_all(kRoot / "ft-augmented");
-  pipeline::finetune(cache_source(), target, r, head_only(2), "augmented", "generated", log);
+  finetune(cache_source(), target, run(target, "ft-augmented", 1) | halved(3e-3, 2), uncached, log);
   CHECK_THAT(log.str(), Catch::Contains("augmented images") && !Catch::Contains("computed once"));
   // The trainer refuses a cache it cannot honour rather than train on stale features.
   Model<float> f = model_from_checkpoint<float>(cache_source());
   f.replace(kClassifierLayer, make_paper_classifier<float>(4));
   f.freeze_up_to(kLastFrozenLayer);
-  train::TrainOptions t = pipeline::train_options(run("ft-refused", 1), target, "refused", "generated");
+  train::TrainOptions t = run(target, "ft-refused", 1);
   t.feature_cache = kFeatureLayer;  // augmentation still on
   REQUIRE_THROWS_WITH(train::fit(f, *target.cache, target.split, t, log), Catch::Contains("augmentation off"));
 }
@@ -351,22 +362,20 @@ TEST_CASE("each fine-tuning recipe trains what it says and freezes the rest") {
   const auto w0 = weights(before);
   // For each recipe: which weights must move (a stem convolution, the last module's, the head's).
   struct Case {
-    pipeline::Recipe recipe;
+    Method method;
     bool stem_moves, last_block_moves;
-  } cases[] = {{pipeline::Recipe::frozen_base, false, false},
-               {pipeline::Recipe::frozen_base_augmented, false, false},
-               {pipeline::Recipe::last_block, false, true},
-               {pipeline::Recipe::all, true, true}};
+  } cases[] = {{Method::frozen_base, false, false},
+               {Method::frozen_base_augmented, false, false},
+               {Method::last_block, false, true},
+               {Method::all, true, true}};
   for (const Case& c : cases) {
-    const std::string name = pipeline::recipe_name(c.recipe);
+    const std::string name = method_name(c.method);
     INFO(name);
     std::ostringstream log;
     fs::remove_all(kRoot / ("recipe-" + name));
-    pipeline::FinetuneOptions f;
-    f.recipe = c.recipe;
-    pipeline::finetune(src, target, run("recipe-" + name, 1), f, name, "generated", log);
+    finetune(src, target, run(target, "recipe-" + name, 1) | halved(3e-3, 20), recipe(c.method), log);
     CHECK_THAT(log.str(), Catch::Contains("recipe " + name));
-    CHECK((log.str().find("computed once") != std::string::npos) == (c.recipe == pipeline::Recipe::frozen_base));
+    CHECK((log.str().find("computed once") != std::string::npos) == (c.method == Method::frozen_base));
     Model<float> after = model_from_checkpoint<float>(train::last_checkpoint((kRoot / ("recipe-" + name)).string()));
     const auto w1 = weights(after);
     CHECK((w1.at("conv1-7x7_s2.weight") != w0.at("conv1-7x7_s2.weight")) == c.stem_moves);
@@ -374,7 +383,6 @@ TEST_CASE("each fine-tuning recipe trains what it says and freezes the rest") {
     if (!c.stem_moves) CHECK(w1.at("inception_3b-3x3.weight") == w0.at("inception_3b-3x3.weight"));
     CHECK(after.layer(kClassifierLayer).param_count() == 4 * 512 + 4);
   }
-  CHECK(pipeline::parse_recipe("last-block") == pipeline::Recipe::last_block);
-  REQUIRE_THROWS_WITH(pipeline::parse_recipe("head"), Catch::Contains("unknown fine-tuning recipe 'head'"));
-
+  CHECK(parse_method("last-block") == Method::last_block);
+  REQUIRE_THROWS_WITH(parse_method("head"), Catch::Contains("unknown fine-tuning recipe 'head'"));
 }

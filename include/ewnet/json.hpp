@@ -1,6 +1,8 @@
-// ewnet/io/json.hpp: a small JSON value with a strict parser and a writer.
+// ewnet/json.hpp: a small JSON value with a strict parser and a writer.
 //
-// Used for the safetensors header, checkpoint metadata, report.json and configuration files.
+// Used for the safetensors header, checkpoint metadata, a layer's configuration, report.json and
+// configuration files; it sits on the ground floor of the library, needing only error.hpp and text.hpp.
+// What it writes is always valid UTF-8, whatever bytes its strings hold (write_string).
 // Numbers are held as double (exact for integers up to 2^53, which covers every byte offset a
 // checkpoint can hold), read and written independently of the C locale. Objects keep their
 // members in insertion order so written files read well. Parsing is bounded (Limits): nesting
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include <ewnet/error.hpp>
+#include <ewnet/text.hpp>
 
 namespace ewnet::json {
 
@@ -124,9 +127,11 @@ class Value {
     }
     return "?";
   }
+  // Every string is written as UTF-8 (ewnet/text.hpp: bytes that are not UTF-8 are read as
+  // Latin-1), so a name made of any bytes still gives a document strict readers accept.
   static void write_string(std::string& out, const std::string& s) {
     out += '"';
-    for (unsigned char c : s) {
+    for (unsigned char c : text::to_utf8(s)) {
       switch (c) {
         case '"': out += "\\\""; break;
         case '\\': out += "\\\\"; break;
@@ -379,6 +384,13 @@ class Parser {
 /// Parses text; `source` names where it came from in error messages (a file name, say).
 inline Value parse(const std::string& text, const std::string& source = "JSON", Limits limits = {}) {
   return Parser(text, source, limits).parse();
+}
+
+/// An array of strings (class names, say).
+inline Value string_array(const std::vector<std::string>& items) {
+  Value a = Value::array();
+  for (const std::string& s : items) a.push_back(s);
+  return a;
 }
 
 }  // namespace ewnet::json

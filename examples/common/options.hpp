@@ -1,0 +1,133 @@
+// options.hpp: the option groups the training programs share, parsed once here into the library's
+// options (train::TrainOptions, transfer::Network, transfer::FinetuneOptions) and checked with a
+// usage error for a value that cannot be meant (cli.hpp's conventions):
+//   run       --out --seed --device --resume --allow-changed-settings --no-progress
+//   schedule  constant or cosine (--schedule / --source-schedule) with --warmup
+//   network   --model --aux --init --new-layer-factor
+//   recipe    --recipe (a preset: paper states the paper's settings), --base-factor, --train-from,
+//             --no-feature-cache, --compare
+//   data      --image-size (a multiple of 8)
+#pragma once
+
+#include <unistd.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <ewnet/optim/schedule.hpp>
+#include <ewnet/tensor.hpp>
+#include <ewnet/train/options.hpp>
+#include <ewnet/transfer/recipe.hpp>
+#include <ewnet/transfer/stages.hpp>
+
+#include "cli.hpp"
+
+namespace pipeline {
+
+/// The run group: where a run writes and how it shows itself. Reports the CPU engine once
+/// (cli::report_cpu_engine) as soon as the device is known.
+inline ewnet::train::TrainOptions run_options(const cli::Args& a, const std::string& out, std::uint64_t seed) {
+  ewnet::train::TrainOptions t;
+  t.seed = seed;
+  t.device = a.get_device();
+  cli::report_cpu_engine();
+  t.out_dir = a.get("out", out);
+  t.resume = a.flag("resume");
+  t.allow_changed_settings = a.flag("allow-changed-settings");
+  // The bar rewrites one line with \r: only on a terminal, never into a log file.
+  t.progress = !a.flag("no-progress") && ::isatty(STDERR_FILENO);
+  return t;
+}
+
+/// Fails now, not after the data are decoded, when the device asked for cannot be used.
+inline void require_device(ewnet::Device device) {
+  if (device != ewnet::Device::cpu) ewnet::Tensor<float>::empty({1, 1, 1, 1}, device);
+}
+
+/// The schedule group: `option` is constant or cosine; a cosine schedule rises for --warmup epochs
+/// (fewer than the run's, named by `epochs_option`), then falls by half a cosine to 1% of the rate.
+struct ScheduleChoice {
+  bool cosine = false;
+  int warmup = 2;
+  ewnet::LearnRateSchedule schedule(double rate, int epochs) const {
+    return cosine ? ewnet::LearnRateSchedule::cosine(rate, epochs, warmup, 0.01)
+                  : ewnet::LearnRateSchedule::constant(rate);
+  }
+};
+inline ScheduleChoice schedule_option(const cli::Args& a, const std::string& option, const std::string& epochs_option,
+                                      int epochs) {
+  const std::string kind = a.get(option, "constant");
+  if (kind != "constant" && kind != "cosine")
+    throw cli::UsageError("--" + option + " must be constant or cosine, got '" + kind + "'");
+  ScheduleChoice s;
+  s.cosine = kind == "cosine";
+  s.warmup = a.get_int("warmup", 2, 0);
+  if (s.cosine && s.warmup >= epochs) throw cli::UsageError("--warmup must be less than --" + epochs_option);
+  return s;
+}
+
+/// --image-size: a square side of at least 32, a multiple of 8.
+inline int image_size_option(const cli::Args& a, int fallback) {
+  const int size = a.get_int("image-size", fallback, 32);
+  if (size % 8) throw cli::UsageError("--image-size must be a multiple of 8");
+  return size;
+}
+
+/// The network group: --model NAME [--aux], --init FILE, --new-layer-factor F.
+inline ewnet::transfer::Network network_options(const cli::Args& a, double new_layer_factor) {
+  ewnet::transfer::Network n;
+  n.model = a.get_model();
+  n.auxiliary_classifiers = a.get_aux(n.model);
+  n.weights = a.get("init", "");
+  n.new_layer_factor = a.get_double("new-layer-factor", new_layer_factor);
+  return n;
+}
+
+/// --recipe: one of the presets (a wrong name is a usage error).
+inline ewnet::transfer::Recipe recipe_option(const cli::Args& a) {
+  try {
+    return ewnet::transfer::Recipe::named(a.get("recipe", ewnet::transfer::method_name(ewnet::transfer::kDefaultRecipe)));
+  } catch (const ewnet::Error& e) {
+    throw cli::UsageError(std::string("--recipe: ") + e.what());
+  }
+}
+
+/// --compare: more methods to run beside, comma-separated.
+inline std::vector<ewnet::transfer::Method> compare_option(const cli::Args& a) {
+  std::vector<ewnet::transfer::Method> methods;
+  const std::string list = a.get("compare", "");
+  for (size_t start = 0; start <= list.size();) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    const std::string item = list.substr(start, comma - start);
+    try {
+      if (!item.empty()) methods.push_back(ewnet::transfer::parse_method(item));
+    } catch (const ewnet::Error& e) {
+      throw cli::UsageError(std::string("--compare: ") + e.what());
+    }
+    start = comma + 1;
+  }
+  return methods;
+}
+
+/// The recipe group: the recipe's knobs, with --new-layer-factor's default.
+inline ewnet::transfer::FinetuneOptions finetune_options(const cli::Args& a, const ewnet::transfer::Recipe& recipe,
+                                                         double new_layer_factor) {
+  ewnet::transfer::FinetuneOptions f;
+  f.recipe = recipe;
+  f.base_factor = a.get_double("base-factor", 1);
+  if (f.base_factor > 1) throw cli::UsageError("--base-factor must be in (0, 1]");
+  f.train_from = a.get("train-from", "");
+  f.feature_cache = !a.flag("no-feature-cache");
+  f.new_layer_factor = a.get_double("new-layer-factor", new_layer_factor);
+  return f;
+}
+
+/// What --recipe paper prints: the settings the paper states, as this run has them (`stated`),
+/// then what ewnet chose where it states none (docs/model.md separates the two for the model).
+inline void print_paper_recipe(std::ostream& out, const std::string& stated) {
+  out << "--recipe paper: as the paper states: " << stated << "\n"
+      << "  ewnet's choices where the paper states none: " << ewnet::transfer::kPaperUnstated << "\n";
+}
+
+}  // namespace pipeline
