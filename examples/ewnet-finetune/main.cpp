@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   return cli::run("ewnet-finetune", kUsage, [&] {
     const cli::Args a(argc, argv,
                       {"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from", "seed",
-                       "split-file", "device", "recipe", "base-factor", "model", "init", "image-size",
+                       "split-file", "device", "precision", "recipe", "base-factor", "model", "init", "image-size",
                        "new-layer-factor"},
                       {"resume", "allow-changed-settings", "no-progress", "no-feature-cache", "aux"});
     if (a.help()) return cli::print_help(kUsage, kHelp);

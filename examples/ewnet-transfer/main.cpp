@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   return cli::run("ewnet-transfer", kUsage, [&] {
     const cli::Args a(argc, argv,
                       {"source", "target", "out", "image-size", "source-epochs", "target-epochs", "batch", "lr",
-                       "target-lr", "finetune-lr", "drop-period", "seed", "device", "source-split-file",
+                       "target-lr", "finetune-lr", "drop-period", "seed", "device", "precision", "source-split-file",
                        "target-split-file", "recipe", "compare", "base-factor", "source-schedule", "warmup",
                        "model", "init", "new-layer-factor"},
                       {"baseline", "resume", "no-progress", "no-feature-cache", "aux"});
