@@ -4,8 +4,10 @@
     tools/compare_runs.py BEFORE AFTER [ENTRY...]
 
 Every file under BEFORE must be under AFTER and the reverse (under the ENTRY files and folders
-only, when given); the folder locks (.ewnet-lock, holding a process id) are passed over. Files are compared by what they
-hold, with only the wall-clock figures left out (they differ from run to run by nature):
+only, when given); the folder locks (.ewnet-lock, holding a process id) are passed over, and a
+run folder's marker (.ewnet-run, holding the folder's random token) must be on both sides but may
+differ. Files are compared by what they hold, with only the wall-clock figures left out (they
+differ from run to run by nature):
   .json          parsed; the members time_elapsed_s, seconds, seconds_per_epoch and
                  images_per_second are left out wherever they stand
   log.csv        the column time_elapsed_s left out
@@ -162,6 +164,8 @@ class Comparison:
 
     def compare_file(self, rel):
         pa, pb = (os.path.join(root, rel) for root in self.roots)
+        if os.path.basename(rel) == ".ewnet-run":
+            return  # a random token by design
         if rel.endswith(".safetensors"):
             return self.compare_safetensors(rel, pa, pb)
         with open(pa, "rb") as f:

@@ -42,7 +42,7 @@ const char* kHelp =
 
 /// Every image file under the arguments: files as given, folders searched at any depth, hidden
 /// entries ('.x': macOS's "._x.jpg", ".thumbs/") passed over as training's scan passes them over.
-std::vector<std::string> collect(const std::vector<std::string>& args) {
+std::vector<std::string> image_files(const std::vector<std::string>& args) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   for (const std::string& a : args) {
@@ -93,6 +93,217 @@ std::string heat_map_path(const std::string& dir, const std::string& image, std:
     return path;
   }
 }
+
+/// What the command line asks for. The device is read where the model is loaded, after the
+/// inputs are listed, so a run's first complaint is the one it always was.
+struct Request {
+  std::string checkpoint;
+  std::vector<std::string> given;  // image files and folders, as given
+  int top = 3, batch = 32;
+  bool as_json = false, reject = false, show_progress = false;
+  ewnet::RejectionScore reject_score = ewnet::RejectionScore::max_probability;
+  bool csv = false;
+  std::string csv_path, explain_dir;  // explain_dir empty: no heat maps
+};
+
+Request parse_request(const cli::Args& a) {
+  if (a.positional().size() < 2) throw cli::UsageError("give a checkpoint and at least one image or folder");
+  Request r;
+  r.top = a.get_int("top", 3);
+  r.batch = a.get_int("batch", 32);
+  r.as_json = a.flag("json");
+  r.reject = a.flag("reject");
+  r.checkpoint = a.positional()[0];
+  try {
+    r.reject_score = ewnet::parse_rejection_score(a.get("reject-score", "max_probability"));
+  } catch (const ewnet::Error& e) {
+    throw cli::UsageError(std::string("--reject-score: ") + e.what());
+  }
+  r.given.assign(a.positional().begin() + 1, a.positional().end());
+  r.csv = a.has("csv");
+  r.csv_path = a.get("csv", "");
+  r.explain_dir = a.get("explain", "");
+  r.show_progress = !a.flag("no-progress") && ::isatty(STDERR_FILENO);
+  return r;
+}
+
+/// The images to classify, and what this run reads (the checkpoint, the arguments, the images):
+/// no output may replace any of it.
+struct Inputs {
+  std::vector<std::string> files;
+  std::set<std::string> read;  // resolved paths
+};
+
+Inputs list_inputs(const Request& req) {
+  Inputs in;
+  in.files = image_files(req.given);
+  std::vector<std::string> read = {req.checkpoint};
+  read.insert(read.end(), req.given.begin(), req.given.end());
+  read.insert(read.end(), in.files.begin(), in.files.end());
+  for (const std::string& f : read) in.read.insert(ewnet::io::resolved_path(f).string());
+  if (req.csv) ewnet::io::check_output_file(req.csv_path, read, "--csv");
+  return in;
+}
+
+ewnet::ClassifierOptions classifier_options(const cli::Args& a, int top) {
+  ewnet::ClassifierOptions co;
+  co.device = a.get_device();
+  cli::report_cpu_engine();
+  co.top_k = top;
+  return co;
+}
+
+/// Sets up rejection and returns the images a forward pass takes, saying where either differs
+/// from what was asked.
+int prepare(ewnet::Classifier& classifier, const Request& req) {
+  if (!classifier.names_from_checkpoint())
+    std::fprintf(stderr, "warning: %s names no classes; showing class_0 ... class_%d\n", req.checkpoint.c_str(),
+                 classifier.classes() - 1);
+  if (req.reject) classifier.set_reject(true, req.reject_score);
+  const int per_pass = std::min(req.batch, classifier.batch_limit());
+  if (per_pass < req.batch)
+    std::fprintf(stderr, "%s: %d images a pass instead of %d: more would not fit in the memory available\n",
+                 req.checkpoint.c_str(), per_pass, req.batch);
+  return per_pass;
+}
+
+/// "file: class 97.5%, other 1.2%", with " unknown (rejected);" after the colon for a rejection.
+std::string text_line(const std::string& file, const ewnet::ClassifierResult& r) {
+  std::string line = file + ":" + (r.known ? "" : " unknown (rejected);");
+  for (size_t j = 0; j < r.top.size(); ++j) {
+    char b[64];
+    std::snprintf(b, sizeof b, " %.1f%%", 100.0 * r.top[j].probability);
+    line += (j ? ", " : " ") + r.top[j].name + b;
+  }
+  return line;
+}
+
+ewnet::json::Value json_result(const std::string& file, const ewnet::ClassifierResult& r, bool reject) {
+  ewnet::json::Value preds = ewnet::json::Value::array();
+  for (const auto& t : r.top) {
+    ewnet::json::Value e = ewnet::json::Value::object();
+    e["class"] = t.name;
+    e["probability"] = double(t.probability);
+    preds.push_back(e);
+  }
+  ewnet::json::Value o = ewnet::json::Value::object();
+  o["file"] = file;
+  o["top"] = preds;
+  if (reject) {
+    // A rejection has no class (null), whatever the classes are named: a class called
+    // "unknown" is a class, with rejected false.
+    o["known"] = r.known;
+    o["rejected"] = !r.known;
+    o["class"] = r.known ? ewnet::json::Value(r.top[0].name) : ewnet::json::Value();
+    o["max_probability"] = double(r.max_probability);
+    o["energy_score"] = double(r.energy_score);
+  }
+  return o;
+}
+
+/// file,class,probability,top_k[,rejected]; top_k as class:probability;...
+std::string csv_row(const std::string& file, const ewnet::ClassifierResult& r, bool reject) {
+  std::string topk;
+  for (size_t j = 0; j < r.top.size(); ++j) {
+    char b[64];
+    std::snprintf(b, sizeof b, ":%.6f", r.top[j].probability);
+    topk += (j ? ";" : "") + r.top[j].name + b;
+  }
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6f", r.top[0].probability);
+  std::string row = ewnet::text::csv_field(file) + ',' + ewnet::text::csv_field(r.known ? r.top[0].name : std::string()) +
+                    ',' + b + ',' + ewnet::text::csv_field(topk);
+  if (reject) row += r.known ? ",false" : ",true";
+  return row + '\n';
+}
+
+/// Where each result goes: a text line or a JSON entry on stdout, a CSV row, a heat map.
+class ResultOutputs {
+ public:
+  ResultOutputs(const Request& req, const std::set<std::string>& inputs, ewnet::Classifier& classifier)
+      : req_(req), inputs_(inputs), classifier_(classifier) {
+    if (!req.explain_dir.empty()) std::filesystem::create_directories(req.explain_dir);
+    if (req.csv) {
+      csv_ = std::make_unique<ewnet::io::AtomicFile>(req.csv_path);
+      csv_->write(req.reject ? "file,class,probability,top_k,rejected\n" : "file,class,probability,top_k\n");
+    }
+  }
+
+  /// `image` is `file` as the model saw it.
+  void add(const std::string& file, const ewnet::data::Image& image, const ewnet::ClassifierResult& r) {
+    if (req_.as_json) results_.push_back(json_result(file, r, req_.reject));
+    else std::printf("%s\n", text_line(file, r).c_str());
+    if (csv_) csv_->write(csv_row(file, r, req_.reject));
+    if (!req_.explain_dir.empty()) write_heat_map(file, image, r);
+  }
+
+  /// Puts the CSV file in place and prints the JSON document.
+  void finish(size_t skipped) {
+    if (csv_) csv_->commit();
+    if (!req_.as_json) return;
+    ewnet::json::Value doc = ewnet::json::Value::object();
+    doc["checkpoint"] = req_.checkpoint;
+    doc["results"] = results_;
+    doc["skipped_files"] = skipped;
+    std::printf("%s\n", doc.dump(2).c_str());
+  }
+
+ private:
+  void write_heat_map(const std::string& file, const ewnet::data::Image& image, const ewnet::ClassifierResult& r) {
+    const ewnet::HeatMap m = classifier_.explain_prepared(image, r.top[0].index);
+    // Over the whole photo when the model saw all of it (squash, decoded again: one at a time);
+    // over what it saw otherwise (the central crop).
+    const ewnet::data::Image base =
+        classifier_.resize_mode() == ewnet::data::ResizeMode::squash ? ewnet::data::load_image(file) : image;
+    ewnet::data::write_png(heat_map_path(req_.explain_dir, file, heat_map_names_, inputs_),
+                           ewnet::overlay_heat_map(base, m));
+  }
+
+  const Request& req_;
+  const std::set<std::string>& inputs_;
+  ewnet::Classifier& classifier_;
+  std::unique_ptr<ewnet::io::AtomicFile> csv_;
+  ewnet::json::Value results_ = ewnet::json::Value::array();
+  std::set<std::string> heat_map_names_;
+};
+
+struct Counts {
+  size_t done = 0, skipped = 0;
+};
+
+/// Classifies `files` `per_pass` at a time, each image decoded and resized as it is loaded (no full
+/// photo is kept); a file that is not a readable image is skipped with a warning.
+Counts classify_all(const std::vector<std::string>& files, int per_pass, ewnet::Classifier& classifier,
+                    ResultOutputs& out, bool show_progress) {
+  Counts n;
+  for (size_t first = 0; first < files.size(); first += size_t(per_pass)) {
+    std::vector<std::string> names;
+    std::vector<ewnet::data::Image> images;
+    for (size_t i = first; i < std::min(files.size(), first + size_t(per_pass)); ++i) {
+      try {
+        images.push_back(classifier.load(files[i]));
+        names.push_back(files[i]);
+      } catch (const ewnet::Error& e) {
+        std::fprintf(stderr, "%swarning: skipping bad image: %s\n", show_progress ? "\n" : "", e.what());
+        ++n.skipped;
+      }
+    }
+    if (images.empty()) continue;
+    const std::vector<ewnet::ClassifierResult> rs = classifier.classify_prepared(images);
+    for (size_t i = 0; i < rs.size(); ++i, ++n.done) out.add(names[i], images[i], rs[i]);
+    if (show_progress) progress(n.done + n.skipped, files.size());
+  }
+  return n;
+}
+
+/// 0 when at least one image was classified; says what was skipped or why nothing was.
+int exit_status(const Counts& n, size_t files) {
+  if (n.skipped) std::fprintf(stderr, "%zu of %zu files skipped\n", n.skipped, files);
+  if (n.done == 0)
+    std::fprintf(stderr, "ewnet-classify: error: %s\n",
+                 files == 0 ? "no image files found in what was given" : "no readable image among the files");
+  return n.done > 0 ? 0 : 1;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,132 +311,13 @@ int main(int argc, char** argv) {
     const cli::Args a(argc, argv, {"top", "device", "batch", "csv", "reject-score", "explain"},
                       {"json", "reject", "no-progress"});
     if (a.help()) return cli::print_help(kUsage, kHelp);
-    if (a.positional().size() < 2) throw cli::UsageError("give a checkpoint and at least one image or folder");
-    const int top = a.get_int("top", 3), batch = a.get_int("batch", 32);
-    const bool as_json = a.flag("json"), reject = a.flag("reject");
-    const std::string checkpoint = a.positional()[0];
-    ewnet::RejectionScore reject_score = ewnet::RejectionScore::max_probability;
-    try {
-      reject_score = ewnet::parse_rejection_score(a.get("reject-score", "max_probability"));
-    } catch (const ewnet::Error& e) {
-      throw cli::UsageError(std::string("--reject-score: ") + e.what());
-    }
-    const std::vector<std::string> given(a.positional().begin() + 1, a.positional().end());
-    const std::vector<std::string> files = collect(given);
-    // What this run reads: no output may replace any of it.
-    std::vector<std::string> inputs = {checkpoint};
-    inputs.insert(inputs.end(), given.begin(), given.end());
-    inputs.insert(inputs.end(), files.begin(), files.end());
-    std::set<std::string> input_paths;
-    for (const std::string& f : inputs) input_paths.insert(ewnet::io::resolved_path(f).string());
-    const std::string csv_path = a.get("csv", "");
-    if (a.has("csv")) ewnet::io::check_output_file(csv_path, inputs, "--csv");
-
-    ewnet::ClassifierOptions co;
-    co.device = a.get_device();
-    cli::report_cpu_engine();
-    co.top_k = top;
-    ewnet::Classifier classifier(checkpoint, co);
-    if (!classifier.names_from_checkpoint())
-      std::fprintf(stderr, "warning: %s names no classes; showing class_0 ... class_%d\n", checkpoint.c_str(),
-                   classifier.classes() - 1);
-    if (reject) classifier.set_reject(true, reject_score);
-    const int per_pass = std::min(batch, classifier.batch_limit());
-    if (per_pass < batch)
-      std::fprintf(stderr, "%s: %d images a pass instead of %d: more would not fit in the memory available\n",
-                   checkpoint.c_str(), per_pass, batch);
-    const std::string explain_dir = a.get("explain", "");
-    if (!explain_dir.empty()) std::filesystem::create_directories(explain_dir);
-    std::unique_ptr<ewnet::io::AtomicFile> csv;
-    if (a.has("csv")) {
-      csv = std::make_unique<ewnet::io::AtomicFile>(csv_path);
-      csv->write(reject ? "file,class,probability,top_k,rejected\n" : "file,class,probability,top_k\n");
-    }
-    const bool show_progress = !a.flag("no-progress") && ::isatty(STDERR_FILENO);
-
-    ewnet::json::Value results = ewnet::json::Value::array();
-    std::set<std::string> heat_map_names;
-    size_t skipped = 0, done = 0;
-    for (size_t first = 0; first < files.size(); first += size_t(per_pass)) {
-      std::vector<std::string> names;
-      std::vector<ewnet::data::Image> inputs_now;  // each decoded and resized at once: no full photo is kept
-      for (size_t i = first; i < std::min(files.size(), first + size_t(per_pass)); ++i) {
-        try {
-          inputs_now.push_back(classifier.load(files[i]));
-          names.push_back(files[i]);
-        } catch (const ewnet::Error& e) {
-          std::fprintf(stderr, "%swarning: skipping bad image: %s\n", show_progress ? "\n" : "", e.what());
-          ++skipped;
-        }
-      }
-      if (inputs_now.empty()) continue;
-      const std::vector<ewnet::ClassifierResult> rs = classifier.classify_prepared(inputs_now);
-      for (size_t i = 0; i < rs.size(); ++i, ++done) {
-        const ewnet::ClassifierResult& r = rs[i];
-        ewnet::json::Value preds = ewnet::json::Value::array();
-        std::string line = names[i] + ":" + (r.known ? "" : " unknown (rejected);"), topk;
-        for (size_t j = 0; j < r.top.size(); ++j) {
-          ewnet::json::Value e = ewnet::json::Value::object();
-          e["class"] = r.top[j].name;
-          e["probability"] = double(r.top[j].probability);
-          preds.push_back(e);
-          char b[64];
-          std::snprintf(b, sizeof b, " %.1f%%", 100.0 * r.top[j].probability);
-          line += (j ? ", " : " ") + r.top[j].name + b;
-          std::snprintf(b, sizeof b, ":%.6f", r.top[j].probability);
-          topk += (j ? ";" : "") + r.top[j].name + b;
-        }
-        if (as_json) {
-          ewnet::json::Value o = ewnet::json::Value::object();
-          o["file"] = names[i];
-          o["top"] = preds;
-          if (reject) {
-            // A rejection has no class (null), whatever the classes are named: a class called
-            // "unknown" is a class, with rejected false.
-            o["known"] = r.known;
-            o["rejected"] = !r.known;
-            o["class"] = r.known ? ewnet::json::Value(r.top[0].name) : ewnet::json::Value();
-            o["max_probability"] = double(r.max_probability);
-            o["energy_score"] = double(r.energy_score);
-          }
-          results.push_back(o);
-        } else {
-          std::printf("%s\n", line.c_str());
-        }
-        if (csv) {
-          char b[32];
-          std::snprintf(b, sizeof b, "%.6f", r.top[0].probability);
-          std::string row = ewnet::text::csv_field(names[i]) + ',' +
-                            ewnet::text::csv_field(r.known ? r.top[0].name : std::string()) + ',' + b + ',' +
-                            ewnet::text::csv_field(topk);
-          if (reject) row += r.known ? ",false" : ",true";
-          csv->write(row + '\n');
-        }
-        if (!explain_dir.empty()) {
-          const ewnet::HeatMap m = classifier.explain_prepared(inputs_now[i], r.top[0].index);
-          // Over the whole photo when the model saw all of it (squash, decoded again: one at a time);
-          // over what it saw otherwise (the central crop).
-          const ewnet::data::Image base = classifier.resize_mode() == ewnet::data::ResizeMode::squash
-                                              ? ewnet::data::load_image(names[i])
-                                              : inputs_now[i];
-          ewnet::data::write_png(heat_map_path(explain_dir, names[i], heat_map_names, input_paths),
-                                 ewnet::overlay_heat_map(base, m));
-        }
-      }
-      if (show_progress) progress(done + skipped, files.size());
-    }
-    if (csv) csv->commit();
-    if (as_json) {
-      ewnet::json::Value doc = ewnet::json::Value::object();
-      doc["checkpoint"] = checkpoint;
-      doc["results"] = results;
-      doc["skipped_files"] = skipped;
-      std::printf("%s\n", doc.dump(2).c_str());
-    }
-    if (skipped) std::fprintf(stderr, "%zu of %zu files skipped\n", skipped, files.size());
-    if (done == 0)
-      std::fprintf(stderr, "ewnet-classify: error: %s\n",
-                   files.empty() ? "no image files found in what was given" : "no readable image among the files");
-    return done > 0 ? 0 : 1;
+    const Request req = parse_request(a);
+    const Inputs in = list_inputs(req);
+    ewnet::Classifier classifier(req.checkpoint, classifier_options(a, req.top));
+    const int per_pass = prepare(classifier, req);
+    ResultOutputs out(req, in.read, classifier);
+    const Counts n = classify_all(in.files, per_pass, classifier, out, req.show_progress);
+    out.finish(n.skipped);
+    return exit_status(n, in.files.size());
   });
 }

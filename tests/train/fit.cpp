@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <ewnet/data/generated.hpp>
+#include <ewnet/io/files.hpp>
 #include <ewnet/layers/batch_norm.hpp>
 #include <ewnet/layers/classification.hpp>
 #include <ewnet/layers/conv2d.hpp>
@@ -184,13 +185,15 @@ TEST_CASE("fit prints nothing without a reporter and writes only its checkpoints
   const test::TempDir dir("ewnet-test-fit-quiet");
   train::TrainOptions t = options(dir.file("run"), 2);
   t.progress = true;  // the standard report's bar; fit alone has none
-  fs::create_directories(t.out_dir);
-  std::ofstream(t.out_dir + "/last.safetensors.tmp-999999999") << "a killed save's leftover";
+  // A run folder holding a killed save's temporary (its token, a process that is gone): fit
+  // removes it and says so to its reporter only.
+  const std::string token = io::prepare_run_folder(t.out_dir, {}).token();
+  std::ofstream(t.out_dir + "/.last.safetensors.ewnet-tmp-" + token + "-999999999") << "a killed save's leftover";
   const std::string printed = captured([&] { fit(t, nullptr); });
   CHECK(printed.empty());
   std::set<std::string> files;
   for (const auto& e : fs::directory_iterator(t.out_dir)) files.insert(e.path().filename().string());
-  CHECK(files == std::set<std::string>{".ewnet-lock", "best.safetensors", "last.safetensors"});
+  CHECK(files == std::set<std::string>{".ewnet-lock", ".ewnet-run", "best.safetensors", "last.safetensors"});
   // The standard report on a stream prints there, and nothing on the process's own output
   // but the progress bar, which a test's stderr (not a terminal here) may still receive.
   std::ostringstream shown;

@@ -11,15 +11,11 @@
 
 #include <curl/curl.h>
 
+#include "collect/strings.hpp"
 #include "collect/url.hpp"
 
 namespace ewnet::collect {
 namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 struct Transfer {
   CURL* curl = nullptr;
@@ -96,6 +92,79 @@ curl_socket_t open_loopback_only(void* user, curlsocktype, curl_sockaddr* addr) 
     return CURL_SOCKET_BAD;
   }
   return socket(addr->family, addr->socktype, addr->protocol);
+}
+
+/// One GET of `url` into `t`: no redirects (get() follows them, robots-checked), http and https
+/// only, the time and size limits, the body and progress callbacks, loopback only when asked.
+void set_transfer_options(CURL* curl, const std::string& url, const FetchOptions& opt, Transfer& t, char* errbuf) {
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, opt.user_agent.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(opt.timeout_s * 1000));
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opt.connect_timeout_s * 1000));
+  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t.max_bytes));
+  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  if (opt.loopback_only) {
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, open_loopback_only);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &t);
+  }
+}
+
+/// The status, media type, Retry-After and redirect target of a finished transfer.
+void read_response_info(CURL* curl, Response& r, double* retry_after_s) {
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+  char* ct = nullptr;
+  curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
+  r.content_type = media_type(ct);
+  curl_off_t retry_after = 0;
+  curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after);
+  *retry_after_s = static_cast<double>(retry_after);
+  if (r.status >= 300 && r.status < 400) {
+    char* location = nullptr;
+    curl_easy_getinfo(curl, CURLINFO_REDIRECT_URL, &location);
+    if (location) r.location = location;
+  }
+}
+
+/// The outcome and its error text, from libcurl's result and what the callbacks saw.
+void set_outcome(Response& r, CURLcode rc, const Transfer& t, const char* errbuf) {
+  if (rc == CURLE_OK) {
+    r.outcome = (r.status >= 200 && r.status < 300) ? Response::Outcome::ok : Response::Outcome::http_error;
+    if (!r.ok() && r.error.empty()) r.error = "HTTP status " + std::to_string(r.status);
+  } else if (t.wrong_type) {
+    r.outcome = Response::Outcome::wrong_type;
+    r.error = "Content-Type \"" + r.content_type + "\" is not accepted";
+  } else if (t.over_limit || rc == CURLE_FILESIZE_EXCEEDED) {
+    r.outcome = Response::Outcome::too_large;
+    r.error = "larger than " + std::to_string(t.max_bytes) + " bytes";
+  } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    r.outcome = Response::Outcome::cancelled;
+    r.error = "interrupted";
+  } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+    r.outcome = Response::Outcome::timeout;
+    r.error = std::string("timed out: ") + (errbuf[0] ? errbuf : curl_easy_strerror(rc));
+  } else if (t.blocked_address) {
+    r.outcome = Response::Outcome::bad_url;
+    r.error = "address outside the loopback range refused (loopback-only mode)";
+  } else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
+    r.outcome = Response::Outcome::bad_url;
+    r.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  } else {
+    r.outcome = Response::Outcome::network;
+    r.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  }
 }
 
 std::once_flag curl_init_once;
@@ -190,69 +259,10 @@ Response PoliteFetcher::attempt(const std::string& url, std::size_t max_bytes, c
   t.accept = &accept;
   t.cancel = opt_.cancel;
   char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, opt_.user_agent.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are followed by get(), robots-checked
-#if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(opt_.timeout_s * 1000));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opt_.connect_timeout_s * 1000));
-  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
-  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-  if (opt_.loopback_only) {
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, open_loopback_only);
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &t);
-  }
-
+  set_transfer_options(curl, url, opt_, t, errbuf);
   const CURLcode rc = curl_easy_perform(curl);
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-  char* ct = nullptr;
-  curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
-  r.content_type = media_type(ct);
-  curl_off_t retry_after = 0;
-  curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after);
-  *retry_after_s = static_cast<double>(retry_after);
-  if (r.status >= 300 && r.status < 400) {
-    char* location = nullptr;
-    curl_easy_getinfo(curl, CURLINFO_REDIRECT_URL, &location);
-    if (location) r.location = location;
-  }
-
-  if (rc == CURLE_OK) {
-    r.outcome = (r.status >= 200 && r.status < 300) ? Response::Outcome::ok : Response::Outcome::http_error;
-    if (!r.ok() && r.error.empty()) r.error = "HTTP status " + std::to_string(r.status);
-  } else if (t.wrong_type) {
-    r.outcome = Response::Outcome::wrong_type;
-    r.error = "Content-Type \"" + r.content_type + "\" is not accepted";
-  } else if (t.over_limit || rc == CURLE_FILESIZE_EXCEEDED) {
-    r.outcome = Response::Outcome::too_large;
-    r.error = "larger than " + std::to_string(max_bytes) + " bytes";
-  } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
-    r.outcome = Response::Outcome::cancelled;
-    r.error = "interrupted";
-  } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-    r.outcome = Response::Outcome::timeout;
-    r.error = std::string("timed out: ") + (errbuf[0] ? errbuf : curl_easy_strerror(rc));
-  } else if (t.blocked_address) {
-    r.outcome = Response::Outcome::bad_url;
-    r.error = "address outside the loopback range refused (loopback-only mode)";
-  } else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
-    r.outcome = Response::Outcome::bad_url;
-    r.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-  } else {
-    r.outcome = Response::Outcome::network;
-    r.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-  }
+  read_response_info(curl, r, retry_after_s);
+  set_outcome(r, rc, t, errbuf);
   curl_easy_cleanup(curl);
   if (!r.ok()) r.body.clear();
   return r;

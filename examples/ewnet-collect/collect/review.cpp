@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +15,7 @@
 
 #include "collect/config.hpp"
 #include "collect/dataset.hpp"
+#include "collect/strings.hpp"
 
 namespace fs = std::filesystem;
 
@@ -35,13 +35,6 @@ std::string html_escape(const std::string& s) {
     }
   }
   return out;
-}
-
-std::string trim(const std::string& s) {
-  std::size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
 }
 
 void write_text(const std::string& path, const std::string& text) {

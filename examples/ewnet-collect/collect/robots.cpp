@@ -4,20 +4,10 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "collect/strings.hpp"
+
 namespace ewnet::collect {
 namespace {
-
-std::string trim(const std::string& s) {
-  std::size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Percent-escapes are compared with upper-case hex digits, so "%2f" and "%2F" are the same.
 std::string normalise_escapes(std::string s) {

@@ -2,20 +2,10 @@
 
 #include <cctype>
 
+#include "collect/strings.hpp"
+
 namespace ewnet::collect {
 namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string trim(const std::string& s) {
-  std::size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
 
 // Removes "." and ".." segments (RFC 3986 section 5.2.4) from a path without its query.
 std::string remove_dot_segments(const std::string& path) {

@@ -133,88 +133,105 @@ inline void stripes(Canvas& cv, double x0, double y0, double x1, double y1, int 
   for (int k = 0; k < count; ++k) cv.rect(x0, y0 + (2 * k + 0.5) * h, x1, y0 + (2 * k + 1.5) * h, 0, c);
 }
 
-/// Draws one object of `cls` in `domain` (0 source, 1 target) centred at (cx, cy), scale s.
-inline void draw_object(Canvas& cv, int domain, int cls, double cx, double cy, double s, Random& rng) {
+/// The colours of one object: a body, a darker shade of it, a screen and a metal trim.
+struct Palette {
+  Rgb body, dark, screen, metal;
+};
+
+/// Draws the palette's colours from `rng`, in the order every generated set has drawn them.
+inline Palette random_palette(Random& rng) {
   const Rgb body = random_colour(rng, 30, 200);
-  const Rgb dark = shade(body, 0.35);
   const Rgb screen{rng.uniform(10, 60), rng.uniform(40, 110), rng.uniform(90, 200)};
   const Rgb metal = random_colour(rng, 150, 230);
-  if (domain == 0) {
-    switch (cls) {
-      case 0:  // camera: wide body, big lens, a flash
-        cv.rect(cx - 0.34 * s, cy - 0.2 * s, cx + 0.34 * s, cy + 0.22 * s, 0.05 * s, body);
-        cv.ellipse(cx, cy + 0.01 * s, 0.16 * s, 0.16 * s, dark);
-        cv.ellipse(cx, cy + 0.01 * s, 0.09 * s, 0.09 * s, screen);
-        cv.rect(cx + 0.18 * s, cy - 0.16 * s, cx + 0.28 * s, cy - 0.1 * s, 0.01 * s, metal);
-        break;
-      case 1:  // laptop: screen above, keyboard below
-        cv.rect(cx - 0.32 * s, cy - 0.34 * s, cx + 0.32 * s, cy + 0.02 * s, 0.02 * s, body);
-        cv.rect(cx - 0.28 * s, cy - 0.3 * s, cx + 0.28 * s, cy - 0.02 * s, 0, screen);
-        cv.rect(cx - 0.4 * s, cy + 0.04 * s, cx + 0.4 * s, cy + 0.26 * s, 0.02 * s, metal);
-        stripes(cv, cx - 0.34 * s, cy + 0.06 * s, cx + 0.34 * s, cy + 0.24 * s, 4, dark);
-        break;
-      case 2:  // phone: tall body, screen, one button
-        cv.rect(cx - 0.17 * s, cy - 0.36 * s, cx + 0.17 * s, cy + 0.36 * s, 0.06 * s, body);
-        cv.rect(cx - 0.14 * s, cy - 0.29 * s, cx + 0.14 * s, cy + 0.24 * s, 0.01 * s, screen);
-        cv.ellipse(cx, cy + 0.3 * s, 0.03 * s, 0.03 * s, metal);
-        break;
-      case 3:  // remote: narrow body, grid of buttons
-        cv.rect(cx - 0.1 * s, cy - 0.4 * s, cx + 0.1 * s, cy + 0.4 * s, 0.05 * s, body);
-        dot_grid(cv, cx - 0.08 * s, cy - 0.25 * s, cx + 0.08 * s, cy + 0.35 * s, 3, 6, 0.022 * s, metal);
-        cv.ellipse(cx, cy - 0.32 * s, 0.035 * s, 0.035 * s, Rgb{200, 40, 40});
-        break;
-      case 4:  // router: flat body, antennas, LEDs
-        cv.rect(cx - 0.36 * s, cy, cx + 0.36 * s, cy + 0.16 * s, 0.03 * s, body);
-        cv.line(cx - 0.26 * s, cy, cx - 0.32 * s, cy - 0.36 * s, 0.035 * s, dark);
-        cv.line(cx + 0.26 * s, cy, cx + 0.32 * s, cy - 0.36 * s, 0.035 * s, dark);
-        dot_grid(cv, cx - 0.28 * s, cy + 0.05 * s, cx + 0.28 * s, cy + 0.11 * s, 5, 1, 0.018 * s, Rgb{60, 220, 60});
-        break;
-      case 5:  // speaker: tall box, two drivers
-        cv.rect(cx - 0.2 * s, cy - 0.38 * s, cx + 0.2 * s, cy + 0.38 * s, 0.03 * s, body);
-        cv.ellipse(cx, cy - 0.18 * s, 0.1 * s, 0.1 * s, dark);
-        cv.ellipse(cx, cy + 0.14 * s, 0.16 * s, 0.16 * s, dark);
-        cv.ellipse(cx, cy + 0.14 * s, 0.05 * s, 0.05 * s, metal);
-        break;
-      case 6:  // tablet: near-square body, large screen
-        cv.rect(cx - 0.3 * s, cy - 0.36 * s, cx + 0.3 * s, cy + 0.36 * s, 0.05 * s, body);
-        cv.rect(cx - 0.26 * s, cy - 0.32 * s, cx + 0.26 * s, cy + 0.32 * s, 0.01 * s, screen);
-        break;
-      default:  // watch: round face, strap
-        cv.rect(cx - 0.1 * s, cy - 0.42 * s, cx + 0.1 * s, cy + 0.42 * s, 0.02 * s, dark);
-        cv.ellipse(cx, cy, 0.19 * s, 0.19 * s, metal);
-        cv.ellipse(cx, cy, 0.15 * s, 0.15 * s, screen);
-        cv.line(cx, cy, cx + 0.08 * s, cy - 0.06 * s, 0.02 * s, metal);
-        break;
-    }
-    return;
+  return {body, shade(body, 0.35), screen, metal};
+}
+
+/// One of the 8 source devices (class order of generated_source_classes()) centred at (cx, cy), scale s.
+inline void draw_device(Canvas& cv, int cls, double cx, double cy, double s, const Palette& c) {
+  switch (cls) {
+    case 0:  // camera: wide body, big lens, a flash
+      cv.rect(cx - 0.34 * s, cy - 0.2 * s, cx + 0.34 * s, cy + 0.22 * s, 0.05 * s, c.body);
+      cv.ellipse(cx, cy + 0.01 * s, 0.16 * s, 0.16 * s, c.dark);
+      cv.ellipse(cx, cy + 0.01 * s, 0.09 * s, 0.09 * s, c.screen);
+      cv.rect(cx + 0.18 * s, cy - 0.16 * s, cx + 0.28 * s, cy - 0.1 * s, 0.01 * s, c.metal);
+      break;
+    case 1:  // laptop: screen above, keyboard below
+      cv.rect(cx - 0.32 * s, cy - 0.34 * s, cx + 0.32 * s, cy + 0.02 * s, 0.02 * s, c.body);
+      cv.rect(cx - 0.28 * s, cy - 0.3 * s, cx + 0.28 * s, cy - 0.02 * s, 0, c.screen);
+      cv.rect(cx - 0.4 * s, cy + 0.04 * s, cx + 0.4 * s, cy + 0.26 * s, 0.02 * s, c.metal);
+      stripes(cv, cx - 0.34 * s, cy + 0.06 * s, cx + 0.34 * s, cy + 0.24 * s, 4, c.dark);
+      break;
+    case 2:  // phone: tall body, screen, one button
+      cv.rect(cx - 0.17 * s, cy - 0.36 * s, cx + 0.17 * s, cy + 0.36 * s, 0.06 * s, c.body);
+      cv.rect(cx - 0.14 * s, cy - 0.29 * s, cx + 0.14 * s, cy + 0.24 * s, 0.01 * s, c.screen);
+      cv.ellipse(cx, cy + 0.3 * s, 0.03 * s, 0.03 * s, c.metal);
+      break;
+    case 3:  // remote: narrow body, grid of buttons
+      cv.rect(cx - 0.1 * s, cy - 0.4 * s, cx + 0.1 * s, cy + 0.4 * s, 0.05 * s, c.body);
+      dot_grid(cv, cx - 0.08 * s, cy - 0.25 * s, cx + 0.08 * s, cy + 0.35 * s, 3, 6, 0.022 * s, c.metal);
+      cv.ellipse(cx, cy - 0.32 * s, 0.035 * s, 0.035 * s, Rgb{200, 40, 40});
+      break;
+    case 4:  // router: flat body, antennas, LEDs
+      cv.rect(cx - 0.36 * s, cy, cx + 0.36 * s, cy + 0.16 * s, 0.03 * s, c.body);
+      cv.line(cx - 0.26 * s, cy, cx - 0.32 * s, cy - 0.36 * s, 0.035 * s, c.dark);
+      cv.line(cx + 0.26 * s, cy, cx + 0.32 * s, cy - 0.36 * s, 0.035 * s, c.dark);
+      dot_grid(cv, cx - 0.28 * s, cy + 0.05 * s, cx + 0.28 * s, cy + 0.11 * s, 5, 1, 0.018 * s, Rgb{60, 220, 60});
+      break;
+    case 5:  // speaker: tall box, two drivers
+      cv.rect(cx - 0.2 * s, cy - 0.38 * s, cx + 0.2 * s, cy + 0.38 * s, 0.03 * s, c.body);
+      cv.ellipse(cx, cy - 0.18 * s, 0.1 * s, 0.1 * s, c.dark);
+      cv.ellipse(cx, cy + 0.14 * s, 0.16 * s, 0.16 * s, c.dark);
+      cv.ellipse(cx, cy + 0.14 * s, 0.05 * s, 0.05 * s, c.metal);
+      break;
+    case 6:  // tablet: near-square body, large screen
+      cv.rect(cx - 0.3 * s, cy - 0.36 * s, cx + 0.3 * s, cy + 0.36 * s, 0.05 * s, c.body);
+      cv.rect(cx - 0.26 * s, cy - 0.32 * s, cx + 0.26 * s, cy + 0.32 * s, 0.01 * s, c.screen);
+      break;
+    default:  // watch: round face, strap
+      cv.rect(cx - 0.1 * s, cy - 0.42 * s, cx + 0.1 * s, cy + 0.42 * s, 0.02 * s, c.dark);
+      cv.ellipse(cx, cy, 0.19 * s, 0.19 * s, c.metal);
+      cv.ellipse(cx, cy, 0.15 * s, 0.15 * s, c.screen);
+      cv.line(cx, cy, cx + 0.08 * s, cy - 0.06 * s, 0.02 * s, c.metal);
+      break;
   }
+}
+
+/// One of the 4 target tools (class order of generated_target_classes()) centred at (cx, cy), scale s.
+inline void draw_tool(Canvas& cv, int cls, double cx, double cy, double s, const Palette& c) {
   switch (cls) {
     case 0:  // drill: body with a round motor end, a chuck, a grip handle
-      cv.rect(cx - 0.3 * s, cy - 0.26 * s, cx + 0.18 * s, cy - 0.04 * s, 0.06 * s, body);
-      cv.ellipse(cx - 0.28 * s, cy - 0.15 * s, 0.1 * s, 0.12 * s, dark);
-      cv.rect(cx + 0.18 * s, cy - 0.19 * s, cx + 0.38 * s, cy - 0.11 * s, 0, metal);
-      cv.rect(cx - 0.14 * s, cy - 0.06 * s, cx + 0.02 * s, cy + 0.36 * s, 0.03 * s, body);
-      stripes(cv, cx - 0.13 * s, cy + 0.02 * s, cx + 0.01 * s, cy + 0.3 * s, 4, dark);
+      cv.rect(cx - 0.3 * s, cy - 0.26 * s, cx + 0.18 * s, cy - 0.04 * s, 0.06 * s, c.body);
+      cv.ellipse(cx - 0.28 * s, cy - 0.15 * s, 0.1 * s, 0.12 * s, c.dark);
+      cv.rect(cx + 0.18 * s, cy - 0.19 * s, cx + 0.38 * s, cy - 0.11 * s, 0, c.metal);
+      cv.rect(cx - 0.14 * s, cy - 0.06 * s, cx + 0.02 * s, cy + 0.36 * s, 0.03 * s, c.body);
+      stripes(cv, cx - 0.13 * s, cy + 0.02 * s, cx + 0.01 * s, cy + 0.3 * s, 4, c.dark);
       break;
     case 1:  // pliers: two crossing handles, round pivot
-      cv.line(cx - 0.3 * s, cy + 0.38 * s, cx + 0.08 * s, cy - 0.1 * s, 0.07 * s, body);
-      cv.line(cx + 0.3 * s, cy + 0.38 * s, cx - 0.08 * s, cy - 0.1 * s, 0.07 * s, body);
-      cv.line(cx + 0.08 * s, cy - 0.1 * s, cx - 0.04 * s, cy - 0.38 * s, 0.05 * s, metal);
-      cv.line(cx - 0.08 * s, cy - 0.1 * s, cx + 0.04 * s, cy - 0.38 * s, 0.05 * s, metal);
-      cv.ellipse(cx, cy - 0.1 * s, 0.05 * s, 0.05 * s, dark);
+      cv.line(cx - 0.3 * s, cy + 0.38 * s, cx + 0.08 * s, cy - 0.1 * s, 0.07 * s, c.body);
+      cv.line(cx + 0.3 * s, cy + 0.38 * s, cx - 0.08 * s, cy - 0.1 * s, 0.07 * s, c.body);
+      cv.line(cx + 0.08 * s, cy - 0.1 * s, cx - 0.04 * s, cy - 0.38 * s, 0.05 * s, c.metal);
+      cv.line(cx - 0.08 * s, cy - 0.1 * s, cx + 0.04 * s, cy - 0.38 * s, 0.05 * s, c.metal);
+      cv.ellipse(cx, cy - 0.1 * s, 0.05 * s, 0.05 * s, c.dark);
       break;
     case 2:  // screwdriver: striped handle, thin shaft
-      cv.rect(cx - 0.08 * s, cy + 0.02 * s, cx + 0.08 * s, cy + 0.42 * s, 0.05 * s, body);
-      stripes(cv, cx - 0.07 * s, cy + 0.08 * s, cx + 0.07 * s, cy + 0.36 * s, 3, dark);
-      cv.rect(cx - 0.02 * s, cy - 0.42 * s, cx + 0.02 * s, cy + 0.02 * s, 0, metal);
+      cv.rect(cx - 0.08 * s, cy + 0.02 * s, cx + 0.08 * s, cy + 0.42 * s, 0.05 * s, c.body);
+      stripes(cv, cx - 0.07 * s, cy + 0.08 * s, cx + 0.07 * s, cy + 0.36 * s, 3, c.dark);
+      cv.rect(cx - 0.02 * s, cy - 0.42 * s, cx + 0.02 * s, cy + 0.02 * s, 0, c.metal);
       break;
     default:  // stapler: long flat top arm over a base, a screen-like strip of metal
-      cv.rect(cx - 0.4 * s, cy + 0.08 * s, cx + 0.4 * s, cy + 0.2 * s, 0.03 * s, dark);
-      cv.rect(cx - 0.38 * s, cy - 0.1 * s, cx + 0.36 * s, cy + 0.06 * s, 0.07 * s, body);
-      cv.rect(cx - 0.3 * s, cy - 0.06 * s, cx + 0.2 * s, cy + 0.0 * s, 0.01 * s, metal);
-      cv.ellipse(cx - 0.36 * s, cy + 0.07 * s, 0.05 * s, 0.05 * s, metal);
+      cv.rect(cx - 0.4 * s, cy + 0.08 * s, cx + 0.4 * s, cy + 0.2 * s, 0.03 * s, c.dark);
+      cv.rect(cx - 0.38 * s, cy - 0.1 * s, cx + 0.36 * s, cy + 0.06 * s, 0.07 * s, c.body);
+      cv.rect(cx - 0.3 * s, cy - 0.06 * s, cx + 0.2 * s, cy + 0.0 * s, 0.01 * s, c.metal);
+      cv.ellipse(cx - 0.36 * s, cy + 0.07 * s, 0.05 * s, 0.05 * s, c.metal);
       break;
   }
+}
+
+/// Draws one object of `cls` in `domain` (0 source, 1 target) centred at (cx, cy), scale s.
+inline void draw_object(Canvas& cv, int domain, int cls, double cx, double cy, double s, Random& rng) {
+  const Palette colours = random_palette(rng);
+  if (domain == 0) draw_device(cv, cls, cx, cy, s, colours);
+  else draw_tool(cv, cls, cx, cy, s, colours);
 }
 
 }  // namespace detail

@@ -142,186 +142,215 @@ class OnnxGraphWriter {
 
 inline std::vector<std::int64_t> onnx_dims(const std::vector<int>& d) { return {d.begin(), d.end()}; }
 
-}  // namespace detail
-
-/// Builds the ONNX model of `model` (see the top of this file). Throws Error naming a layer that
-/// has no ONNX form.
-inline onnx::ModelProto to_onnx(Model<float>& model, const OnnxExportOptions& options = {}) {
-  model.build();
-  onnx::ModelProto m;
+/// ir_version, producer and opset: what a runtime reads before the graph.
+inline void onnx_model_header(onnx::ModelProto& m) {
   m.set_ir_version(onnx::IR_VERSION);
   m.set_producer_name("ewnet");
   m.set_producer_version("0.1.0");
   auto* opset = m.add_opset_import();
   opset->set_domain("");
   opset->set_version(kOnnxOpset);
-  onnx::GraphProto& g = *m.mutable_graph();
-  g.set_name(options.graph_name);
-  detail::OnnxGraphWriter w(g);
+}
 
-  std::map<std::string, std::string> value;  // ewnet layer -> the ONNX value holding its output
-  auto in = [&](const std::string& layer) {
-    std::vector<std::string> v;
-    for (const std::string& i : model.inputs_of(layer)) v.push_back(value.at(i));
-    return v;
-  };
-  auto param = [&](Layer<float>& l, const std::string& pname) -> Param<float>& {
-    for (Param<float>* p : l.params())
-      if (p->name == pname) return *p;
-    throw Error(str("ONNX export: layer '", l.name(), "' has no parameter '", pname, "'"));
-  };
-  auto state = [&](Layer<float>& l, const std::string& sname) -> StateTensor<float> {
-    for (StateTensor<float> s : l.state())
-      if (s.name == sname) return s;
-    throw Error(str("ONNX export: layer '", l.name(), "' has no state '", sname, "'"));
-  };
-  auto add_param = [&](Layer<float>& l, const std::string& pname, std::vector<std::int64_t> dims = {}) {
-    Param<float>& p = param(l, pname);
-    const std::string name = l.name() + "." + pname;
-    w.float_init(name, dims.empty() ? detail::onnx_dims(p.dims) : dims, p.value.to_vector());
-    return name;
-  };
+/// The graph's nodes, initializers, input and outputs, one ewnet layer at a time: one emitter per
+/// layer kind, each writing the operators the table at the top of this file names.
+class OnnxLayerExport {
+ public:
+  OnnxLayerExport(Model<float>& model, const OnnxExportOptions& options, onnx::GraphProto& g)
+      : model_(model), options_(options), g_(g), w_(g), prediction_(model.prediction_layer()) {
+    EWNET_CHECK(model.layer(prediction_).type() == "softmax", "ONNX export: the model's prediction layer '",
+                prediction_, "' is a ", model.layer(prediction_).type(), ", not a softmax");
+  }
 
-  const std::string prediction = model.prediction_layer();
-  EWNET_CHECK(model.layer(prediction).type() == "softmax", "ONNX export: the model's prediction layer '", prediction,
-              "' is a ", model.layer(prediction).type(), ", not a softmax");
-  const std::string logits_layer = model.inputs_of(prediction)[0];
-
-  const Shape s = model.input_shape();
-  for (Layer<float>* lp : model.layers()) {
-    Layer<float>& l = *lp;
+  /// Writes `l`'s operators and records the ONNX value holding its output.
+  void layer(Layer<float>& l) {
     const std::string& name = l.name();
     const std::string type = l.type();
     const json::Value c = l.config();
-    if (model.is_auxiliary(name)) continue;  // training only
-    if (type == "image_input") {
-      auto& input = static_cast<ImageInput<float>&>(l);
-      std::vector<float> mean = input.mean(), inv = input.stddev();
-      for (float& v : inv) v = 1.0f / v;  // as the layer computes it
-      w.value_info(g.add_input(), "image", {-1, s.c, s.h, s.w});
-      w.float_init(name + ".mean", {1, s.c, 1, 1}, mean);
-      w.float_init(name + ".inv_std", {1, s.c, 1, 1}, inv);
-      w.node("Sub", {"image", name + ".mean"}, name + "/centred", name + "/sub");
-      w.node("Mul", {name + "/centred", name + ".inv_std"}, name, name);
-      value[name] = name;
-    } else if (type == "conv2d") {
-      std::vector<std::string> inputs = in(name);
-      inputs.push_back(add_param(l, "weight"));
-      if (c.at("bias").as_bool()) inputs.push_back(add_param(l, "bias"));
-      auto& n = w.node("Conv", inputs, name, name);
-      const auto& k = c.at("kernel").as_array();
-      const std::int64_t pad = c.at("padding").as_int(), stride = c.at("stride").as_int();
-      const json::Value* pw = c.find("padding_w");
-      const std::int64_t pad_w = pw ? pw->as_int() : pad;
-      detail::onnx_attr_ints(n, "kernel_shape", {k[0].as_int(), k[1].as_int()});
-      detail::onnx_attr_ints(n, "strides", {stride, stride});
-      detail::onnx_attr_ints(n, "pads", {pad, pad_w, pad, pad_w});
-      value[name] = name;
-    } else if (type == "batch_norm") {
-      std::vector<std::string> inputs = in(name);
-      inputs.push_back(add_param(l, "scale", {}));
-      inputs.push_back(add_param(l, "offset", {}));
-      for (const char* sn : {"running_mean", "running_var"}) {
-        StateTensor<float> st = state(l, sn);
-        w.float_init(name + "." + sn, detail::onnx_dims(st.dims), st.tensor->to_vector());
-        inputs.push_back(name + "." + sn);
-      }
-      auto& n = w.node("BatchNormalization", inputs, name, name);
-      detail::onnx_attr_float(n, "epsilon", c.at("epsilon").as_number());
-      value[name] = name;
-    } else if (type == "relu") {
-      w.node("Relu", in(name), name, name);
-      value[name] = name;
-    } else if (type == "max_pool" || type == "avg_pool") {
-      auto& n = w.node(type == "max_pool" ? "MaxPool" : "AveragePool", in(name), name, name);
-      const std::int64_t k = c.at("kernel").as_int(), st = c.at("stride").as_int(), p = c.at("padding").as_int();
-      detail::onnx_attr_ints(n, "kernel_shape", {k, k});
-      detail::onnx_attr_ints(n, "strides", {st, st});
-      detail::onnx_attr_ints(n, "pads", {p, p, p, p});
-      if (type == "avg_pool") detail::onnx_attr_int(n, "count_include_pad", 1);
-      const json::Value* ceil = c.find("ceil_mode");
-      if (ceil && ceil->as_bool()) detail::onnx_attr_int(n, "ceil_mode", 1);
-      value[name] = name;
-    } else if (type == "global_avg_pool") {
-      w.node("GlobalAveragePool", in(name), name, name);
-      value[name] = name;
-    } else if (type == "adaptive_avg_pool") {
-      const Shape x = model.output_shape(model.inputs_of(name)[0]), y = model.output_shape(name);
-      EWNET_CHECK(x.h % y.h == 0 && x.w % y.w == 0, "ONNX export: adaptive average pooling '", name, "' from ",
-                  x.h, "x", x.w, " to ", y.h, "x", y.w, " has windows of unequal size, which ONNX's pooling cannot "
-                  "express (export at an image size where the sides divide evenly)");
-      auto& n = w.node("AveragePool", in(name), name, name);
-      detail::onnx_attr_ints(n, "kernel_shape", {x.h / y.h, x.w / y.w});
-      detail::onnx_attr_ints(n, "strides", {x.h / y.h, x.w / y.w});
-      value[name] = name;
-    } else if (type == "cross_channel_norm") {
-      const int n_window = int(c.at("window").as_int());
-      const double alpha = c.at("alpha").as_number(), beta = c.at("beta").as_number(), k = c.at("k").as_number();
-      if (n_window % 2 == 1 || !options.even_lrn_as_elementary_ops) {
-        auto& n = w.node("LRN", in(name), name, name);
-        detail::onnx_attr_int(n, "size", n_window);
-        detail::onnx_attr_float(n, "alpha", alpha);
-        detail::onnx_attr_float(n, "beta", beta);
-        detail::onnx_attr_float(n, "bias", k);
-      } else {
-        // y = x * (k + alpha/n * B x^2)^(-beta), B the [C, C] 0/1 band matrix of the window, as a
-        // 1x1 convolution: the same formula, in operators every runtime implements.
-        const std::string x = in(name).at(0);
-        const int channels = model.output_shape(model.inputs_of(name).at(0)).c;
-        const CrossChannelNormParams geometry{n_window, alpha, beta, k};
-        std::vector<float> band(size_t(channels) * size_t(channels), 0.f);
-        for (int o = 0; o < channels; ++o)
-          for (int j = std::max(0, o - geometry.before()); j <= std::min(channels - 1, o + geometry.after()); ++j)
-            band[size_t(o) * size_t(channels) + size_t(j)] = 1.f;
-        w.float_init(name + ".window", {channels, channels, 1, 1}, band);
-        w.float_init(name + ".alpha_over_n", {}, {float(alpha / n_window)});
-        w.float_init(name + ".k", {}, {float(k)});
-        w.float_init(name + ".minus_beta", {}, {float(-beta)});
-        w.node("Mul", {x, x}, name + "/square", name + "/square");
-        auto& conv = w.node("Conv", {name + "/square", name + ".window"}, name + "/window_sum", name + "/window_sum");
-        detail::onnx_attr_ints(conv, "kernel_shape", {1, 1});
-        w.node("Mul", {name + "/window_sum", name + ".alpha_over_n"}, name + "/scaled", name + "/scale");
-        w.node("Add", {name + "/scaled", name + ".k"}, name + "/s", name + "/add_k");
-        w.node("Pow", {name + "/s", name + ".minus_beta"}, name + "/factor", name + "/pow");
-        w.node("Mul", {x, name + "/factor"}, name, name);
-      }
-      value[name] = name;
-    } else if (type == "concat") {
-      auto& n = w.node("Concat", in(name), name, name);
-      detail::onnx_attr_int(n, "axis", 1);
-      value[name] = name;
-    } else if (type == "add") {
-      w.node("Sum", in(name), name, name);
-      value[name] = name;
-    } else if (type == "fully_connected") {
-      w.node("Flatten", in(name), name + "/flat", name + "/flatten");
-      const std::string wname = add_param(l, "weight", {});
-      Param<float>& b = param(l, "bias");
-      w.float_init(name + ".bias", {std::int64_t(b.count())}, b.value.to_vector());
-      auto& n = w.node("Gemm", {name + "/flat", wname, name + ".bias"}, name + "/2d", name + "/gemm");
-      detail::onnx_attr_int(n, "transB", 1);
-      w.int64_init(name + "/shape", {0, -1, 1, 1});
-      w.node("Reshape", {name + "/2d", name + "/shape"}, name, name + "/reshape");
-      value[name] = name;
-    } else if (type == "softmax") {
-      auto& n = w.node("Softmax", in(name), name, name);
-      detail::onnx_attr_int(n, "axis", 1);
-      value[name] = name;
-    } else if (type == "dropout") {
-      value[name] = in(name).at(0);
-    } else if (type == "classification") {
-      continue;
+    if (model_.is_auxiliary(name) || type == "classification") return;  // training only; the loss
+    if (type == "image_input") image_input(l);
+    else if (type == "conv2d") conv(l, c);
+    else if (type == "batch_norm") batch_norm(l, c);
+    else if (type == "relu") one_operator(name, "Relu");
+    else if (type == "max_pool" || type == "avg_pool") pool(name, type, c);
+    else if (type == "global_avg_pool") one_operator(name, "GlobalAveragePool");
+    else if (type == "adaptive_avg_pool") adaptive_avg_pool(name);
+    else if (type == "cross_channel_norm") cross_channel_norm(name, c);
+    else if (type == "concat") one_operator(name, "Concat", /*axis=*/1);
+    else if (type == "add") one_operator(name, "Sum");
+    else if (type == "fully_connected") fully_connected(l);
+    else if (type == "softmax") one_operator(name, "Softmax", /*axis=*/1);
+    else if (type == "dropout") {
+      value_[name] = inputs(name).at(0);  // the identity in inference: no operator
+      return;
     } else {
       throw Error(str("ONNX export: layer '", name, "' of type ", type, " has no ONNX form"));
     }
+    value_[name] = name;
   }
 
-  const int k = model.classes();
-  w.node("Flatten", {value.at(prediction)}, "probabilities", "probabilities");
-  w.node("Flatten", {value.at(logits_layer)}, "logits", "logits");
-  w.value_info(g.add_output(), "probabilities", {-1, k});
-  w.value_info(g.add_output(), "logits", {-1, k});
+  /// "probabilities" (the softmax) and "logits" (its input), both [N, classes].
+  void outputs() {
+    const int k = model_.classes();
+    w_.node("Flatten", {value_.at(prediction_)}, "probabilities", "probabilities");
+    w_.node("Flatten", {value_.at(model_.inputs_of(prediction_)[0])}, "logits", "logits");
+    w_.value_info(g_.add_output(), "probabilities", {-1, k});
+    w_.value_info(g_.add_output(), "logits", {-1, k});
+  }
 
+ private:
+  std::vector<std::string> inputs(const std::string& layer) {
+    std::vector<std::string> v;
+    for (const std::string& i : model_.inputs_of(layer)) v.push_back(value_.at(i));
+    return v;
+  }
+  Param<float>& param(Layer<float>& l, const std::string& pname) {
+    for (Param<float>* p : l.params())
+      if (p->name == pname) return *p;
+    throw Error(str("ONNX export: layer '", l.name(), "' has no parameter '", pname, "'"));
+  }
+  StateTensor<float> state(Layer<float>& l, const std::string& sname) {
+    for (StateTensor<float> s : l.state())
+      if (s.name == sname) return s;
+    throw Error(str("ONNX export: layer '", l.name(), "' has no state '", sname, "'"));
+  }
+  /// The parameter as an initializer named "<layer>.<parameter>", in its own shape.
+  std::string add_param(Layer<float>& l, const std::string& pname) {
+    Param<float>& p = param(l, pname);
+    const std::string name = l.name() + "." + pname;
+    w_.float_init(name, onnx_dims(p.dims), p.value.to_vector());
+    return name;
+  }
+
+  void one_operator(const std::string& name, const std::string& op, std::int64_t axis = -1) {
+    auto& n = w_.node(op, inputs(name), name, name);
+    if (axis >= 0) onnx_attr_int(n, "axis", axis);
+  }
+
+  void image_input(Layer<float>& l) {
+    const std::string& name = l.name();
+    const Shape s = model_.input_shape();
+    auto& input = static_cast<ImageInput<float>&>(l);
+    std::vector<float> mean = input.mean(), inv = input.stddev();
+    for (float& v : inv) v = 1.0f / v;  // as the layer computes it
+    w_.value_info(g_.add_input(), "image", {-1, s.c, s.h, s.w});
+    w_.float_init(name + ".mean", {1, s.c, 1, 1}, mean);
+    w_.float_init(name + ".inv_std", {1, s.c, 1, 1}, inv);
+    w_.node("Sub", {"image", name + ".mean"}, name + "/centred", name + "/sub");
+    w_.node("Mul", {name + "/centred", name + ".inv_std"}, name, name);
+  }
+
+  void conv(Layer<float>& l, const json::Value& c) {
+    const std::string& name = l.name();
+    std::vector<std::string> in = inputs(name);
+    in.push_back(add_param(l, "weight"));
+    if (c.at("bias").as_bool()) in.push_back(add_param(l, "bias"));
+    auto& n = w_.node("Conv", in, name, name);
+    const auto& k = c.at("kernel").as_array();
+    const std::int64_t pad = c.at("padding").as_int(), stride = c.at("stride").as_int();
+    const json::Value* pw = c.find("padding_w");
+    const std::int64_t pad_w = pw ? pw->as_int() : pad;
+    onnx_attr_ints(n, "kernel_shape", {k[0].as_int(), k[1].as_int()});
+    onnx_attr_ints(n, "strides", {stride, stride});
+    onnx_attr_ints(n, "pads", {pad, pad_w, pad, pad_w});
+  }
+
+  void batch_norm(Layer<float>& l, const json::Value& c) {
+    const std::string& name = l.name();
+    std::vector<std::string> in = inputs(name);
+    in.push_back(add_param(l, "scale"));
+    in.push_back(add_param(l, "offset"));
+    for (const char* sn : {"running_mean", "running_var"}) {
+      StateTensor<float> st = state(l, sn);
+      w_.float_init(name + "." + sn, onnx_dims(st.dims), st.tensor->to_vector());
+      in.push_back(name + "." + sn);
+    }
+    auto& n = w_.node("BatchNormalization", in, name, name);
+    onnx_attr_float(n, "epsilon", c.at("epsilon").as_number());
+  }
+
+  void pool(const std::string& name, const std::string& type, const json::Value& c) {
+    auto& n = w_.node(type == "max_pool" ? "MaxPool" : "AveragePool", inputs(name), name, name);
+    const std::int64_t k = c.at("kernel").as_int(), st = c.at("stride").as_int(), p = c.at("padding").as_int();
+    onnx_attr_ints(n, "kernel_shape", {k, k});
+    onnx_attr_ints(n, "strides", {st, st});
+    onnx_attr_ints(n, "pads", {p, p, p, p});
+    if (type == "avg_pool") onnx_attr_int(n, "count_include_pad", 1);
+    const json::Value* ceil = c.find("ceil_mode");
+    if (ceil && ceil->as_bool()) onnx_attr_int(n, "ceil_mode", 1);
+  }
+
+  void adaptive_avg_pool(const std::string& name) {
+    const Shape x = model_.output_shape(model_.inputs_of(name)[0]), y = model_.output_shape(name);
+    EWNET_CHECK(x.h % y.h == 0 && x.w % y.w == 0, "ONNX export: adaptive average pooling '", name, "' from ",
+                x.h, "x", x.w, " to ", y.h, "x", y.w, " has windows of unequal size, which ONNX's pooling cannot "
+                "express (export at an image size where the sides divide evenly)");
+    auto& n = w_.node("AveragePool", inputs(name), name, name);
+    onnx_attr_ints(n, "kernel_shape", {x.h / y.h, x.w / y.w});
+    onnx_attr_ints(n, "strides", {x.h / y.h, x.w / y.w});
+  }
+
+  void cross_channel_norm(const std::string& name, const json::Value& c) {
+    const CrossChannelNormParams p{int(c.at("window").as_int()), c.at("alpha").as_number(),
+                                   c.at("beta").as_number(), c.at("k").as_number()};
+    if (p.window % 2 == 1 || !options_.even_lrn_as_elementary_ops) {
+      auto& n = w_.node("LRN", inputs(name), name, name);
+      onnx_attr_int(n, "size", p.window);
+      onnx_attr_float(n, "alpha", p.alpha);
+      onnx_attr_float(n, "beta", p.beta);
+      onnx_attr_float(n, "bias", p.k);
+    } else {
+      lrn_as_elementary_ops(name, p);
+    }
+  }
+
+  // y = x * (k + alpha/n * B x^2)^(-beta), B the [C, C] 0/1 band matrix of the window, as a 1x1
+  // convolution: the same formula, in operators every runtime implements.
+  void lrn_as_elementary_ops(const std::string& name, const CrossChannelNormParams& p) {
+    const std::string x = inputs(name).at(0);
+    const int channels = model_.output_shape(model_.inputs_of(name).at(0)).c;
+    std::vector<float> band(size_t(channels) * size_t(channels), 0.f);
+    for (int o = 0; o < channels; ++o)
+      for (int j = std::max(0, o - p.before()); j <= std::min(channels - 1, o + p.after()); ++j)
+        band[size_t(o) * size_t(channels) + size_t(j)] = 1.f;
+    w_.float_init(name + ".window", {channels, channels, 1, 1}, band);
+    w_.float_init(name + ".alpha_over_n", {}, {float(p.alpha / p.window)});
+    w_.float_init(name + ".k", {}, {float(p.k)});
+    w_.float_init(name + ".minus_beta", {}, {float(-p.beta)});
+    w_.node("Mul", {x, x}, name + "/square", name + "/square");
+    auto& conv = w_.node("Conv", {name + "/square", name + ".window"}, name + "/window_sum", name + "/window_sum");
+    onnx_attr_ints(conv, "kernel_shape", {1, 1});
+    w_.node("Mul", {name + "/window_sum", name + ".alpha_over_n"}, name + "/scaled", name + "/scale");
+    w_.node("Add", {name + "/scaled", name + ".k"}, name + "/s", name + "/add_k");
+    w_.node("Pow", {name + "/s", name + ".minus_beta"}, name + "/factor", name + "/pow");
+    w_.node("Mul", {x, name + "/factor"}, name, name);
+  }
+
+  void fully_connected(Layer<float>& l) {
+    const std::string& name = l.name();
+    w_.node("Flatten", inputs(name), name + "/flat", name + "/flatten");
+    const std::string weight = add_param(l, "weight");
+    Param<float>& b = param(l, "bias");
+    w_.float_init(name + ".bias", {std::int64_t(b.count())}, b.value.to_vector());
+    auto& n = w_.node("Gemm", {name + "/flat", weight, name + ".bias"}, name + "/2d", name + "/gemm");
+    onnx_attr_int(n, "transB", 1);
+    w_.int64_init(name + "/shape", {0, -1, 1, 1});
+    w_.node("Reshape", {name + "/2d", name + "/shape"}, name, name + "/reshape");
+  }
+
+  Model<float>& model_;
+  const OnnxExportOptions& options_;
+  onnx::GraphProto& g_;
+  OnnxGraphWriter w_;
+  const std::string prediction_;
+  std::map<std::string, std::string> value_;  // ewnet layer -> the ONNX value holding its output
+};
+
+/// The metadata_props: the caller's entries, the class names, the geometry and the input
+/// convention, every value UTF-8.
+inline std::map<std::string, std::string> onnx_metadata(Model<float>& model, const OnnxExportOptions& options) {
+  const int k = model.classes();
+  const Shape s = model.input_shape();
   std::vector<std::string> names = options.class_names;
   EWNET_CHECK(names.empty() || int(names.size()) == k, "ONNX export: ", names.size(), " class names for ", k,
               " classes");
@@ -337,12 +366,29 @@ inline onnx::ModelProto to_onnx(Model<float>& model, const OnnxExportOptions& op
   // ONNX's strings are UTF-8 (a runtime's protobuf may refuse others): names of any bytes are
   // transcoded as everywhere else (ewnet/text.hpp).
   for (auto& [key, v] : meta) v = text::to_utf8(v);
-  for (const auto& [key, v] : meta) {
+  return meta;
+}
+
+}  // namespace detail
+
+/// Builds the ONNX model of `model` (see the top of this file). Throws Error naming a layer that
+/// has no ONNX form.
+inline onnx::ModelProto to_onnx(Model<float>& model, const OnnxExportOptions& options = {}) {
+  model.build();
+  onnx::ModelProto m;
+  detail::onnx_model_header(m);
+  onnx::GraphProto& g = *m.mutable_graph();
+  g.set_name(options.graph_name);
+  detail::OnnxLayerExport graph(model, options, g);
+  for (Layer<float>* l : model.layers()) graph.layer(*l);
+  graph.outputs();
+  for (const auto& [key, v] : detail::onnx_metadata(model, options)) {
     auto* p = m.add_metadata_props();
     p->set_key(key);
     p->set_value(v);
   }
-  m.set_doc_string(str("ewnet model, ", k, " classes, input ", s.h, "x", s.w, "x3, opset ", kOnnxOpset));
+  const Shape s = model.input_shape();
+  m.set_doc_string(str("ewnet model, ", model.classes(), " classes, input ", s.h, "x", s.w, "x3, opset ", kOnnxOpset));
   return m;
 }
 
