@@ -187,6 +187,18 @@ inline double model_flops(Model<float>& model, int batch, bool forward, bool bac
   return total;
 }
 
+/// The precision the benchmarks' models run in: EWNET_BENCH_PRECISION=bf16 (bench/pytorch_compare.py
+/// --precision bf16) puts their matrix products in bfloat16 on the CPU (Model::set_precision).
+inline Precision bench_precision(Device d) {
+  const char* p = std::getenv("EWNET_BENCH_PRECISION");
+  return d == Device::cpu && p && std::string(p) == "bf16" ? Precision::bf16 : Precision::fp32;
+}
+/// `m` on device `d` in the benchmarks' precision.
+inline void prepare(Model<float>& m, Device d) {
+  m.to(d);
+  m.set_precision(bench_precision(d));
+}
+
 /// The batch size and input size of the paper's training step on each device: 64 at 224x224 on a
 /// GPU, 32 at 112x112 on the CPU (the figures); layer benchmarks use the same shapes.
 constexpr int batch_for(Device d) { return d == Device::cuda ? 64 : 32; }

@@ -47,7 +47,7 @@ template <Device D>
 void run(benchmark::State& st, const ModuleSpec& s, bool residual, Phase phase) {
   const int N = batch_for(D);
   Model<float> m = module_model(s, residual);
-  m.to(D);
+  prepare(m, D);
   auto xs = rotating_inputs({N, s.in_channels, s.size, s.size}, D, 1);
   const auto labels = cyclic_labels(N, 10, D);
   auto fwd = [&](int i) { m.forward(xs[size_t(i) % xs.size()], labels, Mode::training); };

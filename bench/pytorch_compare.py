@@ -12,7 +12,15 @@ include/ewnet/blocks/inception.hpp, bench/inception.cpp):
     inference (the forward pass in inference mode; ONNX Runtime runs the model exported from PyTorch);
   - torchvision's ResNet-18, GoogLeNet and Inception-v3 (--networks; ewnet's include/ewnet/models/
     builds them layer for layer): a training step and inference, at the same batch and size, when the
-    measuring Python has torchvision.
+    measuring Python has torchvision;
+  - batch-1 latency (--latency, on by default on the CPU): one 224x224 image through the paper model
+    and ResNet-18, ewnet's Classifier (bench/latency.cpp: the RGB buffer in, the ranked classes out)
+    against PyTorch eager, torch.compile, ONNX Runtime on PyTorch's export and ONNX Runtime on
+    ewnet's own export of the very model ewnet timed (the program writes it).
+--precision bf16 runs both sides in bfloat16: ewnet's matrix products in bfloat16 with float32
+master weights (EWNET_BENCH_PRECISION=bf16 for its programs), PyTorch under
+torch.autocast("cpu", dtype=torch.bfloat16), eager and compiled (ONNX Runtime is left out: its CPU
+provider has no bfloat16 convolutions).
 It runs the ewnet benchmark programs (--benchmark_format=json), and each anchor in a fresh Python
 process of its own (the Python given by --python, e.g. a virtual environment with the current
 PyTorch from PyPI; --extra-python adds a column for another one, e.g. Debian's python3-torch).
@@ -21,8 +29,13 @@ burst of load from other processes penalises no side alone.
 
 The table gives ewnet's images/s, each anchor's, the ratio to the best anchor that applies (eager
 and torch.compile for the training rows; those and ONNX Runtime for inference), the target and
-whether it is met, and ewnet's FLOP/s as a fraction of the machine's GEMM ceiling (ewnet's
-reference/gemm_2048 benchmark, a 2048-cube float product on the same threads).
+whether it is met, and ewnet's FLOP/s as a fraction of the machine's GEMM ceilings (ewnet's
+reference/gemm_2048 and reference/gemm_2048_bf16 benchmarks: 2048-cube products in float32 and in
+bfloat16 with float32 accumulation, on the same threads; the bf16 one where the processor has it).
+
+--clock cpu (with --threads 1) times every side by its CPU time instead of the wall clock: on a
+machine busy with other work, what each side would take alone (a thread that waits for the core
+is not charged).
 
   python3 bench/pytorch_compare.py --bin-dir build/bench --python venv/bin/python --threads 2 --out table.md
 """
@@ -134,24 +147,114 @@ def sgdm(model, lr=1e-3):
 # ---- timing ---------------------------------------------------------------------------------
 
 
+# The clock every side is timed by: wall clock, or (--clock cpu, one thread) the process's CPU time,
+# which a busy machine's other processes do not inflate.
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCK["wall"]
+
+
 def time_steps(step, device, min_time, warmup=3):
     """Mean seconds per call of step() over at least min_time seconds and 3 calls, after warm-up."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(warmup):
         step()
     sync()
-    n, t0 = 0, time.perf_counter()
+    n, t0 = 0, clock()
     while True:
         step()
         n += 1
         sync()
-        elapsed = time.perf_counter() - t0
+        elapsed = clock() - t0
         if n >= 3 and elapsed >= min_time:
             return elapsed / n
 
 
 def shapes(device):
     return (64, 224) if device == "cuda" else (32, 112)
+
+
+LATENCY_SIZE = 224
+
+
+def autocast(args):
+    """The precision context of the PyTorch side: bfloat16 autocast, or nothing."""
+    import contextlib
+    if args.precision == "bf16":
+        return torch.autocast(args.device, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def latency_models():
+    """The batch-1 latency models, keyed like ewnet's bench/latency.cpp."""
+    out = {"paper_model": lambda: PaperModel()}
+    try:
+        import torchvision
+        out["resnet18"] = lambda: torchvision.models.resnet18(num_classes=8)
+    except ImportError:
+        pass
+    return out
+
+
+def latency_torch_rates(args, compiled):
+    """images/s (1 / latency) of one 224x224 image through each latency model, eager or compiled."""
+    out = {}
+    for name, make in latency_models().items():
+        torch.manual_seed(1)
+        model = make().eval()
+        if compiled:
+            model = torch.compile(model)
+        x = torch.rand(1, 3, LATENCY_SIZE, LATENCY_SIZE)
+
+        def infer():
+            with torch.inference_mode(), autocast(args):
+                model(x)
+
+        out[f"latency/{name}"] = 1.0 / time_steps(infer, "cpu", args.min_time)
+    return out
+
+
+def ort_session(path, threads):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def torch_export(model, x, path):
+    kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+    torch.onnx.export(model, (x,), path, opset_version=17, input_names=["x"], output_names=["y"], **kwargs)
+
+
+def latency_ort_rates(args, ewnet_export):
+    """images/s (1 / latency) of ONNX Runtime on one image: on PyTorch's export of the latency models,
+    or on ewnet's own export of the model ewnet timed (written by bench/latency.cpp)."""
+    out = {}
+    x = torch.rand(1, 3, LATENCY_SIZE, LATENCY_SIZE)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, make in latency_models().items():
+            if ewnet_export:
+                path = os.path.join(args.ewnet_onnx_dir, f"{name}.onnx")
+                if not os.path.exists(path):
+                    continue
+            else:
+                torch.manual_seed(1)
+                path = os.path.join(tmp, f"{name}.onnx")
+                torch_export(make().eval(), x, path)
+            session = ort_session(path, args.threads)
+            feed = {session.get_inputs()[0].name: x.numpy()}
+            out[f"latency/{name}"] = 1.0 / time_steps(lambda: session.run(None, feed), "cpu", args.min_time)
+    return out
+
+
+def torchvision_constructors():
+    """torchvision's networks as ewnet's include/ewnet/models/ builds them (8 classes, no auxiliary heads)."""
+    import torchvision
+    return {"resnet18": lambda: torchvision.models.resnet18(num_classes=8),
+            "googlenet": lambda: torchvision.models.googlenet(num_classes=8, aux_logits=False, init_weights=True),
+            "inception-v3": lambda: torchvision.models.inception_v3(num_classes=8, aux_logits=False,
+                                                                    init_weights=True)}
 
 
 def torch_rates(args, compiled):
@@ -175,7 +278,9 @@ def torch_rates(args, compiled):
 
         def step():
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), t).backward()
+            with autocast(args):
+                loss = F.cross_entropy(model(x), t)
+            loss.backward()
             opt.step()
 
         return batch / time_steps(step, dev, args.min_time)
@@ -185,7 +290,7 @@ def torch_rates(args, compiled):
         model.eval()
 
         def infer():
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(args):
                 model(x)
 
         return batch / time_steps(infer, dev, args.min_time)
@@ -198,7 +303,9 @@ def torch_rates(args, compiled):
 
         def step():
             model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), t).backward()
+            with autocast(args):
+                loss = F.cross_entropy(model(x), t)
+            loss.backward()
 
         out[f"inception_{name}_residual/forward_backward"] = batch / time_steps(step, dev, args.min_time)
 
@@ -220,14 +327,9 @@ def torch_rates(args, compiled):
         out["paper_model/inference"] = inference_rate(prepare(PaperModel().eval()), batch_of_images()[0])
 
     try:
-        import torchvision
+        constructors = torchvision_constructors()
     except ImportError:
         return out
-    constructors = {"resnet18": lambda: torchvision.models.resnet18(num_classes=8),
-                    "googlenet": lambda: torchvision.models.googlenet(num_classes=8, aux_logits=False,
-                                                                      init_weights=True),
-                    "inception-v3": lambda: torchvision.models.inception_v3(num_classes=8, aux_logits=False,
-                                                                            init_weights=True)}
     for net in args.networks:
         torch.manual_seed(1)
         model = constructors[net]().to(dev)
@@ -239,56 +341,82 @@ def torch_rates(args, compiled):
     return out
 
 
+def torch_all_rates(args, compiled):
+    out = torch_rates(args, compiled)
+    if args.latency:
+        out.update(latency_torch_rates(args, compiled))
+    return out
+
+
 def onnxruntime_rates(args):
-    """images/s of the paper's model exported from PyTorch (opset 17) and run by ONNX Runtime."""
+    """images/s of the paper's model and the torchvision networks (inference), exported from PyTorch
+    (opset 17) and run by ONNX Runtime."""
     import onnxruntime as ort
     batch, size = shapes(args.device)
-    torch.manual_seed(1)
-    model = PaperModel().eval()
     x = torch.rand(batch, 3, size, size)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "paper_model.onnx")
-        kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
-        torch.onnx.export(model, (x,), path, opset_version=17, input_names=["x"], output_names=["y"], **kwargs)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = args.threads
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CUDAExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
-        session = ort.InferenceSession(path, so, providers=providers)
-    feed = {"x": x.numpy()}
-    return {"paper_model/inference": batch / time_steps(lambda: session.run(None, feed), "cpu", args.min_time)}
+    models = {"paper_model": PaperModel} if "inference" in args.paper_rows else {}
+    try:
+        models.update({f"torchvision_{n}": make for n, make in torchvision_constructors().items()
+                       if n in args.networks})
+    except ImportError:
+        pass
+    out = {}
+    for key, make in models.items():
+        torch.manual_seed(1)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            torch_export(make().eval(), x, path)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = args.threads
+            so.inter_op_num_threads = 1
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            providers = ["CUDAExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
+            session = ort.InferenceSession(path, so, providers=providers)
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        out[f"{key}/inference"] = batch / time_steps(lambda: session.run(None, feed), "cpu", args.min_time)
+    if args.latency:
+        out.update(latency_ort_rates(args, False))
+    return out
 
 
 def worker(args):
     """One anchor, measured in this process; prints its rates as JSON."""
+    global clock
+    clock = CLOCK[args.clock]
     torch.set_num_threads(args.threads)
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
         torch.backends.cudnn.allow_tf32 = args.tf32
         torch.backends.cudnn.benchmark = True
     if args.worker == "eager":
-        rates = torch_rates(args, False)
+        rates = torch_all_rates(args, False)
     elif args.worker == "compile":
-        rates = torch_rates(args, True)
-    else:
+        rates = torch_all_rates(args, True)
+    elif args.worker == "onnxruntime":
         rates = onnxruntime_rates(args)
-    print(json.dumps({"rates": rates, "version": anchor_version(args.worker)}))
+    else:
+        rates = latency_ort_rates(args, True)
+    print(json.dumps({"rates": rates, "version": anchor_version(args.worker, args)}))
 
 
-def anchor_version(kind):
-    if kind == "onnxruntime":
+def anchor_version(kind, args):
+    if kind in ("onnxruntime", "ort_ewnet"):
         import onnxruntime
-        return f"ONNX Runtime {onnxruntime.__version__}"
-    return f"PyTorch {torch.__version__} {'torch.compile' if kind == 'compile' else 'eager'}"
+        return f"ONNX Runtime {onnxruntime.__version__}" + (" on ewnet's export" if kind == "ort_ewnet" else "")
+    precision = " bf16 autocast" if args.precision == "bf16" else ""
+    return f"PyTorch {torch.__version__} {'torch.compile' if kind == 'compile' else 'eager'}{precision}"
 
 
 def run_worker(args, python, kind):
     cmd = [python, os.path.abspath(__file__), "--worker", kind, "--device", args.device, "--threads",
-           str(args.threads), "--min-time", str(args.min_time), "--modules"] + args.modules + ["--networks"] + \
-        args.networks + ["--paper-rows"] + args.paper_rows
+           str(args.threads), "--min-time", str(args.min_time), "--precision", args.precision, "--clock", args.clock,
+           "--modules"] + args.modules + ["--networks"] + args.networks + ["--paper-rows"] + args.paper_rows
     if args.tf32:
         cmd.append("--tf32")
+    if not args.latency:
+        cmd.append("--no-latency")
+    if args.ewnet_onnx_dir:
+        cmd += ["--ewnet-onnx-dir", args.ewnet_onnx_dir]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), EWNET_COMPARE_CHILD="1")
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
@@ -298,9 +426,11 @@ def run_worker(args, python, kind):
 
 def ewnet_rates(args):
     """images/s and FLOP/s of the ewnet benchmarks, and the GEMM ceiling, from their JSON output."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), EWNET_BENCH_PRECISION=args.precision)
     if args.tf32:
         env["EWNET_BENCH_TF32"] = "1"
+    if args.ewnet_onnx_dir:
+        env["EWNET_BENCH_ONNX_DIR"] = args.ewnet_onnx_dir
     d = args.device
     rows = [f"paper_model/({'|'.join(args.paper_rows)})"] if args.paper_rows else []
     if args.networks:
@@ -310,19 +440,26 @@ def ewnet_rates(args):
         patterns["ewnet_bench_inception"] = f"{d}/inception_({'|'.join(args.modules)})_residual/forward_backward"
     if rows:
         patterns["ewnet_bench_train_step"] = f"{d}/({'|'.join(rows)})/"
+    if args.latency:
+        patterns["ewnet_bench_latency"] = f"{d}/latency/"
     out, flops = {}, {}
     for prog, pattern in patterns.items():
         path = os.path.join(args.bin_dir, prog)
+        if not os.path.exists(path):
+            continue  # a program not built here (the latency one needs libonnx-dev for its export)
         res = subprocess.run([path, f"--benchmark_filter={pattern}", "--benchmark_format=json",
                               f"--benchmark_min_time={args.min_time}"],
                              env=env, check=True, capture_output=True, text=True)
         report = json.loads(res.stdout)
         for b in report["benchmarks"]:
             name = b["name"].split("/", 1)[1].rsplit("/manual_time", 1)[0]
+            # The rates are over the manual (wall-clock) time; --clock cpu rescales them to the CPU
+            # time of the benchmark's thread, all the work there is with one thread.
+            scale = b["real_time"] / b["cpu_time"] if args.clock == "cpu" else 1.0
             if "images/s" in b:
-                out[name] = b["images/s"]
+                out[name] = b["images/s"] * scale
             if "FLOP/s" in b:
-                flops[name] = b["FLOP/s"]
+                flops[name] = b["FLOP/s"] * scale
         context = report.get("context", {})
     return out, flops, context
 
@@ -334,7 +471,12 @@ ROWS = [("inception_{m}_residual/forward_backward", "inception {m} + residual, f
         ("paper_model/finetune_step", "paper model, fine-tuning step (base frozen)", ("eager", "compile")),
         ("paper_model/inference", "paper model, inference", ("eager", "compile", "onnxruntime")),
         ("torchvision_{n}/train_step", "{n}, training step", ("eager", "compile")),
-        ("torchvision_{n}/inference", "{n}, inference", ("eager", "compile"))]
+        ("torchvision_{n}/inference", "{n}, inference", ("eager", "compile", "onnxruntime")),
+        ("latency/paper_model", "paper model, one 224x224 image (1 / latency)",
+         ("eager", "compile", "onnxruntime", "ort_ewnet")),
+        ("latency/resnet18", "resnet18, one 224x224 image (1 / latency)", ("eager", "compile", "onnxruntime", "ort_ewnet"))]
+
+ANCHORS = ("eager", "compile", "onnxruntime", "ort_ewnet")
 
 
 # The targets of docs/benchmarks.md: on the CPU 1.2x the best anchor that applies; on a GPU, for
@@ -358,12 +500,13 @@ def gpu_target(key, ew_rate, anchors):
 
 
 def build_table(args, ew, flops, anchors, versions, extra):
-    cols = [k for k in ("eager", "compile", "onnxruntime") if k in anchors]
+    cols = [k for k in ANCHORS if k in anchors]
     head = ["benchmark", "ewnet"] + [versions[k] for k in cols]
     if extra:
         head.append(f"{versions['extra']} (extra)")
-    head += ["best anchor", "ewnet / best", "target", "result", "ewnet % of GEMM ceiling"]
+    head += ["best anchor", "ewnet / best", "target", "result", "% of fp32 GEMM ceiling", "% of bf16 GEMM ceiling"]
     ceiling = flops.get("reference/gemm_2048")
+    ceiling_bf16 = flops.get("reference/gemm_2048_bf16")
     md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key_t, label_t, applies in ROWS:
         if "{m}" in key_t:
@@ -392,14 +535,18 @@ def build_table(args, ew, flops, anchors, versions, extra):
             else:
                 goal = gpu_target(key, ew[key], anchors) or ("-", "-")
             cells += [best_kind or "-", f"{ratio:.2f}x" if ratio else "-", goal[0], goal[1],
-                      f"{100 * flops[key] / ceiling:.0f}%" if ceiling and key in flops else "-"]
+                      f"{100 * flops[key] / ceiling:.0f}%" if ceiling and key in flops else "-",
+                      f"{100 * flops[key] / ceiling_bf16:.0f}%" if ceiling_bf16 and key in flops else "-"]
             md.append("| " + " | ".join(cells) + " |")
-    precision = "TF32 allowed" if args.tf32 else "strict float32"
+    precision = "bfloat16" if args.precision == "bf16" else "TF32 allowed" if args.tf32 else "strict float32"
     batch, size = shapes(args.device)
-    title = (f"{args.device}, {args.threads} threads, {precision}, batch {batch}, {size}x{size}; images/s, best of "
-             f"{args.repeats} alternating measurements")
+    title = (f"{args.device}, {args.threads} threads, {precision}, batch {batch}, {size}x{size} (latency rows: one "
+             f"image, {LATENCY_SIZE}x{LATENCY_SIZE}); images/s{' of CPU time' if args.clock == 'cpu' else ''}, "
+             f"best of {args.repeats} alternating measurements")
     if ceiling:
-        title += f"; GEMM ceiling {ceiling / 1e9:.0f} GFLOP/s"
+        title += f"; fp32 GEMM ceiling {ceiling / 1e9:.0f} GFLOP/s"
+    if ceiling_bf16:
+        title += f", bf16 {ceiling_bf16 / 1e9:.0f} GFLOP/s"
     notes = ""
     rate = ew.get("paper_model/train_step")
     if args.device == "cuda" and rate:
@@ -415,10 +562,18 @@ def main():
     ap.add_argument("--bin-dir", help="directory holding the ewnet_bench_* programs")
     ap.add_argument("--python", help="the Python (with torch, onnxruntime) to measure with; default: this one")
     ap.add_argument("--extra-python", help="another Python whose PyTorch gets an extra eager column")
-    ap.add_argument("--anchors", nargs="+", default=["eager", "compile", "onnxruntime"],
-                    choices=["eager", "compile", "onnxruntime"])
+    ap.add_argument("--anchors", nargs="+", default=["eager", "compile", "onnxruntime", "ort_ewnet"],
+                    choices=list(ANCHORS), help="ort_ewnet: ONNX Runtime on ewnet's own export (latency rows)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: both sides in bfloat16 (ewnet's --precision bf16, PyTorch's autocast)")
+    ap.add_argument("--no-latency", dest="latency", action="store_false",
+                    help="leave out the batch-1 latency rows")
+    ap.add_argument("--ewnet-onnx-dir", help=argparse.SUPPRESS)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every side (CPU)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: time every side by its CPU time (with --threads 1 only): on a machine busy with "
+                         "other work, what each side would take alone")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 tensor-core math on both sides")
     ap.add_argument("--modules", nargs="*", default=["3a", "3b", "4a"], choices=list(MODULES),
                     help="inception modules to compare (none: no module rows)")
@@ -431,10 +586,20 @@ def main():
     ap.add_argument("--min-time", type=float, default=2.0, help="seconds per measurement")
     ap.add_argument("--repeats", type=int, default=2, help="alternating measurements of each side")
     ap.add_argument("--out", help="also write the table (markdown) to this file")
-    ap.add_argument("--worker", choices=["eager", "compile", "onnxruntime"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=list(ANCHORS), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args)
+    if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
+        ap.error("--clock cpu needs --threads 1 on the CPU (other threads' time would be left out)")
+    if args.precision == "bf16":
+        args.anchors = [a for a in args.anchors if a in ("eager", "compile")]
+    if args.device != "cpu":
+        args.latency = False
+    if not args.latency:
+        args.anchors = [a for a in args.anchors if a != "ort_ewnet"]
+    onnx_dir = tempfile.TemporaryDirectory()  # ewnet's exports for ort_ewnet, written by its latency program
+    args.ewnet_onnx_dir = onnx_dir.name
     if not args.bin_dir:
         ap.error("--bin-dir is required")
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -32,7 +32,7 @@ template <Device D>
 void forward(benchmark::State& st) {
   const int N = batch_for(D), S = image_size_for(D), classes = 8;
   Model<float> m = build_paper_model<float>(PaperModelOptions{classes, S, 1});
-  m.to(D);
+  prepare(m, D);
   auto xs = rotating_inputs({N, 3, S, S}, D, 1);
   const auto labels = cyclic_labels(N, classes, D);
   timed_loop<D>(st, [&](int i) { m.forward(xs[size_t(i) % xs.size()], labels, Mode::training); });
@@ -45,7 +45,7 @@ template <Device D>
 void inference(benchmark::State& st, const std::string& network) {
   const int N = batch_for(D), S = image_size_for(D), classes = 8;
   Model<float> m = build_model<float>(network, classes, S, 1);
-  m.to(D);
+  prepare(m, D);
   auto xs = rotating_inputs({N, 3, S, S}, D, 1);
   timed_loop<D>(st, [&](int i) { m.forward(xs[size_t(i) % xs.size()], Mode::inference); });
   set_counters(st, N, model_flops(m, N, true, false), 0);
@@ -55,7 +55,7 @@ template <Device D>
 void step(benchmark::State& st, const std::string& network, bool finetune) {
   const int N = batch_for(D), S = image_size_for(D), classes = 8;
   Model<float> m = build_model<float>(network, classes, S, 1);
-  m.to(D);
+  prepare(m, D);
   if (finetune) m.freeze_up_to(last_base_layer(m));
   Sgdm<float> solver;
   auto xs = rotating_inputs({N, 3, S, S}, D, 1);
@@ -74,7 +74,7 @@ template <Device D>
 void train_epoch(benchmark::State& st) {
   const int N = batch_for(D), S = image_size_for(D), classes = 8;
   Model<float> m = build_paper_model<float>(PaperModelOptions{classes, S, 1});
-  m.to(D);
+  prepare(m, D);
   Sgdm<float> solver;
   auto xs = rotating_inputs({N, 3, S, S}, D, 1);
   const auto labels = cyclic_labels(N, classes, D);
@@ -102,7 +102,7 @@ template <Device D>
 void feature_extraction(benchmark::State& st) {
   const int N = batch_for(D), S = image_size_for(D), classes = 8;
   Model<float> m = build_paper_model<float>(PaperModelOptions{classes, S, 1});
-  m.to(D);
+  prepare(m, D);
   m.freeze_up_to(kLastFrozenLayer);
   auto xs = rotating_inputs({N, 3, S, S}, D, 1);
   timed_loop<D>(st, [&](int) { benchmark::DoNotOptimize(extract(m, xs, N)); }, 1);
@@ -113,7 +113,7 @@ template <Device D>
 void finetune_epoch_cached(benchmark::State& st) {
   const int N = batch_for(D), S = image_size_for(D), classes = 8, images = kEpochBatches * N;
   Model<float> m = build_paper_model<float>(PaperModelOptions{classes, S, 1});
-  m.to(D);
+  prepare(m, D);
   m.freeze_up_to(kLastFrozenLayer);
   Sgdm<float> solver;
   const Tensor<float> features = extract(m, rotating_inputs({N, 3, S, S}, D, 1), N);

@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "test_files.hpp"
 #include "test_util.hpp"
@@ -112,13 +114,89 @@ TEST_CASE("each training pass draws its dropout masks from the step counter and 
 }
 
 TEST_CASE("inception branches are written in place into the concatenation", "[graph][concat]") {
-  Model<float> m = small_network<float>();
   Random rng(6);
-  m.forward(random_tensor<float>({2, 3, 8, 8}, rng));
-  const Tensor<float>& cat = m.activation("inc1-output");
-  REQUIRE(m.activation("inc1-relu_1x1").shares_storage_with(cat));
-  REQUIRE(m.activation("inc1-relu_pool_proj").shares_storage_with(cat));
-  REQUIRE(m.activation("inc1-relu_3x3").same_view(cat.channels(2, 3)));
+  SECTION("plain layout (the reference path): any batch") {
+    onednn::ReferenceScope reference;
+    Model<float> m = small_network<float>();
+    m.forward(random_tensor<float>({2, 3, 8, 8}, rng));
+    const Tensor<float>& cat = m.activation("inc1-output");
+    REQUIRE(m.activation("inc1-relu_1x1").shares_storage_with(cat));
+    REQUIRE(m.activation("inc1-relu_pool_proj").shares_storage_with(cat));
+    REQUIRE(m.activation("inc1-relu_3x3").same_view(cat.channels(2, 3)));
+  }
+  SECTION("the CPU engine's blocked layout: branches of whole blocks, one sample a pass") {
+    // oneDNN's fast kernels take a blocked tensor with its dense batch stride only, and a channel
+    // slice of a batch has its parent's: with more than one sample the concatenation copies.
+    const int b = onednn::preferred_block();
+    if (b == 0) {
+      WARN("the CPU engine prefers no blocked layout on this processor: nothing to check");
+      return;
+    }
+    Model<float> m(3);
+    m.add(std::make_unique<ImageInput<float>>("input", 3, 8, 8));
+    m.add(conv<float>("conv1", 2 * b));
+    add_inception(m, "inc", "conv1", InceptionFilters{b, b, 2 * b, b, b, b}, Residual::none);
+    m.add(std::make_unique<GlobalAvgPool<float>>("gap"));
+    m.add(std::make_unique<FullyConnected<float>>("fc", 3));
+    const Tensor<float> x = random_tensor<float>({3, 3, 8, 8}, rng);
+    m.forward(x.batch(1, 1), Mode::inference);
+    REQUIRE(m.layout_of("inc-output") == b);
+    for (const char* branch : {"inc-relu_1x1", "inc-relu_3x3", "inc-relu_5x5", "inc-relu_pool_proj"})
+      REQUIRE(m.in_place(branch));
+    const std::vector<float> alone = m.activation("inc-output").to_vector();
+    m.forward(x, Mode::inference);
+    for (const char* branch : {"inc-relu_1x1", "inc-relu_3x3", "inc-relu_5x5", "inc-relu_pool_proj"})
+      REQUIRE_FALSE(m.in_place(branch));
+    const std::vector<float> batch = m.activation("inc-output").batch(1, 1).to_vector();
+    REQUIRE(batch == alone);
+  }
+}
+
+TEST_CASE("on the CPU engine activations stay blocked from layer to layer, converted only for plain layers",
+          "[graph][engine]") {
+  const int b = onednn::preferred_block();
+  Model<float> m = small_network<float>(4);
+  Random rng(7);
+  const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 1, 2, 1};
+  m.forward(x, labels);
+  for (const char* blocked : {"conv1", "relu1", "norm1", "pool1", "inc1-3x3", "inc2-residual_add", "bn", "gap"})
+    CHECK(m.layout_of(blocked) == b);
+  // inc1's branches are 2, 3, 2 and 2 channels: not whole blocks, so its concatenation is plain.
+  for (const char* plain : {"inc1-output", "drop", "fc", "softmax", "output"}) CHECK(m.layout_of(plain) == 0);
+  // The same numbers as the reference loops on plain tensors: outputs, loss, gradients.
+  m.backward();
+  const std::vector<float> p = m.prediction().to_vector(), g1 = m.layer_as<Conv2d<float>>("conv1").weight().grad.to_vector();
+  const std::vector<float> a = m.activation("inc2-output").to_vector(), d = m.output_gradient("pool1").to_vector();
+  const float loss = m.loss();
+  onednn::ReferenceScope reference;
+  Model<float> r = small_network<float>(4);
+  r.forward(x, labels);
+  r.backward();
+  CHECK(r.layout_of("conv1") == 0);
+  CHECK(r.loss() == Approx(loss).epsilon(1e-5));
+  CHECK(max_rel_diff(p, r.prediction().to_vector()) < 1e-5);
+  CHECK(max_rel_diff(a, r.activation("inc2-output").to_vector()) < 1e-5);
+  CHECK(max_rel_diff(d, r.output_gradient("pool1").to_vector()) < 1e-5);
+  CHECK(max_rel_diff(g1, r.layer_as<Conv2d<float>>("conv1").weight().grad.to_vector()) < 1e-4);
+}
+
+TEST_CASE("a sample's outputs do not depend on the batch it is in, bitwise", "[graph][engine][determinism]") {
+  // What the feature cache relies on: features computed in one batch equal those computed in any
+  // other (train::fit extracts them in dataset order and trains on shuffled batches).
+  Model<float> m = small_network<float>(5);
+  Random rng(8);
+  const Tensor<float> x = random_tensor<float>({5, 3, 8, 8}, rng);
+  const std::vector<float> all = m.forward(x, Mode::inference).to_vector();
+  const std::vector<float> features = m.activation("gap").to_vector();
+  for (int n = 0; n < 5; ++n) {
+    INFO("sample " << n);
+    REQUIRE(m.forward(x.batch(n, 1), Mode::inference).to_vector() ==
+            std::vector<float>(all.begin() + 3 * n, all.begin() + 3 * (n + 1)));
+    REQUIRE(m.activation("gap").to_vector() ==
+            std::vector<float>(features.begin() + 9 * n, features.begin() + 9 * (n + 1)));
+  }
+  REQUIRE(m.forward(x.batch(1, 3), Mode::inference).to_vector() == std::vector<float>(all.begin() + 3, all.begin() + 12));
 }
 
 TEST_CASE("the summary lists every layer and counts them as MATLAB does", "[graph]") {
@@ -623,4 +701,112 @@ TEST_CASE("sample weights and added gradients are checked", "[graph][semi-superv
   REQUIRE_THROWS_WITH(m.add_output_gradient("gap", Tensor<double>({2, 5, 1, 1})),
                       Catch::Contains("no gradient flows through 'gap'"));
   REQUIRE_NOTHROW(m.add_output_gradient("fc", Tensor<double>({2, 3, 1, 1})));
+}
+
+TEST_CASE("on the CPU engine a batch norm with running statistics is folded into the convolution before it",
+          "[graph][inference][engine]") {
+  // conv (no bias) -> batch norm -> ReLU, as torchvision's GoogLeNet and Inception-v3 are built.
+  auto network = [](bool frozen) {
+    Model<float> m(6);
+    m.add(std::make_unique<ImageInput<float>>("input", 3, 8, 8));
+    Conv2dOptions o;
+    o.filters = 20;
+    o.padding = 1;
+    o.bias = false;
+    m.add(std::make_unique<Conv2d<float>>("conv", o));
+    m.add(std::make_unique<BatchNorm<float>>("bn"));
+    m.add(std::make_unique<Relu<float>>("relu"));
+    m.add(std::make_unique<GlobalAvgPool<float>>("gap"));
+    m.add(std::make_unique<FullyConnected<float>>("fc", 3));
+    m.add(std::make_unique<Softmax<float>>("softmax"));
+    m.add(std::make_unique<Classification<float>>("output"));
+    Random rng(2);
+    m.build();
+    auto& bn = m.layer_as<BatchNorm<float>>("bn");
+    bn.state()[0].tensor->copy_from(random_tensor<float>({1, 20, 1, 1}, rng, -0.5, 0.5));
+    bn.state()[1].tensor->copy_from(random_tensor<float>({1, 20, 1, 1}, rng, 0.5, 2));
+    bn.params()[0]->value.copy_from(random_tensor<float>({1, 20, 1, 1}, rng, 0.5, 1.5));
+    bn.params()[0]->changed();
+    if (frozen) m.freeze_up_to("relu");
+    return m;
+  };
+  Random rng(3);
+  const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 1, 2, 0};
+  Model<float> m = network(false);
+  m.set_inference_fusion(false);
+  const std::vector<float> separate = m.forward(x, Mode::inference).to_vector();
+  const std::vector<float> relu_separate = m.activation("relu").to_vector();
+  m.set_inference_fusion(true);
+  const std::vector<float> folded = m.forward(x, Mode::inference).to_vector();
+  CHECK(max_rel_diff(m.activation("relu").to_vector(), relu_separate) < 1e-5);
+  CHECK(max_rel_diff(folded, separate) < 1e-5);
+  if (onednn::preferred_block() > 0) {
+    REQUIRE_THROWS_WITH(m.activation("bn"), Catch::Contains("fused with") && Catch::Contains("'relu'"));
+    REQUIRE_THROWS_WITH(m.activation("conv"), Catch::Contains("batch normalization 'bn'"));
+  }
+  // Training with the batch norm learning: its batch statistics, nothing folded.
+  m.forward(x, labels, Mode::training);
+  REQUIRE_NOTHROW(m.activation("bn"));
+  // A frozen base folds in its training passes as in inference: the same bits.
+  Model<float> f = network(true);
+  const std::vector<float> inference = f.forward(x, Mode::inference).to_vector();
+  f.forward(x, labels, Mode::training);
+  REQUIRE(f.prediction().to_vector() == inference);
+}
+
+TEST_CASE("a model in bfloat16 trains with float32 master weights and solver state", "[graph][engine][bf16]") {
+  Random rng(21);
+  const Tensor<float> x = random_tensor<float>({4, 3, 8, 8}, rng);
+  const std::vector<int> labels{0, 1, 2, 1};
+  if (!onednn::bf16_supported()) {
+    Model<float> m = small_network<float>(6);
+    REQUIRE_THROWS_WITH(m.set_precision(Precision::bf16), Catch::Contains("AVX512-BF16"));
+    return;
+  }
+  std::vector<float> initial;
+  struct Run {
+    std::vector<float> loss, weights;
+  };
+  const auto train = [&](Precision p) {
+    Model<float> m = small_network<float>(6);
+    m.set_precision(p);
+    REQUIRE(m.precision() == p);
+    m.build();
+    initial = m.layer_as<Conv2d<float>>("conv1").weight().value.to_vector();
+    Sgdm<float> solver;
+    Run r;
+    for (int step = 0; step < 3; ++step) {
+      m.forward(x, labels);
+      r.loss.push_back(m.loss());
+      m.backward();
+      solver.step(m, 0.05);
+    }
+    r.weights = m.layer_as<Conv2d<float>>("conv1").weight().value.to_vector();
+    return r;
+  };
+  const Run fp32 = train(Precision::fp32), bf16 = train(Precision::bf16);
+  std::vector<float> loss[2] = {fp32.loss, bf16.loss}, weights[2] = {fp32.weights, bf16.weights};
+  // Run to run, bfloat16 is as reproducible as float32 (the conversions round to nearest even).
+  REQUIRE(train(Precision::bf16).weights == bf16.weights);
+  // bfloat16 operands: close to the float32 run, not equal to it.
+  for (int step = 0; step < 3; ++step) CHECK(loss[1][size_t(step)] == Approx(loss[0][size_t(step)]).epsilon(2e-2));
+  CHECK(weights[0] != initial);  // it learned
+  CHECK(weights[1] != weights[0]);
+  CHECK(max_rel_diff(weights[1], weights[0]) < 1e-2);
+  // The master weights stay float32: updates smaller than bfloat16's spacing are kept (some
+  // weights have bits below bfloat16's 16 high ones).
+  const auto below_bf16 = [](float v) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    return (bits & 0xffffu) != 0;
+  };
+  CHECK(std::count_if(weights[1].begin(), weights[1].end(), below_bf16) > 0);
+  // A layer replaced later (a new classifier) runs in the model's precision too; CUDA refuses it.
+  Model<float> m = small_network<float>(6);
+  m.set_precision(Precision::bf16);
+  m.replace("fc", std::make_unique<FullyConnected<float>>("fc", 3));
+  m.forward(x, labels);
+  REQUIRE(std::isfinite(m.loss()));
+  REQUIRE_THROWS_AS(m.to(Device::cuda), DeviceError);
 }

@@ -21,6 +21,7 @@
 #include <ewnet/cpu_engine.hpp>
 #include <ewnet/device.hpp>
 #include <ewnet/error.hpp>
+#include <ewnet/precision.hpp>
 
 namespace cli {
 
@@ -109,6 +110,12 @@ class Args {
     if (v == "cpu") return ewnet::Device::cpu;
     if (v == "cuda") return ewnet::Device::cuda;
     throw UsageError("--" + name + " must be cpu or cuda, got '" + v + "'");
+  }
+  ewnet::Precision get_precision(const std::string& name = "precision") const {
+    const std::string v = get(name, "fp32");
+    if (v == "fp32") return ewnet::Precision::fp32;
+    if (v == "bf16") return ewnet::Precision::bf16;
+    throw UsageError("--" + name + " must be fp32 or bf16, got '" + v + "'");
   }
   /// --model: one of ewnet::build_model's names (paper, googlenet, resnet18, inception-v3).
   std::string get_model(const std::string& name = "model") const {

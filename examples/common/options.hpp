@@ -1,7 +1,7 @@
 // options.hpp: the option groups the training programs share, parsed once here into the library's
 // options (train::TrainOptions, transfer::Network, transfer::FinetuneOptions) and checked with a
 // usage error for a value that cannot be meant (cli.hpp's conventions):
-//   run       --out --seed --device --resume --allow-changed-settings --no-progress
+//   run       --out --seed --device --precision --resume --allow-changed-settings --no-progress
 //   schedule  constant or cosine (--schedule / --source-schedule) with --warmup
 //   network   --model --aux --init --new-layer-factor
 //   recipe    --recipe (a preset: paper states the paper's settings), --base-factor, --train-from,
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <ewnet/data/strong_augment.hpp>
+#include <ewnet/onednn/adapter.hpp>
 #include <ewnet/optim/schedule.hpp>
 #include <ewnet/tensor.hpp>
 #include <ewnet/train/options.hpp>
@@ -31,24 +32,34 @@
 
 namespace pipeline {
 
+/// Fails now, not after the data are decoded, when the device asked for cannot be used.
+inline void require_device(ewnet::Device device) {
+  if (device != ewnet::Device::cpu) ewnet::Tensor<float>::empty({1, 1, 1, 1}, device);
+}
+
+/// --precision bf16 needs the CPU engine on a processor with AVX512-BF16 or AMX: said before the
+/// data are decoded (Model::set_precision would say it too, later).
+inline void require_precision(ewnet::Device device, ewnet::Precision precision) {
+  if (precision != ewnet::Precision::bf16) return;
+  if (device != ewnet::Device::cpu) throw cli::UsageError("--precision bf16 runs on the CPU only (--device cpu)");
+  ewnet::onednn::require_bf16();
+}
+
 /// The run group: where a run writes and how it shows itself. Reports the CPU engine once
 /// (cli::report_cpu_engine) as soon as the device is known.
 inline ewnet::train::TrainOptions run_options(const cli::Args& a, const std::string& out, std::uint64_t seed) {
   ewnet::train::TrainOptions t;
   t.seed = seed;
   t.device = a.get_device();
+  t.precision = a.get_precision();
   cli::report_cpu_engine();
+  require_precision(t.device, t.precision);
   t.out_dir = a.get("out", out);
   t.resume = a.flag("resume");
   t.allow_changed_settings = a.flag("allow-changed-settings");
   // The bar rewrites one line with \r: only on a terminal, never into a log file.
   t.progress = !a.flag("no-progress") && ::isatty(STDERR_FILENO);
   return t;
-}
-
-/// Fails now, not after the data are decoded, when the device asked for cannot be used.
-inline void require_device(ewnet::Device device) {
-  if (device != ewnet::Device::cpu) ewnet::Tensor<float>::empty({1, 1, 1, 1}, device);
 }
 
 /// The schedule group: `option` is constant or cosine; a cosine schedule rises for --warmup epochs

@@ -6,7 +6,8 @@ const char* kUsage =
     "ewnet-finetune {SOURCE_CHECKPOINT | --model NAME [--aux] --init FILE [--image-size N]} DATA_DIR [--out DIR] "
     "[--epochs N] [--batch N] [--lr RATE] [--drop-period N] [--drop-factor F] [--recipe NAME] [--base-factor F] "
     "[--train-from LAYER] [--new-layer-factor F] [--seed N] [--split-file CSV] [--device cpu|cuda] "
-    "[--no-feature-cache] [--augment standard|strong] [--unlabeled DIR [--semi-supervised METHOD] "
+    "[--precision fp32|bf16] [--no-feature-cache] [--augment standard|strong] "
+    "[--unlabeled DIR [--semi-supervised METHOD] "
     "[--source-images DIR] [--transductive] [--threshold T] [--unlabeled-weight W] [--unlabeled-ratio N] "
     "[--no-distribution-alignment]] [--resume [--allow-changed-settings]] [--no-progress]";
 const char* kHelp =
@@ -50,6 +51,8 @@ const char* kHelp =
     "  --seed N           new classifier's weights, split, shuffling, augmentation (default 0)\n"
     "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
+    "  --precision fp32|bf16  bf16: convolutions and fully connected layers in bfloat16, float32 weights\n"
+    "                     and sums (the CPU, with AVX512-BF16 or AMX; default fp32)\n"
     "  --no-feature-cache with frozen-base, run the frozen base every step on augmented images (random\n"
     "                     crop, shift, rotation, flip) instead of training the head from features computed once\n"
     "  --augment KIND     standard (default: crop, shift, rotation, flip) or strong (RandAugment and cutout\n"

@@ -28,8 +28,8 @@ int main(int argc, char** argv) {
   return cli::run("ewnet-finetune", kUsage, [&] {
     const cli::Args a(argc, argv,
                       pipeline::with_group({"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from",
-                                            "seed", "split-file", "device", "recipe", "base-factor", "model", "init",
-                                            "image-size", "new-layer-factor", "source-images"},
+                                            "seed", "split-file", "device", "precision", "recipe", "base-factor",
+                                            "model", "init", "image-size", "new-layer-factor", "source-images"},
                                            pipeline::kUnlabeledOptions),
                       pipeline::with_group({"resume", "allow-changed-settings", "no-progress", "no-feature-cache", "aux"},
                                            pipeline::kUnlabeledFlags));

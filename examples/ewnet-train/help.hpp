@@ -4,7 +4,7 @@
 namespace {
 const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] [--image-size N] "
                      "[--schedule constant|cosine] [--warmup N] [--recipe paper] [--seed N] [--split-file CSV] "
-                     "[--device cpu|cuda] [--model NAME [--aux]] [--init FILE] [--new-layer-factor F] [--resume [--allow-changed-settings]] [--no-progress]";
+                     "[--device cpu|cuda] [--precision fp32|bf16] [--model NAME [--aux]] [--init FILE] [--new-layer-factor F] [--resume [--allow-changed-settings]] [--no-progress]";
 const char* kHelp =
     "Trains the paper's 67-layer inception-residual model (or --model) from random weights (or --init) on\n"
     "DATA_DIR/<class>/<image>.\n"
@@ -25,6 +25,8 @@ const char* kHelp =
     "  --seed N           weights, split, shuffling and augmentation (default 0)\n"
     "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
+    "  --precision fp32|bf16  bf16: convolutions and fully connected layers in bfloat16, float32 weights\n"
+    "                     and sums (the CPU, with AVX512-BF16 or AMX; default fp32)\n"
     "  --model NAME       paper (default: the paper's 67-layer model), googlenet, resnet18 or inception-v3\n"
     "                     (torchvision's networks, docs/model.md; inception-v3 needs at least 75x75)\n"
     "  --aux              with googlenet or inception-v3: train their auxiliary classifiers too (extra\n"

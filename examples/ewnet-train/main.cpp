@@ -10,7 +10,7 @@
 int main(int argc, char** argv) {
   return cli::run("ewnet-train", kUsage, [&] {
     const cli::Args a(argc, argv,
-                      {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device", "model", "init",
+                      {"out", "epochs", "batch", "lr", "image-size", "seed", "split-file", "device", "precision", "model", "init",
                        "new-layer-factor", "schedule", "warmup", "recipe"},
                       {"resume", "allow-changed-settings", "no-progress", "aux"});
     if (a.help()) return cli::print_help(kUsage, kHelp);

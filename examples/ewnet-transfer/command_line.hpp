@@ -17,7 +17,8 @@ const char* kUsage = "ewnet-transfer [--source DIR --target DIR] [--out DIR] [--
                      "[--compare LIST] [--image-size N] [--source-epochs N] [--target-epochs N] [--batch N] "
                      "[--lr RATE] [--source-schedule cosine|constant] [--warmup N] [--target-lr RATE] "
                      "[--finetune-lr RATE] [--base-factor F] [--drop-period N] [--seed N] [--device cpu|cuda] "
-                     "[--model NAME [--aux]] [--init FILE] [--new-layer-factor F] [--augment standard|strong] "
+                     "[--precision fp32|bf16] [--model NAME [--aux]] [--init FILE] [--new-layer-factor F] "
+                     "[--augment standard|strong] "
                      "[--unlabeled DIR [--semi-supervised METHOD] [--transductive] [--threshold T] "
                      "[--unlabeled-weight W] [--unlabeled-ratio N] [--no-distribution-alignment]] [--resume] "
                      "[--no-progress]";
@@ -63,6 +64,8 @@ const char* kHelp =
     "  --source-split-file CSV, --target-split-file CSV   splits from files instead of a seeded 80/20\n"
     "  --seed N           everything random, the splits too (default 0)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"
+    "  --precision fp32|bf16  bf16: convolutions and fully connected layers in bfloat16, float32 weights\n"
+    "                     and sums (the CPU, with AVX512-BF16 or AMX; default fp32)\n"
     "  --resume           continue an interrupted run in OUT (finished stages are not repeated)\n"
     "  --no-progress      no progress bar on stderr\n"
     "  --model NAME       the network of all three stages: paper (default), googlenet, resnet18 or\n"

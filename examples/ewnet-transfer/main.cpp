@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
     const cli::Args a(argc, argv,
                       pipeline::with_group({"source", "target", "out", "image-size", "source-epochs", "target-epochs",
                                             "batch", "lr", "target-lr", "finetune-lr", "drop-period", "seed", "device",
-                                            "source-split-file", "target-split-file", "recipe", "compare",
+                                            "precision", "source-split-file", "target-split-file", "recipe", "compare",
                                             "base-factor", "source-schedule", "warmup", "model", "init",
                                             "new-layer-factor"},
                                            pipeline::kUnlabeledOptions),

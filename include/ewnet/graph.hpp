@@ -19,7 +19,11 @@
 //     frozen layer computes no weight gradients (Freezing saves compute, not just the update);
 //   - where outputs live: a layer whose only consumer is a depth concatenation writes straight into
 //     its channel slice of the concatenation's output, and reads its gradient from the matching
-//     slice of the concatenation's gradient.
+//     slice of the concatenation's gradient (on the CPU engine's blocked layout, for one sample a
+//     pass: oneDNN's fast kernels take no other batch stride);
+//   - in which layout each activation lives on the CPU engine (layout_plan.hpp): the engine's
+//     blocked layout from layer to layer, converted where a layer that cannot run on it reads or
+//     writes; everything a caller is handed (prediction(), activation(), output_gradient()) is plain.
 // Activations are allocated once per batch size and reused; a step allocates nothing.
 #pragma once
 
@@ -31,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include <ewnet/layers/batch_norm.hpp>
 #include <ewnet/layers/classification.hpp>
 #include <ewnet/layers/concat.hpp>
 #include <ewnet/layers/conv2d.hpp>
@@ -38,6 +43,8 @@
 #include <ewnet/layers/layer.hpp>
 #include <ewnet/layers/relu.hpp>
 #include <ewnet/layers/softmax.hpp>
+#include <ewnet/layout_plan.hpp>
+#include <ewnet/ops/elementwise.hpp>
 
 namespace ewnet {
 
@@ -139,6 +146,7 @@ class Model {
     resolve_edges();
     topological_order();
     infer_shapes();
+    for (Node& n : nodes_) n.layer->set_precision(precision_);  // layers added or replaced since
     plan_fusion();
     built_ = true;
     planned_trainable_.clear();
@@ -280,6 +288,7 @@ class Model {
   void backward() {
     EWNET_CHECK(loss_ready_, "backward: call forward(images, labels) first");
     std::fill(grad_written_.begin(), grad_written_.end(), false);
+    std::fill(other_grad_written_.begin(), other_grad_written_.end(), false);
     for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
       Node& n = nodes_[size_t(*it)];
       if (!n.runs_backward || (auxiliary_[size_t(*it)] && !aux_ran_)) continue;
@@ -292,11 +301,14 @@ class Model {
       // The argument lists were sized in allocate(); only the write modes change per step.
       BackwardArgs<T>& args = n.backward_args;
       args.context = last_context_;
+      fold_other_gradient(*it);
       for (size_t k = 0; k < n.in_idx.size(); ++k) {
         const size_t src = size_t(n.in_idx[k]);
         if (!args.dx[k]) continue;
-        args.dx_mode[k] = grad_written_[src] ? GradWrite::accumulate : GradWrite::overwrite;
-        grad_written_[src] = true;
+        // A converted copy's gradient is added up apart, then folded in before its producer runs.
+        std::vector<bool>& written = n.reads_other[k] && nodes_[src].other_is_copy ? other_grad_written_ : grad_written_;
+        args.dx_mode[k] = written[src] ? GradWrite::accumulate : GradWrite::overwrite;
+        written[src] = true;
       }
       n.layer->backward(args);
       n.layer->count_backward();
@@ -322,7 +334,7 @@ class Model {
   }
 
   /// The output of the last forward pass (class probabilities for a classifier).
-  const Tensor<T>& prediction() const { return nodes_[size_t(prediction_node_)].out; }
+  const Tensor<T>& prediction() const { return plain_output(nodes_[size_t(prediction_node_)]); }
   /// The name of the layer whose output is the prediction (the main loss layer's input).
   const std::string& prediction_layer() {
     build();
@@ -377,27 +389,48 @@ class Model {
     return nodes_[size_t(find_checked(name))].runs_backward;
   }
   /// The output of any layer from the last forward pass. A convolution whose output only feeds a
-  /// ReLU, in a pass that needs no gradient through them (inference, or a frozen base), has
-  /// written the ReLU's output directly and kept none of its own: asking for it is an error (read
-  /// the ReLU's, or turn the fusion off with set_inference_fusion(false)).
+  /// ReLU (or a batch normalization, then maybe a ReLU), in a pass that needs no gradient through
+  /// them (inference, or a frozen base), has written the last fused layer's output directly and
+  /// kept none of its own (nor has the batch normalization, when a ReLU follows it): asking for it
+  /// is an error (read the last layer's, or turn the fusion off with set_inference_fusion(false)).
   const Tensor<T>& activation(const std::string& name) {
     const int i = find_checked(name);
-    EWNET_CHECK_AS(GraphError, !(size_t(i) < fused_last_pass_.size() && fused_last_pass_[size_t(i)]),
-                   "the output of '", name, "' was not kept by the last pass: it was fused with the ReLU '",
-                   nodes_[size_t(fused_relu_[size_t(i)])].layer->name(), "' that follows it; read that layer's output, "
-                   "or call set_inference_fusion(false)");
-    return nodes_[size_t(i)].out;
+    if (size_t(i) < fused_last_pass_.size() && fused_last_pass_[size_t(i)]) {
+      const int conv = fused_into_[size_t(i)] >= 0 ? fused_into_[size_t(i)] : i;
+      const ConvFusion& f = conv_fusion_[size_t(conv)];
+      const std::string bn = f.bn >= 0 ? nodes_[size_t(f.bn)].layer->name() : "";
+      const std::string relu = f.relu >= 0 ? nodes_[size_t(f.relu)].layer->name() : "";
+      throw GraphError(str("the output of '", name, "' was not kept by the last pass: it was fused with ",
+                           bn.empty() || bn == name ? "" : "the batch normalization '" + bn + "'",
+                           bn.empty() || bn == name || relu.empty() ? "" : " and ",
+                           relu.empty() ? "" : "the ReLU '" + relu + "'",
+                           " that follows it; read that layer's output, or call set_inference_fusion(false)"));
+    }
+    return plain_copy(nodes_[size_t(i)].out, nodes_[size_t(i)].user_out);
   }
+
+  /// True when `name` writes straight into its slice of a concatenation's output (no copy); planned
+  /// per batch size, so after a forward pass.
+  bool in_place(const std::string& name) { return node(name).alias_of >= 0; }
+  /// The layout the last forward pass kept `name`'s output in: 0 plain, else the CPU engine's
+  /// channels per block (layout_plan.hpp). activation() hands it out plain either way.
+  int layout_of(const std::string& name) { return node(name).out.block(); }
 
   /// The inference path (on by default): a convolution whose output only feeds a ReLU computes
   /// max(0, conv + bias) straight into the ReLU's output, in one pass, and the ReLU is not run
   /// (bitwise the same result), wherever no backward pass reads their separate outputs: in
-  /// Mode::inference, and in training below the lowest trainable layer.
+  /// Mode::inference, and in training below the lowest trainable layer. On the CPU engine a batch
+  /// normalization that is a convolution's only reader and normalises with its running statistics
+  /// (inference, or frozen) is folded into the convolution's weights too, with the ReLU after it
+  /// (the same result to rounding; the same bits in inference and in a frozen base's training pass).
   void set_inference_fusion(bool on) { inference_fusion_ = on; }
   bool inference_fusion() const { return inference_fusion_; }
   /// The gradient with respect to a layer's output from the last backward pass (empty when that
   /// layer needed none).
-  const Tensor<T>& output_gradient(const std::string& name) { return node(name).grad; }
+  const Tensor<T>& output_gradient(const std::string& name) {
+    Node& n = node(name);
+    return plain_copy(n.grad, n.user_grad);
+  }
 
   // ---- parameters, device, summary -----------------------------------------------------------
 
@@ -437,7 +470,28 @@ class Model {
   }
   std::uint64_t seed() const { return seed_; }
 
+  /// The precision of the matrix products (precision.hpp): bf16 runs the convolutions and fully
+  /// connected layers with bfloat16 operands on the CPU engine, everything else (the master
+  /// weights, the gradients, the solver's state) staying float32. Only a float model on the CPU
+  /// engine takes it; elsewhere, and on a processor without AVX512-BF16 or AMX, it is an error
+  /// naming what is missing.
+  void set_precision(Precision p) {
+    if (p == Precision::bf16) {
+      EWNET_CHECK_AS(DeviceError, (std::is_same_v<T, float> && device_ == Device::cpu),
+                     "bfloat16 matrix products run on the CPU engine: a float model on the CPU (this one is ",
+                     std::is_same_v<T, float> ? "float" : "double", " on ", device_name(device_), ")");
+      EWNET_CHECK_AS(DeviceError, onednn::enabled(), "bfloat16 matrix products run on the CPU engine's primitives, "
+                     "which the reference path (EWNET_CPU_REFERENCE) turns off");
+      onednn::require_bf16();
+    }
+    precision_ = p;
+    for (Node& n : nodes_) n.layer->set_precision(p);
+  }
+  Precision precision() const { return precision_; }
+
   void to(Device device) {
+    EWNET_CHECK_AS(DeviceError, device == Device::cpu || precision_ == Precision::fp32,
+                   "a bfloat16 model runs on the CPU engine only; set_precision(Precision::fp32) first");
     if (device == Device::cuda) {
 #ifdef EWNET_WITH_CUDA
       EWNET_CHECK_AS(DeviceError, cuda::available(), "the CUDA device was asked for, but no CUDA GPU is present");
@@ -512,6 +566,10 @@ class Model {
   }
 
  private:
+  /// The layers a convolution runs inside itself on the inference path (node indices, or -1).
+  struct ConvFusion {
+    int bn = -1, relu = -1;
+  };
   struct Node {
     LayerPtr layer;
     std::vector<std::string> inputs;
@@ -527,6 +585,13 @@ class Model {
     std::vector<Param<T>*> params;  // the layer's parameters, listed once by build()
     std::vector<const Tensor<T>*> forward_inputs;  // built with the buffers, reused every step
     BackwardArgs<T> backward_args;
+    // The output and its gradient in the other layout, for consumers that read that one
+    // (layout_plan.hpp): a converted copy (refreshed after the layer runs; its gradient folded in
+    // before the layer's backward pass), or a view when both layouts hold the same bytes.
+    Tensor<T> other, other_grad;
+    bool other_is_copy = false;
+    std::vector<bool> reads_other;  // per input: this node reads the producer's `other`
+    Tensor<T> user_out, user_grad;  // plain copies handed out by activation() and output_gradient()
   };
 
   int find(const std::string& name) const {
@@ -724,22 +789,32 @@ class Model {
   void initialize_node(Node& n) {
     Random rng(seed_, hash_name(n.layer->name()));
     n.layer->initialize(rng);
+    for (Param<T>* p : n.layer->params()) p->changed();
     n.fresh = false;
   }
 
-  /// Marks softmax -> classification pairs for the fused gradient, and convolution -> ReLU pairs
-  /// for the inference path (the ReLU the only reader of the convolution's output).
+  /// Marks softmax -> classification pairs for the fused gradient, and what each convolution may
+  /// run inside itself on the inference path: the batch normalization that is the only reader of
+  /// its output, then the ReLU that is the only reader of that (or of the convolution's).
   void plan_fusion() {
-    fused_relu_.assign(nodes_.size(), -1);
-    relu_fused_by_pos_.assign(nodes_.size(), -1);
-    for (size_t k = 0; k < order_.size(); ++k) {
-      const int i = order_[k];
-      Node& n = nodes_[size_t(i)];
-      if (!dynamic_cast<Conv2d<T>*>(n.layer.get()) || n.consumers.size() != 1) continue;
-      const int j = n.consumers[0];
-      if (!dynamic_cast<Relu<T>*>(nodes_[size_t(j)].layer.get()) || nodes_[size_t(j)].in_idx.size() != 1) continue;
-      fused_relu_[size_t(i)] = j;
-      relu_fused_by_pos_[size_t(j)] = int(k);
+    conv_fusion_.assign(nodes_.size(), ConvFusion());
+    fused_into_.assign(nodes_.size(), -1);
+    const auto sole_reader = [&](int i) {
+      const Node& n = nodes_[size_t(i)];
+      if (n.consumers.size() != 1 || nodes_[size_t(n.consumers[0])].in_idx.size() != 1) return -1;
+      return n.consumers[0];
+    };
+    for (int i : order_) {
+      if (!dynamic_cast<Conv2d<T>*>(nodes_[size_t(i)].layer.get())) continue;
+      ConvFusion& f = conv_fusion_[size_t(i)];
+      int j = sole_reader(i);
+      if (j >= 0 && dynamic_cast<BatchNorm<T>*>(nodes_[size_t(j)].layer.get())) {
+        f.bn = j;
+        j = sole_reader(j);
+      }
+      if (j >= 0 && dynamic_cast<Relu<T>*>(nodes_[size_t(j)].layer.get())) f.relu = j;
+      if (f.bn >= 0) fused_into_[size_t(f.bn)] = i;
+      if (f.relu >= 0) fused_into_[size_t(f.relu)] = i;
     }
     for (Node& n : nodes_)
       if (auto* s = dynamic_cast<Softmax<T>*>(n.layer.get())) s->set_fused_with_loss(false);
@@ -777,18 +852,46 @@ class Model {
     if (built_) plan_backward();
   }
 
-  /// Allocates activations and gradients for a batch size, placing concatenation inputs in their
-  /// slices of the concatenated output.
+  /// The CPU engine's channels per block for this model's activations, or 0 (plain): only float
+  /// models on the CPU, with the primitives on (onednn::enabled()).
+  int engine_block() const {
+    if constexpr (std::is_same_v<T, float>)
+      if (onednn::runs_on(device_)) return onednn::preferred_block();
+    return 0;
+  }
+
+  /// The layout plan step (layout_plan.hpp) for the engine's current block.
+  void plan_layouts() {
+    const int block = engine_block();
+    std::vector<LayoutNode> info(nodes_.size());
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      std::vector<Shape> in;
+      for (int j : n.in_idx) in.push_back(nodes_[size_t(j)].shape);
+      info[size_t(i)].inputs = n.in_idx;
+      info[size_t(i)].rule = block ? n.layer->engine_layout(in, block) : EngineLayout::plain;
+    }
+    layouts_ = ewnet::plan_layouts(info, order_, block);
+  }
+
+  /// Allocates activations and gradients for a batch size in the planned layouts, placing
+  /// concatenation inputs in their slices of the concatenated output, and the converted copies
+  /// the plan asks for.
   void allocate(int batch) {
+    plan_layouts();
+    const auto layout = [&](int i) { return layouts_.output[size_t(i)]; };
     for (Node& n : nodes_) n.alias_of = -1;
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
       if (!dynamic_cast<Concat<T>*>(n.layer.get())) continue;
+      // A blocked slice is a dense tensor for one sample only (oneDNN's fast kernels take no other
+      // batch stride; measured in docs/benchmarks.md): with more, the concatenation copies.
+      if (layout(i) && batch != 1) continue;
       int offset = 0;
       for (int j : n.in_idx) {
         Node& s = nodes_[size_t(j)];
         const bool placeable = s.consumers.size() == 1 && s.alias_of < 0 && j != input_node_ &&
-                               !dynamic_cast<Concat<T>*>(s.layer.get());
+                               !dynamic_cast<Concat<T>*>(s.layer.get()) && layout(j) == layout(i);
         if (placeable) {
           s.alias_of = i;
           s.alias_offset = offset;
@@ -799,8 +902,8 @@ class Model {
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
       if (n.alias_of >= 0) continue;
-      n.out = Tensor<T>::empty(n.shape.with_batch(batch), device_);
-      n.grad = n.needs_grad ? Tensor<T>::empty(n.shape.with_batch(batch), device_) : Tensor<T>();
+      n.out = Tensor<T>::empty(n.shape.with_batch(batch), device_, layout(i));
+      n.grad = n.needs_grad ? Tensor<T>::empty(n.shape.with_batch(batch), device_, layout(i)) : Tensor<T>();
     }
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
@@ -810,22 +913,80 @@ class Model {
       // The concat needs a gradient whenever one of its inputs does (it runs backward then).
       n.grad = n.needs_grad ? c.grad.channels(n.alias_offset, n.shape.c) : Tensor<T>();
     }
+    // The other layout where a consumer (or the caller, for the prediction) reads it.
+    std::vector<int> other_block(nodes_.size(), -1);
+    for (int i : order_)
+      for (size_t k = 0; k < nodes_[size_t(i)].in_idx.size(); ++k) {
+        const int j = nodes_[size_t(i)].in_idx[k];
+        if (layouts_.input[size_t(i)][k] != layout(j)) other_block[size_t(j)] = layouts_.input[size_t(i)][k];
+      }
+    if (layout(prediction_node_)) other_block[size_t(prediction_node_)] = 0;
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
+      n.other = n.other_grad = Tensor<T>();
+      n.other_is_copy = false;
+      const int b = other_block[size_t(i)];
+      if (b < 0) continue;
+      // One pixel a sample and whole blocks of channels: both layouts hold the same bytes.
+      const int blk = std::max(b, layout(i));
+      if (n.shape.plane() == 1 && n.shape.c % blk == 0) {
+        n.other = b ? n.out.blocked_view(b) : n.out.plain_view();
+        if (n.needs_grad) n.other_grad = b ? n.grad.blocked_view(b) : n.grad.plain_view();
+      } else {
+        n.other = Tensor<T>::empty(n.shape.with_batch(batch), device_, b);
+        if (n.needs_grad) n.other_grad = Tensor<T>::empty(n.shape.with_batch(batch), device_, b);
+        n.other_is_copy = true;
+      }
+    }
     // Argument lists point at the buffers above, so a step builds none of them.
-    for (Node& n : nodes_) {
+    for (int i : order_) {
+      Node& n = nodes_[size_t(i)];
       n.forward_inputs.clear();
+      n.reads_other.assign(n.in_idx.size(), false);
       BackwardArgs<T>& a = n.backward_args;
       a = BackwardArgs<T>();
       a.y = &n.out;
       a.dy = n.layer->is_loss() ? nullptr : &n.grad;
-      for (int j : n.in_idx) {
-        Node& s = nodes_[size_t(j)];
-        n.forward_inputs.push_back(&s.out);
-        a.x.push_back(&s.out);
-        a.dx.push_back(s.needs_grad ? &s.grad : nullptr);
+      for (size_t k = 0; k < n.in_idx.size(); ++k) {
+        Node& s = nodes_[size_t(n.in_idx[k])];
+        const bool other = layouts_.input[size_t(i)][k] != layout(n.in_idx[k]);
+        n.reads_other[k] = other;
+        n.forward_inputs.push_back(other ? &s.other : &s.out);
+        a.x.push_back(other ? &s.other : &s.out);
+        a.dx.push_back(s.needs_grad ? (other ? &s.other_grad : &s.grad) : nullptr);
         a.dx_mode.push_back(GradWrite::overwrite);
       }
     }
+    other_grad_written_.assign(nodes_.size(), false);
+    planned_block_ = layouts_.block;
     batch_ = batch;
+  }
+
+  /// After node `i` ran: its converted copy, if it has one, from its output.
+  void refresh_other(Node& n) {
+    if (n.other_is_copy) copy_gradient(n.out, n.other);
+  }
+  /// Before node `i`'s backward pass: the gradient its consumers left in its converted copy, added
+  /// to (or written over) its own.
+  void fold_other_gradient(int i) {
+    Node& n = nodes_[size_t(i)];
+    if (!other_grad_written_[size_t(i)]) return;
+    copy_gradient(n.other_grad, n.grad, grad_written_[size_t(i)] ? GradWrite::accumulate : GradWrite::overwrite);
+    grad_written_[size_t(i)] = true;
+    other_grad_written_[size_t(i)] = false;
+  }
+  /// A node's output as the caller sees it: plain.
+  const Tensor<T>& plain_output(const Node& n) const { return n.out.blocked() ? n.other : n.out; }
+  /// `t` itself when plain, else converted into `copy` (kept for the next call).
+  const Tensor<T>& plain_copy(const Tensor<T>& t, Tensor<T>& copy) const {
+    if (!t.blocked() || t.empty()) return t;
+    if (t.same_as_plain()) {
+      copy = t.plain_view();
+      return copy;
+    }
+    if (copy.shape() != t.shape() || copy.blocked() || copy.shares_storage_with(t)) copy = Tensor<T>::empty(t.shape(), device_);
+    copy_gradient(t, copy);
+    return copy;
   }
 
   /// Re-plans backward when a learning-rate factor changed since the last plan (factors may be
@@ -852,19 +1013,35 @@ class Model {
     static_cast<ImageInput<T>&>(*in.layer).check_batch(images);
     EWNET_CHECK_AS(DeviceError, images.device() == device_, "the batch is on ", device_name(images.device()),
                    " but the model is on ", device_name(device_));
-    if (batch_ != images.n()) allocate(images.n());
+    if (batch_ != images.n() || planned_block_ != engine_block()) allocate(images.n());
     nodes_[size_t(input_node_)].forward_inputs.assign(1, &images);
     run_layers(0, mode, with_loss);
   }
 
-  /// Runs the layers at positions [first, end) of the execution order, each planned convolution ->
-  /// ReLU pair as one step where no backward pass will read their separate outputs: in inference
-  /// mode, and in training mode below the lowest trainable layer (a frozen base).
+  /// The part of convolution i's planned fusion this pass runs: none where a backward pass will
+  /// read their separate outputs (training above a frozen base); the batch normalization only with
+  /// its running statistics (inference, or frozen) and on the CPU engine, which folds it.
+  ConvFusion active_fusion(int i, Mode mode) {
+    ConvFusion f = conv_fusion_[size_t(i)];
+    const auto no_backward = [&](int j) { return mode == Mode::inference || !nodes_[size_t(j)].runs_backward; };
+    if (!inference_fusion_ || !no_backward(i)) return ConvFusion();
+    if (f.bn >= 0) {
+      auto& bn = static_cast<BatchNorm<T>&>(*nodes_[size_t(f.bn)].layer);
+      const bool folds = engine_block() > 0 && no_backward(f.bn) && bn.uses_running_stats(ForwardContext{mode});
+      if (!folds) return ConvFusion();  // the ReLU reads the batch norm's output: it cannot run inside either
+    }
+    if (f.relu >= 0 && !no_backward(f.relu)) f.relu = -1;
+    return f;
+  }
+
+  /// Runs the layers at positions [first, end) of the execution order, each planned convolution
+  /// with the layers it runs inside itself (active_fusion) as one step.
   void run_layers(size_t first, Mode mode, bool with_loss) {
     last_context_ = ForwardContext{mode, iteration_};
     output_gradients_.clear();  // they belonged to the previous pass
     if (mode == Mode::training) ++iteration_;
     fused_last_pass_.assign(nodes_.size(), false);
+    ran_inside_.assign(nodes_.size(), false);
     // Auxiliary classifiers run in labelled training passes over the whole model only.
     aux_ran_ = !aux_loss_nodes_.empty() && with_loss && mode == Mode::training && first == 0;
     for (size_t k = first; k < order_.size(); ++k) {
@@ -872,15 +1049,29 @@ class Model {
       Node& n = nodes_[size_t(i)];
       if (n.layer->is_loss() && !with_loss) continue;
       if (auxiliary_[size_t(i)] && !aux_ran_) continue;
-      if (relu_fused_by_pos_[size_t(i)] >= int(first) && fused_last_pass_[size_t(n.in_idx[0])]) continue;
-      const int relu = fused_relu_[size_t(i)];
-      if (relu >= 0 && inference_fusion_ &&
-          (mode == Mode::inference || (!n.runs_backward && !nodes_[size_t(relu)].runs_backward))) {
-        static_cast<Conv2d<T>&>(*n.layer).forward_relu(n.forward_inputs, nodes_[size_t(relu)].out);
+      if (ran_inside_[size_t(i)]) continue;
+      const ConvFusion f = active_fusion(i, mode);
+      if (f.bn >= 0 || f.relu >= 0) {
+        auto& conv = static_cast<Conv2d<T>&>(*n.layer);
+        Node& last = nodes_[size_t(f.relu >= 0 ? f.relu : f.bn)];
+        if (f.bn >= 0) {
+          static_cast<BatchNorm<T>&>(*nodes_[size_t(f.bn)].layer).running_affine(fold_scale_, fold_shift_);
+          conv.forward_folded(n.forward_inputs, last.out, fold_scale_, fold_shift_, f.relu >= 0);
+          ran_inside_[size_t(f.bn)] = true;
+          fused_last_pass_[size_t(f.bn)] = f.relu >= 0;
+        } else {
+          conv.forward_relu(n.forward_inputs, last.out);
+        }
+        if (f.relu >= 0) ran_inside_[size_t(f.relu)] = true;
         fused_last_pass_[size_t(i)] = true;
+        refresh_other(last);
         continue;
       }
-      n.layer->forward(n.forward_inputs, n.out, last_context_);
+      // Layers keep nothing for a backward pass that will not run through them.
+      ForwardContext ctx = last_context_;
+      ctx.backward_follows = mode == Mode::training && n.runs_backward;
+      n.layer->forward(n.forward_inputs, n.out, ctx);
+      refresh_other(n);
     }
     loss_ready_ = with_loss;
   }
@@ -926,8 +1117,9 @@ class Model {
                    c.shape.hwc(), " a sample");
     EWNET_CHECK_AS(DeviceError, activations.device() == device_, "the activations are on ",
                    device_name(activations.device()), " but the model is on ", device_name(device_));
-    if (batch_ != activations.n()) allocate(activations.n());
-    c.out.copy_from(activations);
+    if (batch_ != activations.n() || planned_block_ != engine_block()) allocate(activations.n());
+    copy_gradient(activations, c.out);
+    refresh_other(c);
     run_layers(pos + 1, mode, with_loss);
   }
 
@@ -935,6 +1127,9 @@ class Model {
   std::vector<Node> nodes_;
   std::vector<int> order_;
   std::vector<bool> grad_written_;
+  std::vector<bool> other_grad_written_;  // per node: a consumer wrote its converted copy's gradient
+  LayoutPlan layouts_;                    // the layout of every activation (plan_layouts)
+  int planned_block_ = -1;                // the engine's block the buffers were laid out for
   std::vector<bool> planned_trainable_, trainable_now_;
   std::vector<Param<T>*> param_list_;  // every parameter in execution order, kept since build()
   int checked_cut_ = -1;               // the cut forward_from last accepted, valid until the plan changes
@@ -943,14 +1138,17 @@ class Model {
   std::vector<int> aux_loss_nodes_;    // the auxiliary classifiers' loss layers
   std::vector<bool> auxiliary_;        // per node: serves an auxiliary classifier only
   bool aux_ran_ = false;               // the last pass ran the auxiliary classifiers
-  std::vector<int> fused_relu_;         // per node: the ReLU a convolution applies in inference, or -1
-  std::vector<int> relu_fused_by_pos_;  // per node: a fused ReLU's convolution's place in order_, or -1
-  std::vector<bool> fused_last_pass_;  // per node: a convolution the last pass ran fused
+  std::vector<ConvFusion> conv_fusion_;  // per node: what a convolution may run inside itself
+  std::vector<int> fused_into_;          // per node: the convolution a batch norm or ReLU may run inside, or -1
+  std::vector<bool> fused_last_pass_;    // per node: its output was not kept by the last pass (fused)
+  std::vector<bool> ran_inside_;         // per node: the last pass ran it inside a convolution
+  std::vector<T> fold_scale_, fold_shift_;  // a folded batch norm's affine map, reused
   bool inference_fusion_ = true;
   bool built_ = false;
   bool loss_ready_ = false;
   int batch_ = -1;
   Device device_ = Device::cpu;
+  Precision precision_ = Precision::fp32;
   std::uint64_t iteration_ = 0;
   ForwardContext last_context_;
   std::vector<std::pair<int, Tensor<T>>> output_gradients_;  // add_output_gradient's, for the next backward

@@ -13,6 +13,7 @@
 
 #include <ewnet/blas.hpp>
 #include <ewnet/cpu_engine.hpp>
+#include <ewnet/model.hpp>
 
 using ewnet::cpu::cpu_engine;
 
@@ -41,6 +42,23 @@ TEST_CASE("a capped engine is reported as a generic fallback, with a warning", "
   CHECK(e.generic);
   CHECK(e.isa == "sse41");
   CHECK(e.warning().find("sse41") != std::string::npos);
+}
+
+TEST_CASE("bfloat16 is offered exactly where the engine has AVX512-BF16 or AMX", "[native][capped]") {
+  const auto& e = cpu_engine();
+  INFO(e.summary());
+  const bool has = e.isa.rfind("avx512_core_bf16", 0) == 0 || e.isa.rfind("avx512_core_amx", 0) == 0;
+  CHECK(ewnet::onednn::bf16_supported() == has);
+  ewnet::Model<float> m;
+  m.add(std::make_unique<ewnet::ImageInput<float>>("input", 3, 8, 8));
+  m.add(std::make_unique<ewnet::FullyConnected<float>>("fc", 2));
+  if (has) {
+    CHECK_NOTHROW(m.set_precision(ewnet::Precision::bf16));
+  } else {
+    // Capped to SSE4.1 (engine:capped) or a processor without them: an error naming what is missing.
+    CHECK_THROWS_WITH(m.set_precision(ewnet::Precision::bf16),
+                      Catch::Contains("AVX512-BF16 or AMX") && Catch::Contains(e.isa));
+  }
 }
 
 TEST_CASE("GEMM through the engine matches the double-precision loop", "[native][capped]") {

@@ -14,6 +14,7 @@
 #include <ewnet/data/image.hpp>
 #include <ewnet/io/checkpoint.hpp>
 #include <ewnet/models/paper_model.hpp>
+#include <ewnet/onednn/adapter.hpp>
 
 #include "test_files.hpp"
 
@@ -302,5 +303,42 @@ TEST_CASE("ewnet-train --aux trains GoogLeNet's auxiliary classifiers and fine-t
                             "\" --epochs 2 --batch 8 --image-size 32 --no-progress");
   REQUIRE(s6 == 1);
   REQUIRE_THAT(o6, Catch::Contains("another network") && Catch::Contains("layers only in the checkpoint: 'aux1."));
+}
+TEST_CASE("precision bf16 trains and fine-tunes in bfloat16 where the processor has it, a clear error elsewhere",
+          "[programs][bf16]") {
+  namespace fs = std::filesystem;
+  const TinyRun t("ewnet_test_precision");
+  const fs::path& dir = t.dir;
+  const std::string &source = t.source, &target = t.target, &train = t.train, &finetune = t.finetune, &quick = t.quick;
+  // Capped below AVX512-BF16 (what a processor without it gets): refused before the data are read.
+  const auto [s1, o1] = run("ONEDNN_MAX_CPU_ISA=AVX512_CORE DNNL_MAX_CPU_ISA=AVX512_CORE " + train + " \"" + source +
+                            "\" --precision bf16 --out \"" + (dir / "capped").string() + "\"" + quick);
+  CHECK(s1 == 1);
+  CHECK_THAT(o1, Catch::Contains("bfloat16 matrix products need a processor with AVX512-BF16 or AMX") &&
+                     Catch::Contains("--precision fp32"));
+  CHECK(!fs::exists(dir / "capped" / "last.safetensors"));
+  for (const char* bad : {" --precision fp16", " --precision bf16 --device cuda"}) {
+    INFO(bad);
+    const auto [s, o] = run(train + " \"" + source + "\"" + bad + quick);
+    CHECK(s == 2);
+    CHECK_THAT(o, Catch::Contains("--precision"));
+  }
+  if (!ewnet::onednn::bf16_supported()) {
+    WARN("this processor has no AVX512-BF16 or AMX: the bfloat16 run is not tried (the error above is)");
+    return;
+  }
+  const auto [s2, o2] = run(train + " \"" + source + "\" --precision bf16 --out \"" + (dir / "bf16").string() + "\"" + quick);
+  INFO(o2);
+  REQUIRE(s2 == 0);
+  CHECK_THAT(o2, Catch::Contains("(bfloat16 matrix products)"));
+  std::ifstream report(dir / "bf16" / "report.json");
+  const std::string json((std::istreambuf_iterator<char>(report)), std::istreambuf_iterator<char>());
+  CHECK_THAT(json, Catch::Contains("\"compute_precision\": \"bf16\""));
+  // Fine-tuning the bfloat16 run's checkpoint (float32 weights, as every checkpoint) in bfloat16.
+  const auto [s3, o3] = run(finetune + " \"" + (dir / "bf16" / "best.safetensors").string() + "\" \"" + target +
+                            "\" --precision bf16 --epochs 1 --no-progress --out \"" + (dir / "ft").string() + "\"");
+  INFO(o3);
+  REQUIRE(s3 == 0);
+  CHECK_THAT(o3, Catch::Contains("(bfloat16 matrix products)"));
 }
 #endif

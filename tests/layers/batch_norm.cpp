@@ -63,3 +63,18 @@ TEST_CASE("batch normalization backward matches finite differences", "[batch_nor
     check_gradients(bn, {random_tensor<double>({2, 3, 2, 2}, rng)}, {Mode::inference, 0});
   }
 }
+
+TEST_CASE("batch normalization on the CPU engine matches the reference loops", "[batch_norm][engine]") {
+  Random rng(75);
+  for (const Shape s : {Shape{4, 20, 5, 6}, Shape{2, 16, 3, 3}, Shape{8, 3, 1, 1}}) {
+    INFO("input " << s);
+    const Tensor<float> x = random_tensor<float>(s, rng, -1, 3);
+    BatchNorm<float> training("bn");
+    check_engine_against_reference(training, {x}, {Mode::training}, 1e-4);
+    BatchNorm<float> inference("bn");
+    inference.setup({s}, Device::cpu);
+    inference.state()[0].tensor->copy_from(random_tensor<float>({1, s.c, 1, 1}, rng, -1, 1));
+    inference.state()[1].tensor->copy_from(random_tensor<float>({1, s.c, 1, 1}, rng, 0.5, 2));
+    check_engine_against_reference(inference, {x}, {Mode::inference}, 1e-5);
+  }
+}

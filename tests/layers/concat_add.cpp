@@ -26,3 +26,13 @@ TEST_CASE("element-wise addition adds, and passes the gradient to every input", 
   check_gradients(add, {a, b});
   REQUIRE_THROWS_AS(add.setup({Shape{1, 2, 3, 3}, Shape{1, 3, 3, 3}}, Device::cpu), ShapeError);
 }
+
+TEST_CASE("addition and concatenation on the CPU engine match the reference loops", "[add][concat][engine]") {
+  Random rng(23);
+  Add<float> add("add");
+  check_engine_against_reference(add, {random_tensor<float>({3, 20, 5, 7}, rng), random_tensor<float>({3, 20, 5, 7}, rng)},
+                                 {Mode::training}, 0);
+  Concat<float> cat("cat");
+  check_engine_against_reference(cat, {random_tensor<float>({2, 5, 4, 4}, rng), random_tensor<float>({2, 16, 4, 4}, rng)},
+                                 {Mode::training}, 0, 2);
+}

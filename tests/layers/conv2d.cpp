@@ -148,3 +148,67 @@ TEST_CASE("conv2d with asymmetric kernels and paddings (Inception-v3's 1x7 and 7
     REQUIRE(make_layer<double>("conv2d", "c", conv.config())->describe() == conv.describe());
   }
 }
+
+TEST_CASE("conv2d on the CPU engine matches the reference loops, forward and backward", "[conv2d][engine]") {
+  Random rng(15);
+  // Channel counts off the engine's blocks of 8 and 16, strides, paddings, asymmetric kernels.
+  struct Engine {
+    int n, c, h, w, k, kh, kw, stride, pad_h, pad_w;
+    bool bias;
+  };
+  for (const Engine t : {Engine{3, 3, 13, 11, 20, 7, 7, 2, 3, 3, true}, Engine{2, 20, 9, 9, 33, 3, 3, 1, 1, 1, true},
+                         Engine{2, 17, 8, 8, 16, 1, 1, 1, 0, 0, false}, Engine{2, 16, 8, 7, 5, 5, 5, 2, 2, 2, true},
+                         Engine{1, 8, 9, 8, 12, 1, 7, 1, 0, 3, true}, Engine{2, 6, 6, 6, 4, 3, 3, 3, 0, 0, true}}) {
+    Conv2dOptions o;
+    o.filters = t.k;
+    o.kernel_h = t.kh;
+    o.kernel_w = t.kw;
+    o.stride = t.stride;
+    o.padding = t.pad_h;
+    o.padding_w = t.pad_w;
+    o.bias = t.bias;
+    INFO(t.c << "x" << t.h << "x" << t.w << " -> " << t.k << ", " << t.kh << "x" << t.kw << " stride " << t.stride);
+    Conv2d<float> conv("conv", o);
+    check_engine_against_reference(conv, {random_tensor<float>({t.n, t.c, t.h, t.w}, rng)});
+  }
+}
+
+TEST_CASE("conv2d with its ReLU on the CPU engine equals the convolution then the ReLU, bitwise", "[conv2d][engine]") {
+  Random rng(16);
+  Conv2dOptions o;
+  o.filters = 19;
+  o.padding = 1;
+  Conv2d<float> conv("conv", o);
+  const Tensor<float> x = random_tensor<float>({3, 10, 7, 7}, rng);
+  run_forward<float>(conv, {x});  // the weights are reordered once, then kept
+  std::uint64_t before = onednn::executed();
+  const Tensor<float> plain = run_forward<float>(conv, {x});
+  const std::uint64_t convolution = onednn::executed() - before;
+  relu_forward(plain, plain);
+  Tensor<float> fused({3, 19, 7, 7});
+  std::vector<const Tensor<float>*> in{&x};
+  before = onednn::executed();
+  conv.forward_relu(in, fused);
+  REQUIRE(onednn::executed() - before == convolution);  // the ReLU is a post-op, no primitive of its own
+  REQUIRE(bitwise_equal(fused, plain));
+}
+
+TEST_CASE("conv2d in bfloat16 on the CPU engine stays within bfloat16's rounding of float32", "[conv2d][engine][bf16]") {
+  if (!onednn::bf16_supported()) {
+    WARN("no AVX512-BF16 or AMX here: bfloat16 is refused (tests/engine checks the message)");
+    return;
+  }
+  Random rng(17);
+  Conv2dOptions o;
+  o.filters = 24;
+  o.padding = 1;
+  Conv2d<float> conv("conv", o);
+  const Tensor<float> x = random_tensor<float>({3, 20, 9, 9}, rng);
+  // Operands rounded to 8 bits of mantissa, sums in float32: a few tenths of a percent of the
+  // largest value; a wrong layout or a lost conversion is off by the values themselves.
+  check_engine_against_reference(conv, {x}, {Mode::training}, 1e-2, 3, Precision::bf16);
+  // And it does run in bfloat16: not the float32 result.
+  const std::vector<float> fp32 = run_forward<float>(conv, {x}).to_vector();
+  conv.set_precision(Precision::bf16);
+  REQUIRE(run_forward<float>(conv, {x}).to_vector() != fp32);
+}

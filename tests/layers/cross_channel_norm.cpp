@@ -69,3 +69,16 @@ TEST_CASE("cross-channel normalization backward matches finite differences", "[l
     check_gradients(lrn, {random_tensor<double>({2, 6, 3, 2}, rng, -2, 2)});
   }
 }
+
+TEST_CASE("cross-channel normalization on the CPU engine matches the reference loops", "[lrn][engine]") {
+  Random rng(64);
+  for (const CrossChannelNormParams p : {CrossChannelNormParams{5, 1e-4, 0.75, 1.0}, CrossChannelNormParams{3, 0.5, 0.6, 2.0},
+                                         CrossChannelNormParams{5, 2.0, 0.75, 2.0}}) {
+    INFO("window " << p.window << " alpha " << p.alpha << " beta " << p.beta << " k " << p.k);
+    CrossChannelNorm<float> lrn("lrn", p);
+    check_engine_against_reference(lrn, {random_tensor<float>({3, 21, 6, 5}, rng, -2, 2)});
+  }
+  // An even window is not centred, which oneDNN's LRN is: it stays on the loops.
+  CrossChannelNorm<float> even("lrn", CrossChannelNormParams{4, 0.5, 0.75, 2.0});
+  check_engine_against_reference(even, {random_tensor<float>({2, 9, 4, 4}, rng, -2, 2)}, {Mode::training}, 2e-5, 0);
+}

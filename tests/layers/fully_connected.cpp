@@ -35,3 +35,24 @@ TEST_CASE("fully connected reads a channel-slice input", "[fully_connected][view
   REQUIRE(!slice.contiguous());
   REQUIRE(bitwise_equal(run_forward<double>(fc, {slice}), run_forward<double>(fc, {dense})));
 }
+
+TEST_CASE("fully connected on the CPU engine matches the reference loops", "[fully_connected][engine]") {
+  Random rng(34);
+  for (const Shape s : {Shape{5, 7, 3, 2}, Shape{3, 32, 1, 1}, Shape{1, 20, 4, 4}}) {
+    INFO("input " << s);
+    FullyConnected<float> fc("fc", 9);
+    check_engine_against_reference(fc, {random_tensor<float>(s, rng)});
+  }
+}
+
+TEST_CASE("fully connected in bfloat16 on the CPU engine stays within bfloat16's rounding of float32",
+          "[fully_connected][engine][bf16]") {
+  if (!onednn::bf16_supported()) {
+    WARN("no AVX512-BF16 or AMX here: bfloat16 is refused (tests/engine checks the message)");
+    return;
+  }
+  Random rng(35);
+  FullyConnected<float> fc("fc", 9);
+  check_engine_against_reference(fc, {random_tensor<float>({5, 32, 2, 2}, rng)}, {Mode::training}, 1e-2, 3,
+                                 Precision::bf16);
+}

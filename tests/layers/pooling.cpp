@@ -155,3 +155,53 @@ TEST_CASE("adaptive average pooling backward matches finite differences", "[pool
   }
   REQUIRE_THROWS_WITH(AdaptiveAvgPool<double>("bad", 0, 4), Catch::Contains("between 1x1 and 4096x4096"));
 }
+
+TEST_CASE("pooling on the CPU engine matches the reference loops, forward and backward", "[pooling][engine]") {
+  Random rng(56);
+  for (const PoolOptions& o : {PoolOptions{3, 2, 1}, PoolOptions{3, 1, 1}, PoolOptions{2, 2, 0}, PoolOptions{3, 2, 0, true},
+                               PoolOptions{5, 3, 2}}) {
+    INFO("kernel " << o.kernel << " stride " << o.stride << " padding " << o.padding << (o.ceil_mode ? " ceil" : ""));
+    // ReLU'd inputs: many ties at zero, which both paths send to the first maximum of the window.
+    Tensor<float> x = random_tensor<float>({3, 20, 11, 9}, rng);
+    relu_forward(x, x);
+    MaxPool<float> maxp("max", o);
+    check_engine_against_reference(maxp, {x});
+    if (!o.ceil_mode) {
+      AvgPool<float> avgp("avg", o);
+      check_engine_against_reference(avgp, {x});
+    }
+  }
+  GlobalAvgPool<float> gap("gap");
+  check_engine_against_reference(gap, {random_tensor<float>({3, 20, 7, 5}, rng)});
+  AdaptiveAvgPool<float> uniform("adaptive", 3, 2);  // 9x8 -> 3x2: windows of 3x4, plain average pooling
+  check_engine_against_reference(uniform, {random_tensor<float>({2, 5, 9, 8}, rng)});
+  AdaptiveAvgPool<float> uneven("adaptive", 4, 4);  // 14x14 -> 4x4: windows of unequal size, the loops
+  check_engine_against_reference(uneven, {random_tensor<float>({2, 5, 14, 14}, rng)}, {Mode::training}, 2e-5, 0);
+}
+
+TEST_CASE("max pooling on the CPU engine keeps its argmax only when a backward pass follows", "[pooling][engine]") {
+  Random rng(57);
+  MaxPool<float> maxp("max", PoolOptions{3, 2, 1});
+  const Tensor<float> x = random_tensor<float>({2, 16, 8, 8}, rng);
+  Tensor<float> y({2, 16, 4, 4}), dy = random_tensor<float>({2, 16, 4, 4}, rng), dx({2, 16, 8, 8});
+  std::vector<const Tensor<float>*> in{&x};
+  BackwardArgs<float> args;
+  args.x = in;
+  args.y = &y;
+  args.dy = &dy;
+  args.dx = {&dx};
+  args.dx_mode = {GradWrite::overwrite};
+  ForwardContext keep{Mode::training};
+  maxp.forward(in, y, keep);
+  std::uint64_t before = onednn::executed();
+  maxp.backward(args);
+  REQUIRE(onednn::executed() == before + 1);  // the kept argmax
+  const std::vector<float> kept = dx.to_vector();
+  ForwardContext none{Mode::inference};
+  none.backward_follows = false;
+  maxp.forward(in, y, none);
+  before = onednn::executed();
+  maxp.backward(args);
+  REQUIRE(onednn::executed() == before + 2);  // the argmax found again, then the backward pass
+  REQUIRE(dx.to_vector() == kept);
+}

@@ -17,3 +17,16 @@ TEST_CASE("relu backward matches finite differences", "[relu][gradient]") {
   Relu<double> relu("relu");
   check_gradients(relu, {Tensor<double>::from_vector({2, 3, 4, 3}, v)});
 }
+
+TEST_CASE("relu on the CPU engine matches the reference loops, dense and in a channel slice", "[relu][engine]") {
+  Random rng(22);
+  Relu<float> relu("relu");
+  check_engine_against_reference(relu, {random_tensor<float>({3, 20, 5, 7}, rng)}, {Mode::training}, 0, 2);
+  // Output in a concatenation's slice (another batch stride): the loops, with the same result.
+  const Tensor<float> x = random_tensor<float>({3, 4, 5, 5}, rng);
+  Tensor<float> big({3, 9, 5, 5}), alone({3, 4, 5, 5});
+  std::vector<const Tensor<float>*> in{&x};
+  relu.forward(in, big.channels(2, 4), {});
+  relu.forward(in, alone, {});
+  REQUIRE(bitwise_equal(big.channels(2, 4), alone));
+}

@@ -170,6 +170,7 @@ std::map<std::string, std::string> load_checkpoint_tensors(Model<T>& model, cons
     std::memcpy(v.data(), c.source->bytes.data(), c.source->bytes.size());
     c.target->copy_from(Tensor<T>::from_vector(c.target->shape(), v));
   }
+  for (auto& [layer, p] : model.parameters()) p->changed();
   if (!options.skip_layers.count(model.input_layer().name())) model.input_layer().refresh_derived();
   auto it = f.metadata.find("ewnet.iteration");
   if (it != f.metadata.end() && options.load_momentum) model.set_iteration(std::stoull(it->second));

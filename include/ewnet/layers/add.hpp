@@ -15,6 +15,7 @@ class Add : public Layer<T> {
   std::string describe() const override { return "element-wise addition"; }
   int min_inputs() const override { return 2; }
   int max_inputs() const override { return -1; }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::follows_input; }
 
   Shape setup(const std::vector<Shape>& in, Device) override {
     for (size_t i = 1; i < in.size(); ++i)

@@ -35,16 +35,30 @@ class BatchNorm : public Layer<T> {
     return in[0];
   }
   void initialize(Random&) override { initialize_defaults(); }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::follows_input; }
 
   /// Uses the running statistics in this step (inference, or frozen in training).
   bool uses_running_stats(const ForwardContext& ctx) { return ctx.mode == Mode::inference || this->frozen(); }
+  /// The affine map the layer applies with its running statistics, y = scale * x + shift per
+  /// channel: scale = gamma / sqrt(var + eps), shift = beta - mean * scale (host vectors; what a
+  /// convolution before it folds into its weights on the inference path).
+  void running_affine(std::vector<T>& scale, std::vector<T>& shift) const {
+    const std::vector<T> g = scale_.value.to_vector(), b = offset_.value.to_vector();
+    const std::vector<T> mean = running_mean_.to_vector(), var = running_var_.to_vector();
+    scale.resize(g.size());
+    shift.resize(g.size());
+    for (size_t c = 0; c < g.size(); ++c) {
+      scale[c] = T(double(g[c]) / std::sqrt(double(var[c]) + p_.epsilon));
+      shift[c] = b[c] - mean[c] * scale[c];
+    }
+  }
 
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext& ctx) override {
     if (uses_running_stats(ctx))
       batch_norm_forward_inference(*x[0], scale_.value, offset_.value, running_mean_, running_var_, y, p_);
     else
       batch_norm_forward_training(*x[0], scale_.value, offset_.value, y, saved_mean_, saved_invstd_, running_mean_,
-                                  running_var_, p_);
+                                  running_var_, p_, &cache_);
   }
   void backward(const BackwardArgs<T>& a) override {
     const Tensor<T>* dg = scale_.trainable() ? &scale_.grad : nullptr;
@@ -54,7 +68,8 @@ class BatchNorm : public Layer<T> {
       batch_norm_backward_inference(*a.x[0], *a.dy, scale_.value, running_mean_, running_var_, a.dx[0], mode, dg, db,
                                     p_);
     else
-      batch_norm_backward_training(*a.x[0], *a.dy, scale_.value, saved_mean_, saved_invstd_, a.dx[0], mode, dg, db);
+      batch_norm_backward_training(*a.x[0], *a.dy, scale_.value, saved_mean_, saved_invstd_, a.dx[0], mode, dg, db, p_,
+                                   &cache_);
   }
 
   std::vector<Param<T>*> params() override { return {&scale_, &offset_}; }
@@ -85,6 +100,7 @@ class BatchNorm : public Layer<T> {
   BatchNormParams p_;
   Param<T> scale_, offset_;
   Tensor<T> running_mean_, running_var_, saved_mean_, saved_invstd_;
+  onednn::LayerCache cache_;  // the CPU engine's batch variance of the last training pass
 };
 
 }  // namespace ewnet

@@ -19,6 +19,13 @@ class Concat : public Layer<T> {
   std::string describe() const override { return "depth concatenation"; }
   int min_inputs() const override { return 2; }
   int max_inputs() const override { return -1; }
+  /// On the engine's layout when every input but the last fills whole blocks (a slice of blocked
+  /// channels must start and end on a block boundary).
+  EngineLayout engine_layout(const std::vector<Shape>& in, int block) const override {
+    for (size_t i = 0; i + 1 < in.size(); ++i)
+      if (in[i].c % block != 0) return EngineLayout::plain;
+    return EngineLayout::follows_input;
+  }
 
   Shape setup(const std::vector<Shape>& in, Device) override {
     Shape out = in[0];
@@ -34,7 +41,7 @@ class Concat : public Layer<T> {
     int c0 = 0;
     for (const Tensor<T>* in : x) {
       Tensor<T> slice = y.channels(c0, in->c());
-      if (!slice.same_view(*in)) slice.copy_from(*in);
+      if (!slice.same_view(*in)) copy_gradient(*in, slice);
       c0 += in->c();
     }
   }

@@ -47,6 +47,8 @@ class Conv2d : public Layer<T> {
                opt_.bias ? "" : ", no bias");
   }
   const Conv2dGeometry& geometry() const { return geom_; }
+  void set_precision(Precision p) override { cache_.bf16 = fold_cache_.bf16 = p == Precision::bf16; }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::blocked; }
   const Conv2dOptions& options() const { return opt_; }
 
   Shape setup(const std::vector<Shape>& in, Device device) override {
@@ -70,19 +72,32 @@ class Conv2d : public Layer<T> {
   }
 
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
-    conv2d_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, y, geom_);
+    conv2d_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, y, geom_, engine_cache());
   }
 
   /// The forward pass with the ReLU that follows it applied on the way, written to that ReLU's
   /// output (Model's inference path; nothing of it is needed for a backward pass).
   void forward_relu(const std::vector<const Tensor<T>*>& x, const Tensor<T>& relu_out) {
-    conv2d_relu_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, relu_out, geom_);
+    conv2d_relu_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, relu_out, geom_, engine_cache());
+  }
+
+  /// The forward pass with the batch normalization after it folded in, and its ReLU if `relu`,
+  /// written to the last of them's output (Model's inference path on the CPU engine). With running
+  /// statistics batch normalization is y = scale * x + shift per channel (BatchNorm::running_affine),
+  /// so it is the convolution with weights scale[k] * w[k] and bias scale[k] * b[k] + shift[k]; the
+  /// folded weights are kept while the weights, bias, scale and shift are unchanged.
+  void forward_folded(const std::vector<const Tensor<T>*>& x, const Tensor<T>& out, const std::vector<T>& scale,
+                      const std::vector<T>& shift, bool relu) {
+    refold(scale, shift);
+    if (relu) conv2d_relu_forward(*x[0], folded_weight_, &folded_bias_, out, geom_, &fold_cache_);
+    else conv2d_forward(*x[0], folded_weight_, &folded_bias_, out, geom_, &fold_cache_);
   }
 
   void backward(const BackwardArgs<T>& a) override {
-    if (a.dx[0]) conv2d_backward_data(*a.dy, weight_.value, *a.dx[0], geom_, a.dx_mode[0]);
-    if (weight_.trainable()) conv2d_backward_filter(*a.x[0], *a.dy, weight_.grad, geom_);
-    if (opt_.bias && bias_.trainable()) conv2d_backward_bias(*a.dy, bias_.grad);
+    if (a.dx[0]) conv2d_backward_data(*a.dy, weight_.value, *a.dx[0], geom_, a.dx_mode[0], engine_cache());
+    const Tensor<T>* dw = weight_.trainable() ? &weight_.grad : nullptr;
+    const Tensor<T>* db = opt_.bias && bias_.trainable() ? &bias_.grad : nullptr;
+    conv2d_backward_weights(*a.x[0], *a.dy, dw, db, weight_.value.shape(), geom_, engine_cache());
   }
 
   std::vector<Param<T>*> params() override {
@@ -105,9 +120,43 @@ class Conv2d : public Layer<T> {
   }
 
  private:
+  void refold(const std::vector<T>& scale, const std::vector<T>& shift) {
+    if (folded_from_ == std::make_pair(weight_.version, bias_.version) && scale == fold_scale_ && shift == fold_shift_ &&
+        folded_weight_.shape() == weight_.value.shape())
+      return;
+    const Shape ws = weight_.value.shape();
+    const std::vector<T> w = weight_.value.to_vector();
+    const std::vector<T> b = opt_.bias ? bias_.value.to_vector() : std::vector<T>(size_t(ws.n), T(0));
+    std::vector<T> fw(w.size()), fb(size_t(ws.n));
+    const size_t per = ws.sample_size();
+    for (size_t k = 0; k < size_t(ws.n); ++k) {
+      for (size_t i = 0; i < per; ++i) fw[k * per + i] = w[k * per + i] * scale[k];
+      fb[k] = b[k] * scale[k] + shift[k];
+    }
+    folded_weight_ = Tensor<T>::from_vector(ws, fw, weight_.value.device());
+    folded_bias_ = Tensor<T>::from_vector({1, ws.n, 1, 1}, fb, weight_.value.device());
+    folded_from_ = {weight_.version, bias_.version};
+    fold_scale_ = scale;
+    fold_shift_ = shift;
+    ++fold_cache_.weights_version;
+  }
+
+  /// The CPU engine's cache, told the weights' current version.
+  onednn::LayerCache* engine_cache() {
+    cache_.weights_version = weight_.version;
+    return &cache_;
+  }
+
   Conv2dOptions opt_;
   Conv2dGeometry geom_;
   Param<T> weight_, bias_;
+  onednn::LayerCache cache_;
+  // The inference path's weights and bias with a batch normalization folded in (forward_folded),
+  // what they were made from, and their own engine cache.
+  Tensor<T> folded_weight_, folded_bias_;
+  std::pair<std::uint64_t, std::uint64_t> folded_from_{~std::uint64_t(0), 0};
+  std::vector<T> fold_scale_, fold_shift_;
+  onednn::LayerCache fold_cache_;
 };
 
 }  // namespace ewnet

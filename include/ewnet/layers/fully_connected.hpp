@@ -21,6 +21,8 @@ class FullyConnected : public Layer<T> {
   std::string type() const override { return "fully_connected"; }
   std::string describe() const override { return str("fully connected, ", outputs_, " outputs"); }
   int outputs() const { return outputs_; }
+  void set_precision(Precision p) override { cache_.bf16 = p == Precision::bf16; }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::reads_any; }
 
   Shape setup(const std::vector<Shape>& in, Device device) override {
     const int D = int(in[0].sample_size());
@@ -35,12 +37,12 @@ class FullyConnected : public Layer<T> {
     bias_.value.zero();
   }
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
-    fully_connected_forward(*x[0], weight_.value, &bias_.value, y);
+    fully_connected_forward(*x[0], weight_.value, &bias_.value, y, engine_cache());
   }
   void backward(const BackwardArgs<T>& a) override {
-    if (a.dx[0]) fully_connected_backward_data(*a.dy, weight_.value, *a.dx[0], a.dx_mode[0]);
+    if (a.dx[0]) fully_connected_backward_data(*a.dy, weight_.value, *a.dx[0], a.dx_mode[0], engine_cache());
     fully_connected_backward_weights(*a.x[0], *a.dy, weight_.trainable() ? &weight_.grad : nullptr,
-                                     bias_.trainable() ? &bias_.grad : nullptr);
+                                     bias_.trainable() ? &bias_.grad : nullptr, engine_cache());
   }
   std::vector<Param<T>*> params() override { return {&weight_, &bias_}; }
   Param<T>& weight() { return weight_; }
@@ -53,9 +55,16 @@ class FullyConnected : public Layer<T> {
   }
 
  private:
+  /// The CPU engine's cache, told the weights' current version.
+  onednn::LayerCache* engine_cache() {
+    cache_.weights_version = weight_.version;
+    return &cache_;
+  }
+
   int outputs_;
   Init init_;
   Param<T> weight_, bias_;
+  onednn::LayerCache cache_;
 };
 
 }  // namespace ewnet

@@ -14,6 +14,7 @@
 
 #include <ewnet/json.hpp>
 #include <ewnet/ops/common.hpp>
+#include <ewnet/precision.hpp>
 #include <ewnet/random.hpp>
 #include <ewnet/tensor.hpp>
 
@@ -54,8 +55,14 @@ struct Param {
   std::vector<int> dims;   // the logical shape written to checkpoints ([K, D] for a linear layer)
   double learn_rate_factor = 1;
   double l2_factor = 1;
+  /// Advanced whenever `value` changes (changed()): every writer of parameter values in ewnet calls
+  /// it (a solver step, loading a checkpoint, initialisation, a move to another device), and code
+  /// that writes value.data() itself must too. The CPU engine keeps the weights reordered into its
+  /// primitives' layout while the version is unchanged (onednn::LayerCache).
+  std::uint64_t version = 0;
 
   bool trainable() const { return learn_rate_factor != 0; }
+  void changed() { ++version; }
   size_t count() const { return value.size(); }
 
   void allocate(Shape shape, std::vector<int> logical_dims, Device device) {
@@ -64,9 +71,11 @@ struct Param {
     grad = Tensor<T>(shape, device);
     velocity = Tensor<T>(shape, device);
     dims = std::move(logical_dims);
+    changed();
   }
   void to(Device device) {
     if (value.device() == device) return;
+    changed();
     value = value.to(device);
     grad = grad.to(device);
     velocity = velocity.to(device);
@@ -82,10 +91,22 @@ struct StateTensor {
   std::vector<int> dims;
 };
 
+/// How a layer runs on the CPU engine's blocked layout (the plan step in layout_plan.hpp reads it).
+enum class EngineLayout {
+  plain,          // reads and writes plain tensors only
+  reads_any,      // reads either layout, writes plain
+  follows_input,  // runs in its input's layout and writes its output in it
+  blocked         // reads either layout, writes the engine's blocked layout
+};
+
 /// What a layer's forward pass is given besides its inputs.
 struct ForwardContext {
   Mode mode = Mode::inference;
   std::uint64_t iteration = 0;  // the model's step counter: dropout draws its mask from it
+  /// Whether a backward pass through this layer may follow. Model sets it false where none will
+  /// (inference, a frozen base): the CPU engine's layers then keep nothing for one (max pooling's
+  /// argmax, LRN's workspace); a backward pass after all recomputes what it needs.
+  bool backward_follows = true;
 };
 
 /// What a layer's backward pass reads and writes.
@@ -127,6 +148,14 @@ class Layer {
   virtual Shape setup(const std::vector<Shape>& inputs, Device device) = 0;
   /// Draws fresh initial parameters.
   virtual void initialize(Random&) {}
+  /// How the layer's float CPU path runs on the engine's layout in blocks of `block` channels,
+  /// for these per-sample input shapes (layout_plan.hpp). Plain unless a layer says otherwise.
+  virtual EngineLayout engine_layout(const std::vector<Shape>& /*inputs*/, int /*block*/) const {
+    return EngineLayout::plain;
+  }
+  /// The precision of the layer's matrix products, if it has any (Model::set_precision sets every
+  /// layer's; precision.hpp).
+  virtual void set_precision(Precision) {}
 
   virtual void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext& ctx) = 0;
   virtual void backward(const BackwardArgs<T>& args) = 0;

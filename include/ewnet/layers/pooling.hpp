@@ -23,6 +23,7 @@ class PoolBase : public Layer<T> {
     EWNET_CHECK(o.kernel > 0 && o.stride > 0 && o.padding >= 0 && o.padding < o.kernel, "pooling '", this->name(),
                 "': kernel and stride must be positive and padding in [0, kernel)");
   }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::follows_input; }
   Shape setup(const std::vector<Shape>& in, Device) override {
     const Shape& x = in[0];
     EWNET_CHECK_AS(ShapeError, x.h + 2 * geom_.pad_h >= geom_.kernel_h && x.w + 2 * geom_.pad_w >= geom_.kernel_w,
@@ -54,12 +55,15 @@ class MaxPool : public detail::PoolBase<T> {
   MaxPool(std::string name, PoolOptions o) : detail::PoolBase<T>(std::move(name), o) {}
   std::string type() const override { return "max_pool"; }
   std::string describe() const override { return "max pooling " + this->window(); }
-  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
-    max_pool_forward(*x[0], y, this->geom_);
+  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext& ctx) override {
+    max_pool_forward(*x[0], y, this->geom_, &cache_, ctx.backward_follows);
   }
   void backward(const BackwardArgs<T>& a) override {
-    if (a.dx[0]) max_pool_backward(*a.x[0], *a.y, *a.dy, *a.dx[0], this->geom_, a.dx_mode[0]);
+    if (a.dx[0]) max_pool_backward(*a.x[0], *a.y, *a.dy, *a.dx[0], this->geom_, a.dx_mode[0], &cache_);
   }
+
+ private:
+  onednn::LayerCache cache_;  // the argmax of the last forward pass that kept it
 };
 
 template <class T>
@@ -83,6 +87,7 @@ class GlobalAvgPool : public Layer<T> {
  public:
   explicit GlobalAvgPool(std::string name) : Layer<T>(std::move(name)) {}
   std::string type() const override { return "global_avg_pool"; }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::follows_input; }
   std::string describe() const override { return "global average pooling"; }
   Shape setup(const std::vector<Shape>& in, Device) override { return {1, in[0].c, 1, 1}; }
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
@@ -103,6 +108,11 @@ class AdaptiveAvgPool : public Layer<T> {
                 this->name(), "': output size ", out_h, "x", out_w, " must be between 1x1 and 4096x4096");
   }
   std::string type() const override { return "adaptive_avg_pool"; }
+  /// Plain average pooling, on the engine's layout, when the sizes divide (ops/pooling.hpp).
+  EngineLayout engine_layout(const std::vector<Shape>& in, int) const override {
+    return detail::adaptive_is_uniform(in[0].h, in[0].w, out_h_, out_w_) ? EngineLayout::follows_input
+                                                                          : EngineLayout::plain;
+  }
   std::string describe() const override { return str("adaptive average pooling to ", out_h_, "x", out_w_); }
   Shape setup(const std::vector<Shape>& in, Device) override { return {1, in[0].c, out_h_, out_w_}; }
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {

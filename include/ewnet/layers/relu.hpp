@@ -13,6 +13,7 @@ class Relu : public Layer<T> {
   std::string type() const override { return "relu"; }
   std::string describe() const override { return "ReLU"; }
   Shape setup(const std::vector<Shape>& in, Device) override { return in[0]; }
+  EngineLayout engine_layout(const std::vector<Shape>&, int) const override { return EngineLayout::follows_input; }
   void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
     relu_forward(*x[0], y);
   }

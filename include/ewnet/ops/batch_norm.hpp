@@ -11,10 +11,13 @@
 // Inference, and training with the layer frozen, use the running statistics; then y is an affine
 // function of x and dx = dy * gamma / sqrt(running_var + eps).
 // gamma, beta, the running statistics and the saved mean/invstd are [1, C, 1, 1].
+// CPU, float: oneDNN's batch normalization primitive (onednn/batch_norm.hpp); the loops below are
+// the reference (double, and float on the reference path).
 #pragma once
 
 #include <cmath>
 
+#include <ewnet/onednn/batch_norm.hpp>
 #include <ewnet/ops/common.hpp>
 
 namespace ewnet {
@@ -156,13 +159,19 @@ void batch_norm_backward_inference(const Tensor<T>& x, const Tensor<T>& dy, cons
 
 }  // namespace cpu
 
+/// `cache`, in all four: the layer's (the CPU engine keeps the batch variance there for backward),
+/// or null.
 template <class T>
 void batch_norm_forward_training(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta, const Tensor<T>& y,
                                  const Tensor<T>& saved_mean, const Tensor<T>& saved_invstd,
-                                 const Tensor<T>& running_mean, const Tensor<T>& running_var, const BatchNormParams& p) {
+                                 const Tensor<T>& running_mean, const Tensor<T>& running_var, const BatchNormParams& p,
+                                 onednn::LayerCache* cache = nullptr) {
   detail::check_same_shape("batch_norm_forward_training", "x", x, "y", y);
   EWNET_CHECK_AS(ShapeError, gamma.size() == size_t(x.c()), "batch_norm: ", gamma.size(), " scales for ", x.c(),
                  " channels");
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::batch_norm_forward_training(x, gamma, beta, y, saved_mean, saved_invstd, running_mean,
+                                                          running_var, p.epsilon, p.momentum, cache));
   EWNET_DISPATCH(x.device(), T, batch_norm_forward_training, x, gamma, beta, y, saved_mean, saved_invstd,
                  running_mean, running_var, p);
 }
@@ -174,6 +183,9 @@ void batch_norm_forward_inference(const Tensor<T>& x, const Tensor<T>& gamma, co
   detail::check_same_shape("batch_norm_forward_inference", "x", x, "y", y);
   EWNET_CHECK_AS(ShapeError, gamma.size() == size_t(x.c()), "batch_norm: ", gamma.size(), " scales for ", x.c(),
                  " channels");
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::batch_norm_forward(x, gamma, beta, y, onednn::detail::channel_vector(running_mean),
+                                                 onednn::detail::channel_vector(running_var), float(p.epsilon), true));
   EWNET_DISPATCH(x.device(), T, batch_norm_forward_inference, x, gamma, beta, running_mean, running_var, y, p);
 }
 
@@ -181,8 +193,13 @@ void batch_norm_forward_inference(const Tensor<T>& x, const Tensor<T>& gamma, co
 template <class T>
 void batch_norm_backward_training(const Tensor<T>& x, const Tensor<T>& dy, const Tensor<T>& gamma,
                                   const Tensor<T>& saved_mean, const Tensor<T>& saved_invstd, const Tensor<T>* dx,
-                                  GradWrite mode, const Tensor<T>* dgamma, const Tensor<T>* dbeta) {
+                                  GradWrite mode, const Tensor<T>* dgamma, const Tensor<T>* dbeta,
+                                  const BatchNormParams& p = {}, onednn::LayerCache* cache = nullptr) {
   detail::check_same_shape("batch_norm_backward_training", "x", x, "dy", dy);
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::batch_norm_backward_training(x, dy, gamma, saved_mean, saved_invstd, dx,
+                                                           mode == GradWrite::accumulate, dgamma, dbeta, p.epsilon,
+                                                           cache));
   EWNET_DISPATCH(x.device(), T, batch_norm_backward_training, x, dy, gamma, saved_mean, saved_invstd, dx, mode, dgamma,
                  dbeta);
 }
@@ -194,6 +211,11 @@ void batch_norm_backward_inference(const Tensor<T>& x, const Tensor<T>& dy, cons
                                    GradWrite mode, const Tensor<T>* dgamma, const Tensor<T>* dbeta,
                                    const BatchNormParams& p) {
   detail::check_same_shape("batch_norm_backward_inference", "x", x, "dy", dy);
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::batch_norm_backward(x, dy, gamma, onednn::detail::channel_vector(running_mean),
+                                                  onednn::detail::channel_vector(running_var), dx,
+                                                  mode == GradWrite::accumulate, dgamma, dbeta, float(p.epsilon),
+                                                  true));
   EWNET_DISPATCH(x.device(), T, batch_norm_backward_inference, x, dy, gamma, running_mean, running_var, dx, mode,
                  dgamma, dbeta, p);
 }

@@ -28,6 +28,13 @@ void check_same_shape(const char* op, const char* a_name, const Tensor<A>& a, co
                  " has shape ", b.shape());
 }
 
+/// Element-wise loops run over each sample's extent: their operands must share one layout.
+template <class A, class B>
+void check_same_layout(const char* op, const Tensor<A>& a, const Tensor<B>& b) {
+  EWNET_CHECK_AS(ShapeError, a.block() == b.block(), op, ": operands in different layouts (blocks of ", a.block(),
+                 " and ", b.block(), " channels)");
+}
+
 /// dst = value (overwrite) or dst += value (accumulate), for one element.
 template <class T>
 inline void store(T& dst, T value, GradWrite mode) {

@@ -4,15 +4,18 @@
 // with x = 0 outside the image. Output size: Ho = (H + 2ph - kh) / sh + 1 (floor), likewise Wo.
 // Weights are [K, C, kh, kw] (PyTorch's layout); the bias is [1, K, 1, 1].
 //
-// CPU: per sample, im2col into a (C*kh*kw) x (Ho*Wo) matrix, then one GEMM; a 1x1 stride-1 unpadded
-// convolution needs no im2col. Backward data is W^T * dy followed by col2im, backward filter is
-// dy * col^T summed over the batch. Samples are split over ewnet's threads, each running its own
-// single-threaded GEMMs (see conv2d_forward). CUDA: cuDNN (src/cuda/cudnn_adapter.cu).
+// CPU, float: oneDNN's convolution primitives (onednn/convolution.hpp). CPU reference (double, and
+// float on the reference path): per sample, im2col into a (C*kh*kw) x (Ho*Wo) matrix, then one
+// GEMM; a 1x1 stride-1 unpadded convolution needs no im2col. Backward data is W^T * dy followed by
+// col2im, backward filter is dy * col^T summed over the batch. Samples are split over ewnet's
+// threads, each running its own single-threaded GEMMs (see cpu::conv2d_forward). CUDA: cuDNN
+// (src/cuda/cudnn_adapter.cu).
 #pragma once
 
 #include <algorithm>
 
 #include <ewnet/blas.hpp>
+#include <ewnet/onednn/convolution.hpp>
 #include <ewnet/ops/activation.hpp>
 #include <ewnet/ops/common.hpp>
 #include <ewnet/ops/parallel.hpp>
@@ -28,6 +31,13 @@ struct Conv2dGeometry {
   int out_w(int w) const { return (w + 2 * pad_w - kernel_w) / stride_w + 1; }
   bool is_pointwise() const {
     return kernel_h == 1 && kernel_w == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
+  }
+  /// The same window in oneDNN's terms for an input of h x w: the bottom and right padding that
+  /// give out_h x out_w (at least 0; a smaller one would drop the rows the floor drops anyway).
+  onednn::Window window(int h, int w) const {
+    const int pb = std::max(0, (out_h(h) - 1) * stride_h + kernel_h - h - pad_h);
+    const int pr = std::max(0, (out_w(w) - 1) * stride_w + kernel_w - w - pad_w);
+    return {{kernel_h, kernel_w}, {stride_h, stride_w}, {pad_h, pad_w}, {pb, pr}};
   }
 };
 
@@ -270,23 +280,26 @@ void check_conv2d(const char* op, const Tensor<T>& x, const Tensor<T>& w, const 
 }
 }  // namespace detail
 
-/// y = conv(x, w) + b (b may be null).
+/// y = conv(x, w) + b (b may be null). `cache`: the layer's (its weights kept in the CPU engine's
+/// layout; onednn/adapter.hpp), or null.
 template <class T>
 void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b, const Tensor<T>& y,
-                    const Conv2dGeometry& g) {
+                    const Conv2dGeometry& g, onednn::LayerCache* cache = nullptr) {
   detail::check_conv2d("conv2d_forward", x, w, y, g);
   detail::check_same_device("conv2d_forward", x, w);
+  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::conv2d_forward(x, w, b, y, g.window(x.h(), x.w()), false, cache));
   EWNET_DISPATCH(x.device(), T, conv2d_forward, x, w, b, y, g);
 }
 
 /// y = max(0, conv(x, w) + b): the inference path's convolution with its ReLU. One pass over the
-/// output on the CPU; on CUDA, cuDNN's convolution then the bias and the ReLU in one pass. Equal,
-/// bitwise, to conv2d_forward followed by relu_forward.
+/// output on the CPU (oneDNN: a ReLU post-op); on CUDA, cuDNN's convolution then the bias and the
+/// ReLU in one pass. Equal, bitwise, to conv2d_forward followed by relu_forward.
 template <class T>
 void conv2d_relu_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b, const Tensor<T>& y,
-                         const Conv2dGeometry& g) {
+                         const Conv2dGeometry& g, onednn::LayerCache* cache = nullptr) {
   detail::check_conv2d("conv2d_relu_forward", x, w, y, g);
   detail::check_same_device("conv2d_relu_forward", x, w);
+  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::conv2d_forward(x, w, b, y, g.window(x.h(), x.w()), true, cache));
   if (x.device() == Device::cpu) {
     cpu::conv2d_forward(x, w, b, y, g, true);
     return;
@@ -304,8 +317,11 @@ void conv2d_relu_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>
 /// dx (=|+=) conv_transpose(dy, w).
 template <class T>
 void conv2d_backward_data(const Tensor<T>& dy, const Tensor<T>& w, const Tensor<T>& dx, const Conv2dGeometry& g,
-                          GradWrite mode = GradWrite::overwrite) {
+                          GradWrite mode = GradWrite::overwrite, onednn::LayerCache* cache = nullptr) {
   detail::check_conv2d("conv2d_backward_data", dx, w, dy, g);
+  EWNET_CPU_PRIMITIVE(dy.device(), T,
+                      onednn::conv2d_backward_data(dy, w, dx, g.window(dx.h(), dx.w()),
+                                                   mode == GradWrite::accumulate, cache));
   EWNET_DISPATCH(dy.device(), T, conv2d_backward_data, dy, w, dx, g, mode);
 }
 
@@ -313,6 +329,9 @@ void conv2d_backward_data(const Tensor<T>& dy, const Tensor<T>& w, const Tensor<
 template <class T>
 void conv2d_backward_filter(const Tensor<T>& x, const Tensor<T>& dy, const Tensor<T>& dw, const Conv2dGeometry& g) {
   detail::check_conv2d("conv2d_backward_filter", x, dw, dy, g);
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::conv2d_backward_weights(x, dy, &dw, nullptr, dw.shape(), g.window(x.h(), x.w()),
+                                                      nullptr));
   EWNET_DISPATCH(x.device(), T, conv2d_backward_filter, x, dy, dw, g);
 }
 
@@ -322,6 +341,21 @@ void conv2d_backward_bias(const Tensor<T>& dy, const Tensor<T>& db) {
   EWNET_CHECK_AS(ShapeError, db.size() == size_t(dy.c()), "conv2d_backward_bias: bias has ", db.size(),
                  " elements for ", dy.c(), " channels");
   EWNET_DISPATCH(dy.device(), T, conv2d_backward_bias, dy, db);
+}
+
+/// The filter and bias gradients of one convolution (each overwritten; either may be null): one
+/// primitive on the CPU engine, conv2d_backward_filter and conv2d_backward_bias elsewhere.
+template <class T>
+void conv2d_backward_weights(const Tensor<T>& x, const Tensor<T>& dy, const Tensor<T>* dw, const Tensor<T>* db,
+                             const Shape& wshape, const Conv2dGeometry& g, const onednn::LayerCache* cache = nullptr) {
+  if (dw) detail::check_conv2d("conv2d_backward_weights", x, *dw, dy, g);
+  if (db)
+    EWNET_CHECK_AS(ShapeError, db->size() == size_t(dy.c()), "conv2d_backward_weights: bias has ", db->size(),
+                   " elements for ", dy.c(), " channels");
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::conv2d_backward_weights(x, dy, dw, db, wshape, g.window(x.h(), x.w()), cache));
+  if (dw) conv2d_backward_filter(x, dy, *dw, g);
+  if (db) conv2d_backward_bias(dy, *db);
 }
 
 }  // namespace ewnet

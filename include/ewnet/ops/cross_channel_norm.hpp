@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include <ewnet/onednn/lrn.hpp>
 #include <ewnet/ops/common.hpp>
 #include <ewnet/ops/parallel.hpp>
 
@@ -26,6 +27,9 @@ struct CrossChannelNormParams {
   double k = 2.0;
   int before() const { return (window - 1) / 2; }
   int after() const { return window - 1 - before(); }
+  /// oneDNN's LRN centres its window: the same as this one for odd sizes only.
+  bool centred() const { return window % 2 == 1; }
+  onednn::LrnParams lrn() const { return {window, float(alpha), float(beta), float(k)}; }
 };
 
 #ifdef EWNET_WITH_CUDA
@@ -56,7 +60,8 @@ struct NegPow {
   }
 };
 
-// CPU: samples split over the threads (ops/parallel.hpp); within a sample every loop runs along
+// The reference loops (double, float on the reference path, and even windows; float runs oneDNN's
+// LRN primitive, onednn/lrn.hpp): samples split over the threads (ops/parallel.hpp); within a sample every loop runs along
 // the pixels of a channel, contiguous, so it vectorises.
 // Measured at batch 32 on 2 threads (bench/layers.cpp, norm2: 192x28x28, forward / backward, ms):
 // pow per element and the channel-window loop innermost, on one thread: 27.4 / 32.5 -> 10.4 / 11.5.
@@ -123,11 +128,23 @@ void cross_channel_norm_backward(const Tensor<T>& x, const Tensor<T>& y, const T
 
 }  // namespace cpu
 
-/// y = x * (k + alpha/n * windowed sum of x^2)^(-beta); `scale` receives the bracket for backward.
+/// True when a float CPU tensor's cross-channel normalization runs on the CPU engine (which keeps
+/// its own workspace in the layer's cache and needs no `scale`).
+template <class T>
+bool cross_channel_norm_on_engine(const Tensor<T>& x, const CrossChannelNormParams& p) {
+  return std::is_same_v<T, float> && onednn::runs_on(x.device()) && p.centred();
+}
+
+/// y = x * (k + alpha/n * windowed sum of x^2)^(-beta). The reference and CUDA paths write the
+/// bracket to `scale` for backward; the CPU engine keeps its workspace in `cache` when `keep`.
 template <class T>
 void cross_channel_norm_forward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& scale,
-                                const CrossChannelNormParams& p) {
+                                const CrossChannelNormParams& p, onednn::LayerCache* cache = nullptr,
+                                bool keep = true) {
   detail::check_same_shape("cross_channel_norm_forward", "x", x, "y", y);
+  if (cross_channel_norm_on_engine(x, p)) {
+    EWNET_CPU_PRIMITIVE(x.device(), T, onednn::lrn_forward(x, y, p.lrn(), keep, cache));
+  }
   detail::check_same_shape("cross_channel_norm_forward", "x", x, "scale", scale);
   EWNET_DISPATCH(x.device(), T, cross_channel_norm_forward, x, y, scale, p);
 }
@@ -135,9 +152,13 @@ void cross_channel_norm_forward(const Tensor<T>& x, const Tensor<T>& y, const Te
 template <class T>
 void cross_channel_norm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& scale,
                                  const Tensor<T>& dx, const CrossChannelNormParams& p,
-                                 GradWrite mode = GradWrite::overwrite) {
+                                 GradWrite mode = GradWrite::overwrite, onednn::LayerCache* cache = nullptr) {
   detail::check_same_shape("cross_channel_norm_backward", "x", x, "dy", dy);
   detail::check_same_shape("cross_channel_norm_backward", "x", x, "dx", dx);
+  if (cross_channel_norm_on_engine(x, p)) {
+    EWNET_CPU_PRIMITIVE(x.device(), T,
+                        onednn::lrn_backward(x, y, dy, dx, p.lrn(), mode == GradWrite::accumulate, cache));
+  }
   EWNET_DISPATCH(x.device(), T, cross_channel_norm_backward, x, y, dy, scale, dx, p, mode);
 }
 

@@ -1,7 +1,10 @@
 // ewnet/ops/elementwise.hpp: element-wise addition (residual connections), gradient routing
-// (copy or accumulate), and fill.
+// (copy or accumulate), and fill. CPU, float: addition by oneDNN's binary primitive where the
+// operands share a descriptor, gradient routing by its reorder (onednn/eltwise.hpp); the loops
+// below otherwise (and for double).
 #pragma once
 
+#include <ewnet/onednn/eltwise.hpp>
 #include <ewnet/ops/common.hpp>
 #include <ewnet/ops/parallel.hpp>
 
@@ -18,9 +21,11 @@ void normalize_channels(const Tensor<float>& x, const Tensor<float>& mean, const
 #endif
 
 namespace cpu {
+// Addition and accumulation run over each sample's extent, so they take the CPU engine's blocked
+// layout too (all operands in one layout; padding channels stay zeros).
 template <class T>
 void add_forward(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& y) {
-  const size_t m = a.shape().sample_size();
+  const size_t m = a.sample_extent();
   parallel_samples(a.n(), m, [&](int n0, int n1) {
     for (int n = n0; n < n1; ++n) {
       const T *p = a.sample(n), *q = b.sample(n);
@@ -35,7 +40,7 @@ void copy_gradient(const Tensor<T>& src, const Tensor<T>& dst, GradWrite mode) {
     dst.copy_from(src);
     return;
   }
-  const size_t m = src.shape().sample_size();
+  const size_t m = src.sample_extent();
   parallel_samples(src.n(), m, [&](int n0, int n1) {
     for (int n = n0; n < n1; ++n) {
       const T* s = src.sample(n);
@@ -70,7 +75,11 @@ template <class T>
 void add_forward(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& y) {
   detail::check_same_shape("add_forward", "a", a, "b", b);
   detail::check_same_shape("add_forward", "a", a, "y", y);
-  EWNET_DISPATCH(a.device(), T, add_forward, a, b, y);
+  detail::check_same_layout("add_forward", a, b);
+  detail::check_same_layout("add_forward", a, y);
+  if constexpr (std::is_same_v<T, float>)
+    if (onednn::runs_on(a.device()) && onednn::add_forward(a, b, y)) return;
+  EWNET_DISPATCH_ANY_LAYOUT(a.device(), T, add_forward, a, b, y);
 }
 
 /// dst = src, or dst += src: how a gradient reaches an input that passes it through unchanged
@@ -78,7 +87,10 @@ void add_forward(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& y) {
 template <class T>
 void copy_gradient(const Tensor<T>& src, const Tensor<T>& dst, GradWrite mode = GradWrite::overwrite) {
   detail::check_same_shape("copy_gradient", "src", src, "dst", dst);
-  EWNET_DISPATCH(src.device(), T, copy_gradient, src, dst, mode);
+  if constexpr (std::is_same_v<T, float>)
+    if (onednn::runs_on(src.device()) && onednn::copy(src, dst, mode == GradWrite::accumulate)) return;
+  if (mode == GradWrite::accumulate) detail::check_same_layout("copy_gradient", src, dst);
+  EWNET_DISPATCH_ANY_LAYOUT(src.device(), T, copy_gradient, src, dst, mode);
 }
 
 /// y[n,c] = (x[n,c] - mean[c]) * inv_std[c], per channel (the input layer's normalisation).
@@ -92,6 +104,7 @@ void normalize_channels(const Tensor<T>& x, const Tensor<T>& mean, const Tensor<
 
 template <class T>
 void fill(const Tensor<T>& t, T value) {
+  detail::check_plain("fill", t);
   EWNET_DISPATCH(t.device(), T, fill, t, value);
 }
 

@@ -3,10 +3,13 @@
 // x is [N, C, H, W] seen as N rows of D = C*H*W; W is [K, D] (stored [K, D, 1, 1], PyTorch's
 // nn.Linear layout); b is [K]; y is [N, K, 1, 1].
 //   dx = dy W,   dW = dy^T x,   db = column sums of dy.
-// CPU: BLAS GEMM; CUDA: cuBLAS. A batch stride larger than D is handled as the row pitch.
+// CPU, float: oneDNN's inner-product primitives (onednn/inner_product.hpp); the reference (double,
+// and float on the reference path): GEMMs; CUDA: cuBLAS. A batch stride larger than D is handled as
+// the row pitch.
 #pragma once
 
 #include <ewnet/blas.hpp>
+#include <ewnet/onednn/inner_product.hpp>
 #include <ewnet/ops/common.hpp>
 
 namespace ewnet {
@@ -63,21 +66,27 @@ void check_fc(const char* op, const Tensor<T>& x, const Tensor<T>& w, const Tens
 }
 }  // namespace detail
 
+/// `cache`: the layer's (its weights kept in the CPU engine's layout), or null.
 template <class T>
-void fully_connected_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b, const Tensor<T>& y) {
+void fully_connected_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b, const Tensor<T>& y,
+                             onednn::LayerCache* cache = nullptr) {
   detail::check_fc("fully_connected_forward", x, w, y);
+  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::inner_product_forward(x, w, b, y, cache));
   EWNET_DISPATCH(x.device(), T, fully_connected_forward, x, w, b, y);
 }
 template <class T>
 void fully_connected_backward_data(const Tensor<T>& dy, const Tensor<T>& w, const Tensor<T>& dx,
-                                   GradWrite mode = GradWrite::overwrite) {
+                                   GradWrite mode = GradWrite::overwrite, onednn::LayerCache* cache = nullptr) {
   detail::check_fc("fully_connected_backward_data", dx, w, dy);
+  EWNET_CPU_PRIMITIVE(dy.device(), T,
+                      onednn::inner_product_backward_data(dy, w, dx, mode == GradWrite::accumulate, cache));
   EWNET_DISPATCH(dy.device(), T, fully_connected_backward_data, dy, w, dx, mode);
 }
 /// dW = dy^T x and db = sum of dy (each overwritten; either may be null).
 template <class T>
 void fully_connected_backward_weights(const Tensor<T>& x, const Tensor<T>& dy, const Tensor<T>* dw,
-                                      const Tensor<T>* db) {
+                                      const Tensor<T>* db, const onednn::LayerCache* cache = nullptr) {
+  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::inner_product_backward_weights(x, dy, dw, db, cache));
   EWNET_DISPATCH(x.device(), T, fully_connected_backward_weights, x, dy, dw, db);
 }
 

@@ -21,6 +21,7 @@
 #include <limits>
 #include <vector>
 
+#include <ewnet/onednn/pooling.hpp>
 #include <ewnet/ops/common.hpp>
 #include <ewnet/ops/parallel.hpp>
 
@@ -38,6 +39,13 @@ struct PoolGeometry {
     int o = (x + 2 * p - k + s - 1) / s + 1;
     if ((o - 1) * s >= x + p) --o;
     return o;
+  }
+  /// The same window in oneDNN's terms for an input of h x w: the bottom and right padding that
+  /// give out_h x out_w (ceil mode's extra windows included; never below 0).
+  onednn::Window window(int h, int w) const {
+    const int pb = std::max(0, (out_h(h) - 1) * stride_h + kernel_h - h - pad_h);
+    const int pr = std::max(0, (out_w(w) - 1) * stride_w + kernel_w - w - pad_w);
+    return {{kernel_h, kernel_w}, {stride_h, stride_w}, {pad_h, pad_w}, {pb, pr}};
   }
 };
 
@@ -69,7 +77,8 @@ inline AdaptiveWindow adaptive_window(int i, int in, int out) {
 
 namespace cpu {
 
-// Max pooling on the CPU, one (sample, channel) plane per work item, planes split over the
+// The reference loops (double, and float on the reference path; float runs oneDNN's pooling
+// primitives, onednn/pooling.hpp). Max pooling on the CPU, one (sample, channel) plane per work item, planes split over the
 // threads (ops/parallel.hpp). Forward is separable: the maximum over the clipped window equals the
 // maximum over its clipped rows of the maximum over each row's clipped columns, exactly (max is
 // exact), so each row is reduced once for every output column and the vertical pass runs over
@@ -289,39 +298,69 @@ void check_pool(const char* op, const Tensor<T>& x, const Tensor<T>& y, const Po
 }
 }  // namespace detail
 
+/// y = max pooling of x. `cache`: the layer's (max pooling's argmax kept on the CPU engine when
+/// `keep`, for max_pool_backward), or null.
 template <class T>
-void max_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g) {
+void max_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g,
+                      onednn::LayerCache* cache = nullptr, bool keep = true) {
   detail::check_pool("max_pool_forward", x, y, g);
+  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::pool_forward(x, y, g.window(x.h(), x.w()), true, keep, cache));
   EWNET_DISPATCH(x.device(), T, max_pool_forward, x, y, g);
 }
 template <class T>
 void max_pool_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, const Tensor<T>& dx,
-                       const PoolGeometry& g, GradWrite mode = GradWrite::overwrite) {
+                       const PoolGeometry& g, GradWrite mode = GradWrite::overwrite,
+                       onednn::LayerCache* cache = nullptr) {
   detail::check_pool("max_pool_backward", x, y, g);
   detail::check_same_shape("max_pool_backward", "x", x, "dx", dx);
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::pool_backward(x, y, dy, dx, g.window(x.h(), x.w()), true,
+                                            mode == GradWrite::accumulate, cache));
   EWNET_DISPATCH(x.device(), T, max_pool_backward, x, y, dy, dx, g, mode);
 }
 template <class T>
 void avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y, const PoolGeometry& g) {
   detail::check_pool("avg_pool_forward", x, y, g);
+  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::pool_forward(x, y, g.window(x.h(), x.w()), false, false, nullptr));
   EWNET_DISPATCH(x.device(), T, avg_pool_forward, x, y, g);
 }
 template <class T>
 void avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, const PoolGeometry& g,
                        GradWrite mode = GradWrite::overwrite) {
   detail::check_pool("avg_pool_backward", dx, dy, g);
+  EWNET_CPU_PRIMITIVE(dy.device(), T,
+                      onednn::pool_backward(dx, dy, dy, dx, g.window(dx.h(), dx.w()), false,
+                                            mode == GradWrite::accumulate, nullptr));
   EWNET_DISPATCH(dy.device(), T, avg_pool_backward, dy, dx, g, mode);
 }
+
+namespace detail {
+/// Global average pooling of an h x w input as one window.
+inline PoolGeometry global_window(int h, int w) { return {h, w, 1, 1, 0, 0, false}; }
+/// Adaptive average pooling from h x w to ho x wo is plain average pooling (window h/ho, stride the
+/// same, no padding) when the sizes divide: every window then has the same size.
+inline bool adaptive_is_uniform(int h, int w, int ho, int wo) { return h % ho == 0 && w % wo == 0; }
+inline PoolGeometry adaptive_as_pooling(int h, int w, int ho, int wo) {
+  return {h / ho, w / wo, h / ho, w / wo, 0, 0, false};
+}
+}  // namespace detail
+
 template <class T>
 void global_avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y) {
   EWNET_CHECK_AS(ShapeError, y.shape() == Shape(x.n(), x.c(), 1, 1), "global_avg_pool_forward: output ", y.shape(),
                  " for input ", x.shape());
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::pool_forward(x, y, detail::global_window(x.h(), x.w()).window(x.h(), x.w()), false,
+                                           false, nullptr));
   EWNET_DISPATCH(x.device(), T, global_avg_pool_forward, x, y);
 }
 template <class T>
 void global_avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, GradWrite mode = GradWrite::overwrite) {
   EWNET_CHECK_AS(ShapeError, dy.shape() == Shape(dx.n(), dx.c(), 1, 1), "global_avg_pool_backward: gradient ",
                  dy.shape(), " for input ", dx.shape());
+  EWNET_CPU_PRIMITIVE(dy.device(), T,
+                      onednn::pool_backward(dx, dy, dy, dx, detail::global_window(dx.h(), dx.w()).window(dx.h(), dx.w()),
+                                            false, mode == GradWrite::accumulate, nullptr));
   EWNET_DISPATCH(dy.device(), T, global_avg_pool_backward, dy, dx, mode);
 }
 
@@ -329,12 +368,22 @@ template <class T>
 void adaptive_avg_pool_forward(const Tensor<T>& x, const Tensor<T>& y) {
   EWNET_CHECK_AS(ShapeError, y.n() == x.n() && y.c() == x.c() && y.h() >= 1 && y.w() >= 1,
                  "adaptive_avg_pool_forward: output ", y.shape(), " for input ", x.shape());
+  if (detail::adaptive_is_uniform(x.h(), x.w(), y.h(), y.w())) {
+    const PoolGeometry g = detail::adaptive_as_pooling(x.h(), x.w(), y.h(), y.w());
+    EWNET_CPU_PRIMITIVE(x.device(), T, onednn::pool_forward(x, y, g.window(x.h(), x.w()), false, false, nullptr));
+  }
   EWNET_DISPATCH(x.device(), T, adaptive_avg_pool_forward, x, y);
 }
 template <class T>
 void adaptive_avg_pool_backward(const Tensor<T>& dy, const Tensor<T>& dx, GradWrite mode = GradWrite::overwrite) {
   EWNET_CHECK_AS(ShapeError, dy.n() == dx.n() && dy.c() == dx.c() && dy.h() >= 1 && dy.w() >= 1,
                  "adaptive_avg_pool_backward: gradient ", dy.shape(), " for input ", dx.shape());
+  if (detail::adaptive_is_uniform(dx.h(), dx.w(), dy.h(), dy.w())) {
+    const PoolGeometry g = detail::adaptive_as_pooling(dx.h(), dx.w(), dy.h(), dy.w());
+    EWNET_CPU_PRIMITIVE(dy.device(), T,
+                        onednn::pool_backward(dx, dy, dy, dx, g.window(dx.h(), dx.w()), false,
+                                              mode == GradWrite::accumulate, nullptr));
+  }
   EWNET_DISPATCH(dy.device(), T, adaptive_avg_pool_backward, dy, dx, mode);
 }
 

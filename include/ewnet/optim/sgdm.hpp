@@ -35,6 +35,7 @@ class Sgdm {
     slots_.clear();
     for (Param<T>* p : model.parameter_list()) {
       if (!p->trainable()) continue;
+      p->changed();
       slots_.push_back(SgdmSlot<T>{p->value.data(), p->grad.data(), p->velocity.data(), p->count(),
                                    T(learn_rate * p->learn_rate_factor), T(opt_.l2 * p->l2_factor)});
     }

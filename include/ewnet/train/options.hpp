@@ -14,6 +14,7 @@
 #include <ewnet/json.hpp>
 #include <ewnet/optim/schedule.hpp>
 #include <ewnet/optim/sgdm.hpp>
+#include <ewnet/precision.hpp>
 
 namespace ewnet::train {
 
@@ -26,6 +27,7 @@ struct TrainOptions {
   SgdmOptions sgdm;                                                  // momentum 0.9, L2 1e-4
   std::uint64_t seed = 0;                                            // shuffling and augmentation
   Device device = Device::cpu;
+  Precision precision = Precision::fp32;  // the matrix products' (Model::set_precision; bf16: CPU only)
   std::string out_dir;
   std::string title = "training";       // the run's name in the report (train/report.hpp)
   std::vector<std::string> classes;     // label names, saved in the checkpoints

@@ -113,6 +113,7 @@ inline void write_run_files(const TrainOptions& o, const History& h) {
   report["seconds_per_epoch"] = h.seconds_per_epoch();
   report["images_per_second"] = h.images_per_second();
   report["device"] = device_name(o.device);
+  report["compute_precision"] = precision_name(o.precision);  // the matrix products' (not a class metric)
   json::Value by_epoch = json::Value::array();
   for (const EpochRecord& r : h.epochs) by_epoch.push_back(History::finite_or_null(r.val_accuracy));
   report["validation_accuracy_by_epoch"] = by_epoch;
@@ -176,7 +177,7 @@ class RunReport : public Reporter {
     o_ = run.options;
     out_ << o_->title << ": " << run.training_images << " training and " << run.validation_images
          << " validation images, " << o_->classes.size() << " classes, " << run.batches << " iterations an epoch, on "
-         << device_name(o_->device) << "\n";
+         << device_name(o_->device) << (o_->precision == Precision::bf16 ? " (bfloat16 matrix products)" : "") << "\n";
     if (!run.features_of.empty()) {
       out_ << "features of '" << run.features_of << "' (" << run.feature_shape.hwc()
            << " an image) computed once for the " << run.training_images + run.validation_images << " images in "

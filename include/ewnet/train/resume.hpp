@@ -48,6 +48,8 @@ inline json::Value run_settings(const TrainOptions& o, const data::ImageCache& c
   v["image_size"] = cache.image_size();
   v["augment"] = o.augment.enabled;
   v["feature_cache"] = o.feature_cache;
+  // Only when not the default, so that runs saved before precision was a setting resume as before.
+  if (o.precision != Precision::fp32) v["compute_precision"] = precision_name(o.precision);
   v["classes"] = json::string_array(o.classes);
   v["files"] = int(split.train.size() + split.validation.size());
   v["files_digest"] = std::string(digest);

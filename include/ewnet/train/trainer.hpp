@@ -161,6 +161,7 @@ History fit(Model<T>& model, const data::ImageCache& cache, const data::Split& s
     const io::RunFolder run_folder = io::prepare_run_folder(o.out_dir, {cache.dataset().root}, &folder_notes);
     for (std::string line; std::getline(folder_notes, line);) report.note(line);
     model.to(o.device);
+    model.set_precision(o.precision);
     const json::Value settings = run_settings(o, cache, split);
     History h = resume(model, o, settings, report);
 
