@@ -3,7 +3,8 @@
 
 namespace {
 const char* kUsage =
-    "ewnet-finetune {SOURCE_CHECKPOINT | --model NAME [--aux] --init FILE [--image-size N]} DATA_DIR [--out DIR] "
+    "ewnet-finetune {SOURCE_CHECKPOINT | --model NAME [--aux] --init FILE [--image-size N]} DATA_DIR "
+    "[--resize squash|crop] [--out DIR] "
     "[--epochs N] [--batch N] [--lr RATE] [--drop-period N] [--drop-factor F] [--recipe NAME] [--base-factor F] "
     "[--train-from LAYER] [--new-layer-factor F] [--seed N] [--split-file CSV] [--device cpu|cuda] "
     "[--no-feature-cache] [--resume [--allow-changed-settings]] [--no-progress]";
@@ -27,12 +28,20 @@ const char* kHelp =
     "base. The images are then not augmented (an augmented image would need new features).\n\n"
     "Instead of a checkpoint from ewnet-train, --model NAME --init FILE starts from any weights for one of\n"
     "the four networks (paper, googlenet, resnet18, inception-v3), e.g. torchvision's ImageNet weights\n"
-    "written by tools/torch_to_safetensors.py; images are then cached at --image-size (default 224), and\n"
-    "MATLAB's transfer recipe applies: the new classifier learns 10 times faster than the layers below it.\n"
+    "written by tools/torch_to_safetensors.py; images are then cached at --image-size (by default the size\n"
+    "the weights were made for), with the input normalisation they expect (printed), and MATLAB's\n"
+    "transfer recipe applies: the new classifier learns 10 times faster than the layers below it.\n"
     "--aux builds googlenet or inception-v3 with its auxiliary classifiers (a checkpoint has them when it\n"
     "was trained with them); they are replaced for the new classes like fc, and left out when the layers\n"
     "they read are frozen.\n\n"
-    "  --out DIR          output folder (default ewnet-finetune-run)\n"
+    "  --image-size N     with --init: square input size (default: the size the weights were made for, as\n"
+    "                     the file records it, else 299 for inception-v3 and 224 for the others); a multiple\n"
+    "                     of 8 for the paper's model, any from 32 (75 for inception-v3) for torchvision's\n"
+    "  --resize squash|crop  how images reach the input size (default: the source checkpoint's, or --init's\n"
+    "                     file's, else squash): squash resizes the whole image, its aspect ratio not kept;\n"
+    "                     crop is torchvision's Resize + CenterCrop, what its pretrained weights expect\n"
+    "  --out DIR          output folder (default ewnet-finetune-run); never the source checkpoint's folder,\n"
+    "                     the data's, or a folder of other files\n"
     "  --epochs N         epochs (default 80; 320 with --recipe paper)\n"
     "  --batch N          mini-batch size (default 64)\n"
     "  --lr RATE          initial learning rate (default 0.001)\n"
