@@ -184,13 +184,14 @@ TEST_CASE("fit prints nothing without a reporter and writes only its checkpoints
   const test::TempDir dir("ewnet-test-fit-quiet");
   train::TrainOptions t = options(dir.file("run"), 2);
   t.progress = true;  // the standard report's bar; fit alone has none
-  fs::create_directories(t.out_dir);
-  std::ofstream(t.out_dir + "/last.safetensors.tmp-999999999") << "a killed save's leftover";
+  // A killed save's leftover, named with the run folder's token (io/files.hpp), which fit removes.
+  const std::string token = io::prepare_run_folder(t.out_dir, {}).token();
+  std::ofstream(t.out_dir + "/.last.safetensors.ewnet-tmp-" + token + "-999999999") << "a killed save's leftover";
   const std::string printed = captured([&] { fit(t, nullptr); });
   CHECK(printed.empty());
   std::set<std::string> files;
   for (const auto& e : fs::directory_iterator(t.out_dir)) files.insert(e.path().filename().string());
-  CHECK(files == std::set<std::string>{".ewnet-lock", "best.safetensors", "last.safetensors"});
+  CHECK(files == std::set<std::string>{".ewnet-run", ".ewnet-lock", "best.safetensors", "last.safetensors"});
   // The standard report on a stream prints there, and nothing on the process's own output
   // but the progress bar, which a test's stderr (not a terminal here) may still receive.
   std::ostringstream shown;
