@@ -83,6 +83,9 @@ TEST_CASE("the data group: --image-size defaults to what --init's weights were m
   const std::string bad = metadata_file(dir, "bad.safetensors", {{"ewnet.image_size", "huge"}});
   CHECK_THROWS_WITH(geometry({"--model", "resnet18", "--init", bad}),
                     Catch::Contains("bad.safetensors") && Catch::Contains("'huge'"));
+  const std::string forged = metadata_file(dir, "forged.safetensors", {{"ewnet.architecture", "{\"layers\": 3}"}});
+  CHECK_THROWS_WITH(geometry({"--init", forged}),
+                    Catch::Contains("forged.safetensors") && Catch::Contains("ewnet.architecture"));
 }
 
 #if defined(EWNET_TRANSFER_BIN) && defined(EWNET_TRAIN_BIN) && defined(EWNET_FINETUNE_BIN)

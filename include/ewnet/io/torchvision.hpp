@@ -261,9 +261,14 @@ inline int weights_image_size(const std::map<std::string, std::string>& metadata
     size = std::strtoll(it->second.c_str(), &end, 10);
     if (it->second.empty() || *end) size = -1;
   } else if (const auto it = metadata.find("ewnet.architecture"); it != metadata.end()) {
-    const json::Value arch = json::parse(it->second, path + " (architecture)");
-    for (const json::Value& layer : arch.at("layers").as_array())
-      if (layer.at("type").as_string() == "image_input") size = layer.at("config").at("size").as_array().at(0).as_int();
+    try {
+      const json::Value arch = json::parse(it->second, "JSON");
+      for (const json::Value& layer : arch.at("layers").as_array())
+        if (layer.at("type").as_string() == "image_input")
+          size = layer.at("config").at("size").as_array().at(0).as_int();
+    } catch (const std::exception& e) {
+      throw IoError(str(path, ": metadata 'ewnet.architecture': ", e.what()));
+    }
   }
   const auto recorded = metadata.find("ewnet.image_size");
   EWNET_CHECK_AS(IoError, size >= 0 && size <= detail::kMaxInputSide, path, ": the image size it records (",
