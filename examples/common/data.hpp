@@ -3,12 +3,8 @@
 // line; what a run's report and checkpoints record about it; and a folder of unlabelled images.
 #pragma once
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -19,6 +15,7 @@
 #include <ewnet/data/loader.hpp>
 #include <ewnet/data/unlabeled.hpp>
 #include <ewnet/io/checkpoint.hpp>
+#include <ewnet/memory.hpp>
 #include <ewnet/models/build.hpp>
 #include <ewnet/train/options.hpp>
 
@@ -33,11 +30,14 @@ struct Data {
   size_t files = 0;  // image files found, bad ones included
 };
 
-/// What training a network costs in memory besides the images: the values of every layer's output
-/// for one image at a side of `size` pixels (activations scale with the pixels), and its parameters.
+/// What training a network costs in memory besides the images: ewnet::model_memory of the network
+/// built at a side of `size` pixels (the estimate ewnet::Classifier checks too: activations, their
+/// gradients and the input per image, the im2col scratch), which scales with the pixels, and its
+/// parameters.
 struct Footprint {
   int size = 0;
-  std::uint64_t activations = 0, parameters = 0;
+  ewnet::ModelMemory memory;
+  std::uint64_t parameters = 0;
 };
 
 /// The footprint of a built model, at its own input size.
@@ -45,7 +45,7 @@ template <class T>
 Footprint footprint(ewnet::Model<T>& m) {
   Footprint f;
   f.size = m.input_shape().h;
-  for (ewnet::Layer<T>* l : m.layers()) f.activations += m.output_shape(l->name()).sample_size();
+  f.memory = ewnet::model_memory(m);
   for (auto& [layer, p] : m.parameters()) f.parameters += p->count();
   return f;
 }
@@ -68,28 +68,19 @@ struct DataOptions {
   std::string split_file;        // empty: stratified split
   double train_fraction = 0.8;   // the paper's 80/20
   int image_size = 64;
+  ewnet::data::ResizeMode resize = ewnet::data::ResizeMode::squash;  // the geometry (data/resize.hpp)
   std::uint64_t seed = 0;
   int threads = ewnet::data::default_threads();
   int batch = 0;                 // the run's mini-batch, for the memory estimate (0: the cache only)
   Footprint network;             // the network the run trains (none measured: the paper's model)
 };
 
-/// Memory this process may still take: MemAvailable from /proc/meminfo, else the physical memory.
-inline std::uint64_t available_memory_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  std::uint64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib >> unit)
-    if (key == "MemAvailable:") return kib << 10;
-  return std::uint64_t(::sysconf(_SC_PHYS_PAGES)) * std::uint64_t(::sysconf(_SC_PAGESIZE));
-}
-
 /// What a run on `images` images of `size` pixels a side with mini-batches of `batch` needs at its
 /// peak, estimated before anything is loaded: the 8-bit image cache, the decoders' shared
-/// allowance, and for training the network's activations and their gradients (float, from its
-/// footprint scaled by the pixel count) with the float batch, plus its parameters, their gradients
-/// and momentum.
+/// allowance, and for training the network's memory for a batch (its footprint scaled by the pixel
+/// count) with its parameters, their gradients and momentum. A batch holds at most every image
+/// (the training split is smaller still), so no more than `images` are charged however large
+/// `batch` is.
 struct MemoryEstimate {
   std::uint64_t cache = 0, decoding = 0, training = 0;
   std::uint64_t total() const { return cache + decoding + training; }
@@ -101,24 +92,22 @@ inline MemoryEstimate estimate_memory(size_t images, int size, int batch, Footpr
   m.decoding = ewnet::data::kDecodeBudgetBytes;
   if (batch > 0) {
     if (network.size == 0) network = footprint("paper");
-    const std::uint64_t measured = std::uint64_t(network.size) * std::uint64_t(network.size);
-    const std::uint64_t per_image = network.activations * pixels / measured + 3 * pixels;
-    m.training = (std::uint64_t(batch) * per_image * 2 + network.parameters * 3) * sizeof(Real);
+    const double scale = double(pixels) / (double(network.size) * double(network.size));
+    const double in_batch = double(std::min<std::uint64_t>(std::uint64_t(batch), std::max<size_t>(images, 1)));
+    m.training = std::uint64_t((in_batch * double(network.memory.per_image) + double(network.memory.scratch)) * scale) +
+                 network.parameters * 3 * sizeof(Real);
   }
   return m;
 }
 
 /// Refuses, before anything is decoded, a run that cannot fit in the memory the machine has.
 inline void check_memory(const MemoryEstimate& m, int size, int batch, std::uint64_t available) {
-  auto gib = [](std::uint64_t b) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.1f GiB", double(b) / double(1ull << 30));
-    return std::string(text);
-  };
-  EWNET_CHECK(m.total() <= available, "a run at --image-size ", size, (batch > 0 ? ewnet::str(" with --batch ", batch) : ""),
-              " needs about ", gib(m.total()), " (", gib(m.cache), " for the cached images, ", gib(m.decoding),
-              " for decoding", (batch > 0 ? ", " + gib(m.training) + " for training" : std::string()),
-              ") but this machine has ", gib(available), " available; use a smaller --image-size or --batch");
+  using ewnet::gib_text;
+  EWNET_CHECK(m.total() <= available, "a run at --image-size ", size,
+              (batch > 0 ? ewnet::str(" with --batch ", batch) : ""), " needs about ", gib_text(m.total()), " (",
+              gib_text(m.cache), " for the cached images, ", gib_text(m.decoding), " for decoding",
+              (batch > 0 ? ", " + gib_text(m.training) + " for training" : std::string()), ") but this machine has ",
+              gib_text(available), " available; use a smaller --image-size or --batch");
 }
 
 /// Scans, decodes and splits; prints one line about the data set (and a warning per bad file).
@@ -128,10 +117,10 @@ inline Data load_data(const DataOptions& o, std::ostream& out) {
               " is out of range (at most ", ewnet::detail::kMaxInputSide, ")");
   const ewnet::data::Dataset scanned = ewnet::data::scan_image_folder(o.dir);
   check_memory(estimate_memory(scanned.size(), o.image_size, o.batch, o.network), o.image_size, o.batch,
-               available_memory_bytes());
+               ewnet::available_memory_bytes());
   d.files = scanned.size() + scanned.skipped.size();
   for (const std::string& s : scanned.skipped) std::cerr << "warning: skipping " << s << "\n";
-  d.cache = std::make_unique<ewnet::data::ImageCache>(scanned, o.image_size, &std::cerr, o.threads);
+  d.cache = std::make_unique<ewnet::data::ImageCache>(scanned, o.image_size, &std::cerr, o.threads, o.resize);
   const ewnet::data::Dataset& ds = d.cache->dataset();
   d.classes = ds.classes;
   d.split = o.split_file.empty() ? ewnet::data::split_each_label(ds, o.train_fraction, o.seed)
@@ -144,7 +133,8 @@ inline Data load_data(const DataOptions& o, std::ostream& out) {
       << (o.split_file.empty() ? "stratified " + std::to_string(int(o.train_fraction * 100 + 0.5)) + "% split, seed " +
                                      std::to_string(o.seed)
                                : "split file " + o.split_file)
-      << "); cached at " << o.image_size << "x" << o.image_size << "\n";
+      << "); cached at " << o.image_size << "x" << o.image_size << " ("
+      << ewnet::data::resize_mode_name(o.resize) << ")\n";
   return d;
 }
 

@@ -6,20 +6,29 @@
 //   network   --model --aux --init --new-layer-factor
 //   recipe    --recipe (a preset: paper states the paper's settings), --base-factor, --train-from,
 //             --no-feature-cache, --compare
-//   data      --image-size (a multiple of 8)
+//   data      --image-size (the sizes the network takes) and --resize squash|crop, defaulting to what
+//             --init's weights were made for
 //   unlabelled --unlabeled --transductive --semi-supervised --threshold --unlabeled-weight
 //             --unlabeled-ratio --no-distribution-alignment, and --augment standard|strong
+// and the hold on the run's output folder, taken before anything is read (hold_run_folder).
 #pragma once
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <ewnet/data/resize.hpp>
 #include <ewnet/data/strong_augment.hpp>
+#include <ewnet/io/checkpoint.hpp>
+#include <ewnet/io/files.hpp>
+#include <ewnet/io/torchvision.hpp>
+#include <ewnet/models/build.hpp>
 #include <ewnet/onednn/adapter.hpp>
 #include <ewnet/optim/schedule.hpp>
 #include <ewnet/tensor.hpp>
@@ -29,6 +38,7 @@
 #include <ewnet/transfer/stages.hpp>
 
 #include "cli.hpp"
+#include "data.hpp"
 
 namespace pipeline {
 
@@ -62,6 +72,18 @@ inline ewnet::train::TrainOptions run_options(const cli::Args& a, const std::str
   return t;
 }
 
+/// Holds `out` as the run's output folder while the returned value lives (io::prepare_run_folder),
+/// taken before anything is read: refused at a file system's root, as one of `inputs` (data
+/// folders, split files, --init's weights, a source checkpoint), inside or around one, or as a
+/// folder of files ewnet did not write. An input that does not exist is an error first, so that a
+/// mistyped path leaves no run folder behind.
+inline ewnet::io::RunFolder hold_run_folder(const std::string& out, const std::vector<std::string>& inputs) {
+  std::error_code ec;
+  for (const std::string& in : inputs)
+    EWNET_CHECK_AS(ewnet::IoError, in.empty() || std::filesystem::exists(in, ec), in, ": not found");
+  return ewnet::io::prepare_run_folder(out, inputs, &std::cout);
+}
+
 /// The schedule group: `option` is constant or cosine; a cosine schedule rises for --warmup epochs
 /// (fewer than the run's, named by `epochs_option`), then falls by half a cosine to 1% of the rate.
 struct ScheduleChoice {
@@ -84,11 +106,45 @@ inline ScheduleChoice schedule_option(const cli::Args& a, const std::string& opt
   return s;
 }
 
-/// --image-size: a square side of at least 32, a multiple of 8.
-inline int image_size_option(const cli::Args& a, int fallback) {
-  const int size = a.get_int("image-size", fallback, 32);
-  if (size % 8) throw cli::UsageError("--image-size must be a multiple of 8");
+/// --image-size for `model`: a square side the network takes, else a usage error saying which.
+/// The paper's model needs a multiple of 8, at least 32: three stride-2 stages come before its
+/// modules, which work at input/8 (models/paper_model.hpp). torchvision's networks take any side
+/// from their smallest (32; 75 for inception-v3), as in torchvision: their strided layers round
+/// down and a global average pooling ends them, so Inception-v3's own 299 is one.
+inline int image_size_option(const cli::Args& a, const std::string& model, int fallback) {
+  const int smallest = std::max(32, ewnet::min_image_size(model));
+  const int size = a.get_int("image-size", fallback, smallest);
+  if (model == "paper" && size % 8)
+    throw cli::UsageError("--image-size must be a multiple of 8 for the paper's model (its modules work at 1/8 of "
+                          "the input); torchvision's networks (--model) take any size");
   return size;
+}
+
+/// --resize: the geometry images are brought to the input size in (data/resize.hpp).
+inline ewnet::data::ResizeMode resize_option(const cli::Args& a, ewnet::data::ResizeMode fallback) {
+  if (!a.has("resize")) return fallback;
+  try {
+    return ewnet::data::parse_resize_mode(a.get("resize", ""));
+  } catch (const ewnet::Error& e) {
+    throw cli::UsageError(std::string("--resize: ") + e.what());
+  }
+}
+
+/// The data group for a run of `net`: --image-size and --resize into `d`. Where they are not given
+/// and the run starts from weights (--init), what the weights were made for: the side their file
+/// records (ewnet.image_size, or an ewnet checkpoint's input), else the network's design size (299
+/// for inception-v3, 224 for the others), and the geometry it records (ewnet.resize, else squash).
+/// Without weights: `size` and squash.
+inline void geometry_options(const cli::Args& a, const ewnet::transfer::Network& net, int size, DataOptions& d) {
+  ewnet::data::ResizeMode resize = ewnet::data::ResizeMode::squash;
+  if (!net.weights.empty() && !(a.has("image-size") && a.has("resize"))) {
+    const auto metadata = ewnet::read_checkpoint_metadata(net.weights);
+    const int recorded = ewnet::weights_image_size(metadata, net.weights);
+    size = recorded ? recorded : ewnet::design_image_size(net.model);
+    resize = ewnet::data::recorded_resize_mode(metadata, net.weights);
+  }
+  d.image_size = image_size_option(a, net.model, size);
+  d.resize = resize_option(a, resize);
 }
 
 /// The network group: --model NAME [--aux], --init FILE, --new-layer-factor F.

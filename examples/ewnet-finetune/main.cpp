@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
     const cli::Args a(argc, argv,
                       pipeline::with_group({"out", "epochs", "batch", "lr", "drop-period", "drop-factor", "train-from",
                                             "seed", "split-file", "device", "precision", "recipe", "base-factor",
-                                            "model", "init", "image-size", "new-layer-factor", "source-images"},
+                                            "model", "init", "image-size", "new-layer-factor", "source-images",
+                                            "resize"},
                                            pipeline::kUnlabeledOptions),
                       pipeline::with_group({"resume", "allow-changed-settings", "no-progress", "no-feature-cache", "aux"},
                                            pipeline::kUnlabeledFlags));
@@ -62,14 +63,23 @@ int main(int argc, char** argv) {
     // rate, and from an ewnet source the whole model at one rate measured best.
     ewnet::transfer::FinetuneOptions f = pipeline::finetune_options(a, recipe, 1);
     if (from_init && ewnet::transfer::trains_base(f)) f.new_layer_factor = a.get_double("new-layer-factor", 10);
-    // The source is read once: its input size sets the target's, and its layers the memory estimate.
+    // The output folder is held against every input before the source or the data is read (only
+    // --init's metadata is, for the defaults of the data group).
+    const std::string checkpoint = from_init ? "" : a.positional()[0];
+    if (from_init) pipeline::geometry_options(a, net, 224, d);
+    const ewnet::data::ResizeMode asked = pipeline::resize_option(a, ewnet::data::ResizeMode::squash);
+    const ewnet::io::RunFolder folder =
+        pipeline::hold_run_folder(t.out_dir, {d.dir, d.split_file, net.weights, checkpoint});
+    // The source is read once: its input size and geometry set the target's (--resize may change
+    // the geometry), and its layers the memory estimate.
     ewnet::Model<float> source;
     if (from_init) {
-      d.image_size = a.get_int("image-size", 224, 32);
       d.network = pipeline::footprint(net.model, net.auxiliary_classifiers);
     } else {
-      source = ewnet::model_from_checkpoint<float>(a.positional()[0], t.seed);
+      const ewnet::CheckpointFile file = ewnet::read_checkpoint(checkpoint);
+      source = ewnet::model_from_checkpoint<float>(file, t.seed);
       d.image_size = source.input_shape().h;
+      d.resize = a.has("resize") ? asked : ewnet::data::recorded_resize_mode(file.metadata(), file.path);
       d.network = pipeline::footprint(source);
     }
     if (recipe.stated)
@@ -96,7 +106,7 @@ int main(int argc, char** argv) {
       ewnet::transfer::finetune_from_weights(net, *data.cache, data.split, f, t, &report);
     } else {
       t.title = "target fine-tuning (transfer)";
-      ewnet::transfer::finetune(std::move(source), a.positional()[0], *data.cache, data.split, f, t, &report);
+      ewnet::transfer::finetune(std::move(source), checkpoint, *data.cache, data.split, f, t, &report);
     }
     return 0;
   });

@@ -3,8 +3,9 @@
 
 namespace {
 const char* kUsage = "ewnet-train DATA_DIR [--out DIR] [--epochs N] [--batch N] [--lr RATE] [--image-size N] "
-                     "[--schedule constant|cosine] [--warmup N] [--recipe paper] [--seed N] [--split-file CSV] "
-                     "[--device cpu|cuda] [--precision fp32|bf16] [--model NAME [--aux]] [--init FILE] [--new-layer-factor F] [--resume [--allow-changed-settings]] [--no-progress]";
+                     "[--resize squash|crop] [--schedule constant|cosine] [--warmup N] [--recipe paper] [--seed N] "
+                     "[--split-file CSV] [--device cpu|cuda] [--precision fp32|bf16] [--model NAME [--aux]] "
+                     "[--init FILE] [--new-layer-factor F] [--resume [--allow-changed-settings]] [--no-progress]";
 const char* kHelp =
     "Trains the paper's 67-layer inception-residual model (or --model) from random weights (or --init) on\n"
     "DATA_DIR/<class>/<image>.\n"
@@ -21,7 +22,14 @@ const char* kHelp =
     "                     to 1% of the rate at the last epoch (docs/transfer-learning.md measured it: no gain)\n"
     "  --warmup N         warm-up epochs of the cosine schedule (default 2)\n"
     "  --recipe paper     say which settings the paper states (the defaults) and which are ewnet's choice\n"
-    "  --image-size N     square input size, a multiple of 8 (default 224, the paper's; 64 or 112 are quick on a CPU)\n"
+    "  --image-size N     square input size (default 224, the paper's; 64 or 112 are quick on a CPU; with\n"
+    "                     --init the size the weights were made for: 299 for inception-v3): a multiple of 8\n"
+    "                     for the paper's model, any from 32 (75 for inception-v3) for torchvision's networks\n"
+    "  --resize squash|crop  how images reach that size: squash (default) resizes the whole image, its\n"
+    "                     aspect ratio not kept; crop is torchvision's Resize + CenterCrop (the shorter side\n"
+    "                     to 256/224 of the size, the centre cut out), what its pretrained weights expect.\n"
+    "                     With --init the file's own (ewnet.resize) is the default. Recorded in the checkpoint\n"
+    "                     for ewnet-classify, Classifier and the ONNX export\n"
     "  --seed N           weights, split, shuffling and augmentation (default 0)\n"
     "  --split-file CSV   take the split from a file (columns file,split; 'train' trains, 'val'/'test' validate)\n"
     "  --device cpu|cuda  where to train (default cpu)\n"

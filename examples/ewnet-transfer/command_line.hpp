@@ -14,8 +14,8 @@
 
 namespace {
 const char* kUsage = "ewnet-transfer [--source DIR --target DIR] [--out DIR] [--recipe NAME] [--baseline] "
-                     "[--compare LIST] [--image-size N] [--source-epochs N] [--target-epochs N] [--batch N] "
-                     "[--lr RATE] [--source-schedule cosine|constant] [--warmup N] [--target-lr RATE] "
+                     "[--compare LIST] [--image-size N] [--resize squash|crop] [--source-epochs N] [--target-epochs N] "
+                     "[--batch N] [--lr RATE] [--source-schedule cosine|constant] [--warmup N] [--target-lr RATE] "
                      "[--finetune-lr RATE] [--base-factor F] [--drop-period N] [--seed N] [--device cpu|cuda] "
                      "[--precision fp32|bf16] [--model NAME [--aux]] [--init FILE] [--new-layer-factor F] "
                      "[--augment standard|strong] "
@@ -47,7 +47,11 @@ const char* kHelp =
     "  --recipe NAME      the fine-tuning recipe (above; default all)\n"
     "  --baseline         also run the paper's recipe (frozen-base) and train the target from scratch\n"
     "  --compare LIST     more recipes to run beside, comma-separated (e.g. last-block,frozen-base-augmented)\n"
-    "  --image-size N     square input size, a multiple of 8 (paper: 224)\n"
+    "  --image-size N     square input size (paper: 224; with --init the size the weights were made for):\n"
+    "                     a multiple of 8 for the paper's model, any from 32 (75 for inception-v3) for\n"
+    "                     torchvision's networks\n"
+    "  --resize squash|crop  how images reach that size: squash (default; with --init the file's own) or\n"
+    "                     crop, torchvision's Resize + CenterCrop; recorded in every stage's checkpoints\n"
     "  --source-epochs N  source training epochs (paper: up to 320)\n"
     "  --target-epochs N  fine-tuning (and baseline) epochs\n"
     "  --batch N          mini-batch size (default 16)\n"
@@ -127,7 +131,6 @@ Run parse(const cli::Args& a) {
   // --recipe paper states the paper's settings: they are the defaults; options given still win.
   r.recipe = pipeline::recipe_option(a);
   const Defaults def = r.recipe.stated ? stated_defaults(*r.recipe.stated) : r.generated ? kGenerated : kReal;
-  r.source.image_size = pipeline::image_size_option(a, def.image_size);
   r.source.seed = a.get_seed("seed", 0);
   r.baseline = a.flag("baseline") || r.generated;
   r.train = pipeline::run_options(a, r.out, r.source.seed);
@@ -135,6 +138,7 @@ Run parse(const cli::Args& a) {
   r.train.strong_augment = pipeline::augment_option(a);
   r.unlabeled = pipeline::unlabeled_options(a);
   r.network = pipeline::network_options(a, 10);  // --init's replaced classifier: MATLAB's factor 10
+  pipeline::geometry_options(a, r.network, def.image_size, r.source);
   r.source_epochs = a.get_int("source-epochs", def.source_epochs);
   r.target_epochs = a.get_int("target-epochs", def.target_epochs);
   r.source_schedule = pipeline::schedule_option(a, "source-schedule", "source-epochs", r.source_epochs);

@@ -18,6 +18,19 @@
 #include "command_line.hpp"
 
 namespace {
+/// Holds the run's folder and each stage's (source, transfer-RECIPE, scratch) against the inputs the
+/// command line names, before anything is read (pipeline::hold_run_folder).
+std::vector<ewnet::io::RunFolder> hold_folders(const Run& r) {
+  const std::vector<std::string> inputs{r.source.dir, r.target.dir, r.source.split_file, r.target.split_file,
+                                        r.network.weights};
+  std::vector<ewnet::io::RunFolder> held{pipeline::hold_run_folder(r.out, inputs)};
+  std::vector<std::string> stages{"source"};
+  for (Method m : r.methods) stages.push_back(std::string("transfer-") + method_name(m));
+  if (r.baseline) stages.push_back("scratch");
+  for (const std::string& stage : stages) held.push_back(pipeline::hold_run_folder(r.out + "/" + stage, inputs));
+  return held;
+}
+
 /// Runs the stages in order: the source, a transfer stage a method, scratch with --baseline, each on
 /// the run's options for its data, epochs, schedule and folder. Returns them with the number of the
 /// target's validation images.
@@ -105,15 +118,15 @@ int main(int argc, char** argv) {
                                             "batch", "lr", "target-lr", "finetune-lr", "drop-period", "seed", "device",
                                             "precision", "source-split-file", "target-split-file", "recipe", "compare",
                                             "base-factor", "source-schedule", "warmup", "model", "init",
-                                            "new-layer-factor"},
+                                            "new-layer-factor", "resize"},
                                            pipeline::kUnlabeledOptions),
                       pipeline::with_group({"baseline", "resume", "no-progress", "no-feature-cache", "aux"},
                                            pipeline::kUnlabeledFlags));
     if (a.help()) return cli::print_help(kUsage, kHelp);
     Run r = parse(a);
-    std::filesystem::create_directories(r.out);
     pipeline::require_device(r.train.device);
     if (r.recipe.stated) pipeline::print_paper_recipe(std::cout, stated(r));
+    const std::vector<ewnet::io::RunFolder> folders = hold_folders(r);
     if (r.generated) {
       ewnet::data::GeneratedOptions g;
       g.seed = r.source.seed + 1;

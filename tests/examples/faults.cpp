@@ -225,6 +225,16 @@ TEST_CASE("a run too large for the machine is refused before anything is decoded
   REQUIRE_THROWS_WITH(pipeline::check_memory(m, 4096, 64, std::uint64_t(8) << 30),
                       Catch::Contains("--image-size 4096 with --batch 64") && Catch::Contains("8.0 GiB available"));
   REQUIRE_NOTHROW(pipeline::check_memory(pipeline::estimate_memory(24, 32, 8), 32, 8, std::uint64_t(8) << 30));
+  // A batch holds at most the images there are: --batch 100000 on 12 images costs what 12 do (it
+  // was charged for 100000, 182 GiB, and refused).
+  const pipeline::MemoryEstimate huge = pipeline::estimate_memory(12, 224, 100000);
+  CHECK(huge.training == pipeline::estimate_memory(12, 224, 12).training);
+  REQUIRE_NOTHROW(pipeline::check_memory(huge, 224, 100000, std::uint64_t(8) << 30));
+  // The network's share is ewnet::model_memory's (the estimate Classifier checks), scaled by the pixels.
+  const pipeline::Footprint paper = pipeline::footprint("paper");
+  const std::uint64_t parameters = paper.parameters * 3 * sizeof(float);
+  CHECK(pipeline::estimate_memory(12, paper.size, 5).training - parameters ==
+        5 * paper.memory.per_image + paper.memory.scratch);
   // A size no input may have blames the option, not every image.
   pipeline::DataOptions o;
   o.dir = (kRoot / "no-such-folder").string();

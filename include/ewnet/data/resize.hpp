@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,18 @@ inline ResizeMode parse_resize_mode(const std::string& s) {
   if (s == "squash") return ResizeMode::squash;
   if (s == "crop") return ResizeMode::crop;
   throw Error(str("unknown resize mode '", s, "' (squash or crop)"));
+}
+
+/// The geometry a model file's metadata records (kResizeMetadataKey; squash when absent, as every
+/// file written before it was recorded). Throws IoError naming `path` and the key for another value.
+inline ResizeMode recorded_resize_mode(const std::map<std::string, std::string>& metadata, const std::string& path) {
+  const auto it = metadata.find(kResizeMetadataKey);
+  if (it == metadata.end()) return ResizeMode::squash;
+  try {
+    return parse_resize_mode(it->second);
+  } catch (const Error& e) {
+    throw IoError(str(path, ": metadata '", kResizeMetadataKey, "': ", e.what()));
+  }
 }
 
 /// One sentence saying what a geometry does to an image, for programs and the ONNX metadata.

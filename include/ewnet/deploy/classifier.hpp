@@ -92,13 +92,7 @@ inline std::vector<std::string> checkpoint_class_names(const CheckpointFile& f, 
 /// The geometry a checkpoint records ("ewnet.resize"; squash when absent). Throws IoError naming
 /// the file and the key for another value.
 inline data::ResizeMode checkpoint_resize_mode(const CheckpointFile& f) {
-  const std::string* text = f.find(data::kResizeMetadataKey);
-  if (!text) return data::ResizeMode::squash;
-  try {
-    return data::parse_resize_mode(*text);
-  } catch (const Error& e) {
-    throw IoError(str(f.path, ": metadata '", data::kResizeMetadataKey, "': ", e.what()));
-  }
+  return data::recorded_resize_mode(f.metadata(), f.path);
 }
 
 class Classifier {

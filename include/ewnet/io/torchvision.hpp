@@ -32,6 +32,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -249,14 +250,39 @@ WeightsLoadResult load_weights(Model<T>& m, const std::string& path, const Weigh
   return r;
 }
 
-/// One sentence saying which input normalisation the model now has and where it came from, for
-/// every program that loads weights to print ("input normalisation: ImageNet's (mean 123.7, 116.3,
-/// 103.5; deviation 58.4, 57.1, 57.4 on 0..255), the torchvision convention for resnet18: the file
-/// records none").
+/// The square side the weights in a file were made for, from its metadata (`path` names it in
+/// errors): what tools/torch_to_safetensors.py records ("ewnet.image_size": 299 for Inception-v3's,
+/// 224 for the others'), or an ewnet checkpoint's input layer (its architecture); 0 when the file
+/// says neither.
+inline int weights_image_size(const std::map<std::string, std::string>& metadata, const std::string& path) {
+  long long size = 0;
+  if (const auto it = metadata.find("ewnet.image_size"); it != metadata.end()) {
+    char* end = nullptr;
+    size = std::strtoll(it->second.c_str(), &end, 10);
+    if (it->second.empty() || *end) size = -1;
+  } else if (const auto it = metadata.find("ewnet.architecture"); it != metadata.end()) {
+    try {
+      const json::Value arch = json::parse(it->second, "JSON");
+      for (const json::Value& layer : arch.at("layers").as_array())
+        if (layer.at("type").as_string() == "image_input")
+          size = layer.at("config").at("size").as_array().at(0).as_int();
+    } catch (const std::exception& e) {
+      throw IoError(str(path, ": metadata 'ewnet.architecture': ", e.what()));
+    }
+  }
+  const auto recorded = metadata.find("ewnet.image_size");
+  EWNET_CHECK_AS(IoError, size >= 0 && size <= detail::kMaxInputSide, path, ": the image size it records (",
+                 recorded != metadata.end() ? "'" + recorded->second + "'" : std::to_string(size),
+                 ") is not a side from 1 to ", detail::kMaxInputSide);
+  return int(size);
+}
+
+/// A model's input normalisation in words: "ImageNet's (mean 123.7, 116.3, 103.5; deviation 58.4,
+/// 57.1, 57.4 on 0..255)", "ImageNet's " only when it is.
 template <class T>
-std::string normalization_sentence(const WeightsLoadResult& r, Model<T>& m, const std::string& path) {
-  if (r.normalization == NormalizationSource::none) return "input normalisation: not set by " + path;
+std::string normalization_text(Model<T>& m) {
   const std::vector<T> mean = m.input_layer().mean(), sd = m.input_layer().stddev();
+  if (mean.size() != 3 || sd.size() != 3) return "none (the network sees 0..255 pixels)";
   auto three = [](const std::vector<T>& v) {
     char b[96];
     std::snprintf(b, sizeof b, "%.1f, %.1f, %.1f", double(v.at(0)), double(v.at(1)), double(v.at(2)));
@@ -264,8 +290,17 @@ std::string normalization_sentence(const WeightsLoadResult& r, Model<T>& m, cons
   };
   const bool imagenet = std::fabs(double(mean.at(0)) - imagenet_mean()[0]) < 0.05 &&
                         std::fabs(double(sd.at(0)) - imagenet_std()[0]) < 0.05;
-  std::string s = str("input normalisation: ", imagenet ? "ImageNet's " : "", "(mean ", three(mean), "; deviation ",
-                       three(sd), " on 0..255)");
+  return str(imagenet ? "ImageNet's " : "", "(mean ", three(mean), "; deviation ", three(sd), " on 0..255)");
+}
+
+/// One sentence saying which input normalisation the model now has and where it came from, for
+/// every program that loads weights to print ("input normalisation: ImageNet's (mean 123.7, 116.3,
+/// 103.5; deviation 58.4, 57.1, 57.4 on 0..255), the torchvision convention for resnet18: the file
+/// records none").
+template <class T>
+std::string normalization_sentence(const WeightsLoadResult& r, Model<T>& m, const std::string& path) {
+  if (r.normalization == NormalizationSource::none) return "input normalisation: not set by " + path;
+  const std::string s = "input normalisation: " + normalization_text(m);
   switch (r.normalization) {
     case NormalizationSource::checkpoint: return s + ", from the ewnet checkpoint " + path;
     case NormalizationSource::file: return s + ", as " + path + " records it";

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -28,31 +27,23 @@
 namespace ewnet::train {
 
 /// What a run must keep to be resumed as the same run, saved in its checkpoints: the settings that
-/// decide its numbers and the identity of its data (the class list and a digest of every file's
-/// name, label and split). The epoch count is not among them: extending a run is what resuming is for.
+/// decide its numbers (the geometry its images were cached in among them) and the identity of its
+/// data (the class list and data::split_digest of every file's name, label and split). The epoch
+/// count is not among them: extending a run is what resuming is for.
 inline json::Value run_settings(const TrainOptions& o, const data::ImageCache& cache, const data::Split& split) {
-  // FNV-1a over "T|V <class>/<file> <label>\n" lines, in split order.
-  std::uint64_t h = 1469598103934665603ull;
-  auto add = [&](const std::string& text) {
-    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  };
-  for (const auto* part : {&split.train, &split.validation})
-    for (size_t i : *part)
-      add(str(part == &split.train ? "T " : "V ", cache.dataset().samples[i].relative, " ", cache.label(i), "\n"));
-  char digest[17];
-  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(h));
   json::Value v = json::Value::object();
   v["seed"] = std::to_string(o.seed);  // as text: a 64-bit seed does not fit a double
   v["batch"] = o.batch;
   v["schedule"] = o.schedule.to_json();
   v["image_size"] = cache.image_size();
+  v["resize"] = data::resize_mode_name(cache.resize_mode());
   v["augment"] = o.augment.enabled;
   v["feature_cache"] = o.feature_cache;
   // Only when not the default, so that runs saved before precision was a setting resume as before.
   if (o.precision != Precision::fp32) v["compute_precision"] = precision_name(o.precision);
   v["classes"] = json::string_array(o.classes);
   v["files"] = int(split.train.size() + split.validation.size());
-  v["files_digest"] = std::string(digest);
+  v["files_digest"] = data::split_digest(cache.dataset(), split);
   // Only when used: a run without them keeps the settings (and resumes) it had.
   if (o.strong_augment.enabled) v["strong_augment"] = data::describe(o.strong_augment);
   if (o.unlabeled) v["semi_supervised"] = settings_json(*o.unlabeled);
@@ -122,7 +113,11 @@ History resume(Model<T>& model, const TrainOptions& o, const json::Value& settin
   if (st == saved.end()) {
     report.note(str("warning: ", last, " does not record its run's settings; resuming without checking them"));
   } else {
-    const std::vector<std::string> diff = settings_differences(json::parse(st->second, last), settings);
+    json::Value recorded = json::parse(st->second, last);
+    // A run saved before the geometry was recorded cached its images squashed (data/resize.hpp).
+    if (recorded.is_object() && !recorded.contains("resize"))
+      recorded["resize"] = data::resize_mode_name(data::ResizeMode::squash);
+    const std::vector<std::string> diff = settings_differences(recorded, settings);
     std::string list;
     for (const std::string& d : diff) list += "\n  " + d;
     EWNET_CHECK(diff.empty() || o.allow_changed_settings, "train: cannot resume ", last,
@@ -143,7 +138,8 @@ History resume(Model<T>& model, const TrainOptions& o, const json::Value& settin
 
 /// Saves the run after its latest epoch: OUT/last.safetensors with the momentum (what resume
 /// reads), and OUT/best.safetensors without when that epoch is the best so far (or nothing
-/// validates). Each records the class names, the schedule, the history and the run's settings.
+/// validates). Each records the class names, the schedule, the history, the run's settings and the
+/// geometry of its images.
 template <class T>
 void save_epoch(Model<T>& model, const TrainOptions& o, const json::Value& settings, const History& h) {
   auto save = [&](const std::string& path, bool momentum) {
@@ -155,6 +151,8 @@ void save_epoch(Model<T>& model, const TrainOptions& o, const json::Value& setti
     so.metadata["ewnet.train.schedule"] = o.schedule.to_json().dump();
     so.metadata["ewnet.train.history"] = h.to_json(o.classes).dump();
     so.metadata["ewnet.train.settings"] = settings.dump();
+    // What Classifier, ewnet-classify and the ONNX metadata resize new images by.
+    so.metadata[data::kResizeMetadataKey] = settings.at("resize").as_string();
     save_checkpoint(model, path, so);
   };
   if (h.best_epoch == h.epochs.back().epoch || !std::isfinite(h.epochs.back().val_accuracy))

@@ -6,7 +6,10 @@
 // Each takes the data (decoded images and their split) and train::TrainOptions as they are (with
 // TrainOptions::unlabeled, semi-supervised: transfer/semi_supervised.hpp), runs
 // train::fit and returns its history; what a stage decides on the way (the weights it loaded,
-// what it froze, a classifier's factor) it says through the reporter's notes. ewnet-train,
+// the input normalisation and where it came from, what it froze, a classifier's factor) it says
+// through the reporter's notes. Each holds its output folder against the files it reads (the data,
+// the weights or the source checkpoint: io::prepare_run_folder), so that fine-tuning into the
+// source's own folder is refused before anything is written. ewnet-train,
 // ewnet-finetune and ewnet-transfer are these calls behind a command line.
 #pragma once
 
@@ -18,6 +21,7 @@
 #include <ewnet/data/dataset.hpp>
 #include <ewnet/data/loader.hpp>
 #include <ewnet/io/checkpoint.hpp>
+#include <ewnet/io/files.hpp>
 #include <ewnet/io/torchvision.hpp>
 #include <ewnet/layers/fully_connected.hpp>
 #include <ewnet/models/build.hpp>
@@ -69,11 +73,6 @@ std::pair<Model<T>, WeightsLoadResult> build_network(const Network& net, const d
   return {std::move(m), std::move(w)};
 }
 
-/// Whether weights loaded from a file brought the input normalisation the base was trained with.
-inline bool brings_normalisation(const WeightsLoadResult& w) {
-  return w.ewnet_checkpoint || w.metadata.count("ewnet.input_mean");
-}
-
 /// What load_weights left out or left fresh, for the line about the weights.
 inline std::string auxiliary_note(const WeightsLoadResult& w) {
   std::string s;
@@ -84,12 +83,22 @@ inline std::string auxiliary_note(const WeightsLoadResult& w) {
   return s;
 }
 
-/// Sets the input layer's zscore normalisation from the training split (saved with the model).
+/// Sets the input layer's zscore normalisation from the training split (saved with the model), and
+/// says so: `why` tells why the split's ("" for a network trained from random weights).
 template <class T>
-void normalise_on_training_split(Model<T>& m, const data::ImageCache& images, const data::Split& split) {
+void normalise_on_training_split(Model<T>& m, const data::ImageCache& images, const data::Split& split,
+                                 train::Reporter* report, const std::string& why) {
   const data::ChannelStats s = data::channel_stats(images, split.train);
   m.input_layer().set_normalization({T(s.mean[0]), T(s.mean[1]), T(s.mean[2])},
                                     {T(s.std[0]), T(s.std[1]), T(s.std[2])});
+  note(report, "input normalisation: " + normalization_text(m) + ", the training split's statistics" + why);
+}
+
+/// Holds the run's folder against its inputs (io::prepare_run_folder: never one of them, nor inside
+/// or around one), for a caller that has not held it already with all of its inputs.
+inline io::RunFolder hold_folder(const train::TrainOptions& t, const data::ImageCache& images,
+                                 const std::string& weights) {
+  return io::prepare_run_folder(t.out_dir, {images.dataset().root, weights});
 }
 
 /// Sets the learning-rate factor of the classifiers ("fc" and the auxiliary classifiers' last
@@ -114,18 +123,19 @@ void set_new_layer_factor(Model<T>& m, double factor, train::Reporter* report) {
 template <class T = float>
 train::History train_network(const Network& net, const data::ImageCache& images, const data::Split& split,
                              const train::TrainOptions& t, train::Reporter* report = nullptr) {
+  const io::RunFolder folder = detail::hold_folder(t, images, net.weights);
   auto [m, w] = detail::build_network<T>(net, images, t.seed);
-  bool normalised = false;
   if (!net.weights.empty()) {
-    normalised = detail::brings_normalisation(w);
     detail::note(report, str(net.model, ": weights from ", net.weights,
                              w.classifier_loaded ? "" : " (all but the classifier: its class count differs; a fresh one "
                                                         "replaces it)",
-                             detail::auxiliary_note(w), "; input normalisation ",
-                             normalised ? "from the file" : "from the training split"));
+                             detail::auxiliary_note(w)));
+    if (w.normalization_set()) detail::note(report, normalization_sentence(w, m, net.weights));
     if (!w.classifier_loaded) detail::set_new_layer_factor(m, net.new_layer_factor, report);
   }
-  if (!normalised) detail::normalise_on_training_split(m, images, split);
+  if (!w.normalization_set())
+    detail::normalise_on_training_split(m, images, split, report,
+                                        net.weights.empty() ? "" : ": " + net.weights + " brings none");
   return train::fit(m, images, split, detail::with_classes(t, images), report);
 }
 
@@ -144,6 +154,7 @@ train::History finetune(Model<T> model, const std::string& source, const data::I
                         train::Reporter* report = nullptr) {
   EWNET_CHECK(model.input_shape().h == images.image_size(), source, " expects ", model.input_shape().hwc(),
               " images but the target was cached at ", images.image_size());
+  const io::RunFolder folder = detail::hold_folder(t, images, source);
   for (const std::string& c : classifier_layers(model, kClassifierLayer))
     model.replace(c, std::make_unique<FullyConnected<T>>(c, int(images.dataset().classes.size())));
   model.build();
@@ -156,6 +167,8 @@ train::History finetune(Model<T> model, const std::string& source, const data::I
     detail::note(report, "the auxiliary classifier ending in '" + loss + "' is left out: the layers it reads are frozen");
   }
   detail::set_new_layer_factor(model, f.new_layer_factor, report);
+  detail::note(report, "input normalisation: " + normalization_text(model) + ", kept from " + source +
+                           " (the base learned its features on inputs normalised so)");
   size_t frozen = 0, trainable = 0;
   for (auto& [layer, p] : model.parameters()) (p->trainable() ? trainable : frozen) += p->count();
   const bool cached = !plan.cache_features.empty() && !t.unlabeled;
@@ -216,10 +229,14 @@ template <class T = float>
 train::History finetune_from_weights(const Network& net, const data::ImageCache& images, const data::Split& split,
                                      const FinetuneOptions& f, const train::TrainOptions& t,
                                      train::Reporter* report = nullptr) {
+  const io::RunFolder folder = detail::hold_folder(t, images, net.weights);
   auto [m, w] = detail::build_network<T>(net, images, t.seed);
   if (!detail::auxiliary_note(w).empty())
     detail::note(report, net.model + ": weights from " + net.weights + detail::auxiliary_note(w));
-  if (!detail::brings_normalisation(w)) detail::normalise_on_training_split(m, images, split);
+  if (w.normalization_set())
+    detail::note(report, normalization_sentence(w, m, net.weights));
+  else
+    detail::normalise_on_training_split(m, images, split, report, ": " + net.weights + " brings none");
   return finetune(std::move(m), net.weights, images, split, f, t, report);
 }
 
