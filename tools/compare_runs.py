@@ -4,8 +4,9 @@
     tools/compare_runs.py BEFORE AFTER [ENTRY...]
 
 Every file under BEFORE must be under AFTER and the reverse (under the ENTRY files and folders
-only, when given); the folder locks (.ewnet-lock, holding a process id) are passed over. Files are compared by what they
-hold, with only the wall-clock figures left out (they differ from run to run by nature):
+only, when given); the folder locks (.ewnet-lock, holding a process id) and run-folder markers
+(.ewnet-run, holding a random token) are passed over. Files are compared by what they hold, with
+only the wall-clock figures left out (they differ from run to run by nature):
   .json          parsed; the members time_elapsed_s, seconds, seconds_per_epoch and
                  images_per_second are left out wherever they stand
   log.csv        the column time_elapsed_s left out
@@ -190,7 +191,7 @@ class Comparison:
                     found.add(os.path.normpath(entry))
                 for folder, _, names in os.walk(top):
                     for n in names:
-                        if n != ".ewnet-lock":
+                        if n not in (".ewnet-lock", ".ewnet-run"):
                             found.add(os.path.relpath(os.path.join(folder, n), root))
             files.append(found)
         for rel in sorted(files[0] ^ files[1]):
