@@ -167,7 +167,7 @@ inline ewnet::train::TrainOptions on_data(ewnet::train::TrainOptions t, const Da
 inline std::unique_ptr<ewnet::data::UnlabeledImages> load_unlabeled(const std::string& dir, int size,
                                                                     std::ostream& out) {
   check_memory(estimate_memory(ewnet::data::scan_unlabeled_folder(dir).size(), size, 0), size, 0,
-               available_memory_bytes());
+               ewnet::available_memory_bytes());
   auto u = std::make_unique<ewnet::data::UnlabeledImages>(dir, size, &std::cerr);
   out << dir << ": " << u->size() << " unlabelled images (any layout; no label is read)";
   if (!u->skipped().empty() || !u->scan_skipped().empty())

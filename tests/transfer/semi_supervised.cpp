@@ -126,7 +126,7 @@ TEST_CASE("fit learns from unlabelled images: one step a step, the stream drawn 
   t.unlabeled = u;
   // A fresh paper model at 32x32, every layer training, its input normalised as train_network does.
   Model<float> m = build_model<float>("paper", 4, 32, 5);
-  transfer::detail::normalise_on_training_split(m, *g.target.cache, g.target.split);
+  transfer::detail::normalise_on_training_split(m, *g.target.cache, g.target.split, nullptr, "");
   const train::History h = train::fit(m, *g.target.cache, g.target.split, t);
   const long long steps = 2 * ((long long)(g.target.split.train.size() + 7) / 8);
   CHECK(h.epochs.size() == 2);
