@@ -22,6 +22,25 @@ std::optional<pipeline::UnlabeledChoice> unlabeled_options(const cli::Args& a) {
                           " aligns the target's features with the source's: give --source-images DIR");
   return u;
 }
+
+/// The unlabelled images (and the source's, for alignment) a run learns from; they must live until
+/// the run ends.
+struct UnlabeledHeld {
+  std::unique_ptr<ewnet::data::UnlabeledImages> pool, source_images;
+};
+
+/// Loads the unlabelled folder (and --source-images) at the run's size and joins them to `t`.
+UnlabeledHeld join_unlabeled(const cli::Args& a, const pipeline::UnlabeledChoice& u, const pipeline::Data& data,
+                             int size, ewnet::train::TrainOptions& t) {
+  UnlabeledHeld h;
+  h.pool = pipeline::load_unlabeled(u.dir, size, std::cout);
+  if (a.has("source-images"))
+    h.source_images = pipeline::load_unlabeled(a.get("source-images", ""), size, std::cout);
+  t.unlabeled = ewnet::transfer::semi_supervised_training(
+      u.recipe, ewnet::data::pool_of(*h.pool), *data.cache, data.split,
+      h.source_images ? ewnet::data::pool_of(*h.source_images) : ewnet::data::UnlabeledPool{});
+  return h;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,15 +110,7 @@ int main(int argc, char** argv) {
     d.batch = t.batch;
     const pipeline::Data data = pipeline::load_data(d, std::cout);
     t = pipeline::on_data(t, data, d.dir);
-    // The unlabelled images (and the source's, for alignment) live until the run ends.
-    std::unique_ptr<ewnet::data::UnlabeledImages> pool, source_images;
-    if (unlabeled) {
-      pool = pipeline::load_unlabeled(unlabeled->dir, d.image_size, std::cout);
-      if (a.has("source-images")) source_images = pipeline::load_unlabeled(a.get("source-images", ""), d.image_size, std::cout);
-      t.unlabeled = ewnet::transfer::semi_supervised_training(
-          unlabeled->recipe, ewnet::data::pool_of(*pool), *data.cache, data.split,
-          source_images ? ewnet::data::pool_of(*source_images) : ewnet::data::UnlabeledPool{});
-    }
+    const UnlabeledHeld held = unlabeled ? join_unlabeled(a, *unlabeled, data, d.image_size, t) : UnlabeledHeld{};
     ewnet::train::RunReport report(std::cout);
     if (from_init) {
       t.title = "target fine-tuning (transfer from " + net.weights + ")";
