@@ -173,6 +173,56 @@ TEST_CASE("conv2d on the CPU engine matches the reference loops, forward and bac
   }
 }
 
+TEST_CASE("a 3x3 conv2d with enough tiles runs Winograd's algorithm, within rounding of the reference",
+          "[conv2d][engine][winograd]") {
+  Random rng(18);
+  Conv2dOptions o;
+  o.filters = 40;
+  o.padding = 1;
+  Conv2d<float> conv("conv", o);
+  // 32 channels of 16x16: 16 tiles of 4x4 outputs a sample, so a batch of 2 reaches the rule's 32.
+  const Tensor<float> x = random_tensor<float>({2, 32, 16, 16}, rng);
+  const onednn::Window win{{3, 3}, {1, 1}, {1, 1}, {1, 1}};
+  const auto desc = [](int n, int c) {
+    return onednn::memory::desc({n, c, 16, 16}, onednn::memory::data_type::f32, onednn::memory::format_tag::nchw);
+  };
+  REQUIRE(onednn::algorithm_for(desc(2, 32), desc(2, 40), win, onednn::memory::data_type::f32) ==
+          dnnl::algorithm::convolution_winograd);
+  REQUIRE(onednn::algorithm_for(desc(1, 32), desc(1, 40), win, onednn::memory::data_type::f32) ==
+          dnnl::algorithm::convolution_direct);  // 16 tiles
+  REQUIRE(onednn::algorithm_for(desc(2, 16), desc(2, 40), win, onednn::memory::data_type::f32) ==
+          dnnl::algorithm::convolution_direct);  // too few channels
+  REQUIRE(onednn::algorithm_for(desc(2, 32), desc(2, 40), win, onednn::memory::data_type::bf16) ==
+          dnnl::algorithm::convolution_direct);
+  // Forward, backward data (overwritten and accumulated) and backward weights, against the loops:
+  // Winograd's transforms round more than the direct sum (about 4e-5 here against 2e-6).
+  check_engine_against_reference(conv, {x}, {Mode::training}, 1e-4);
+  std::vector<std::vector<float>> direct;
+  {
+    onednn::DirectConvolutionScope scope;
+    REQUIRE(onednn::algorithm_for(desc(2, 32), desc(2, 40), win, onednn::memory::data_type::f32) ==
+            dnnl::algorithm::convolution_direct);
+    direct.push_back(run_forward<float>(conv, {x}).to_vector());
+  }
+  const std::vector<float> rule = run_forward<float>(conv, {x}).to_vector();
+  if (!onednn::winograd_supported()) {
+    WARN("no Winograd kernels on this engine: every convolution runs directly");
+    REQUIRE(rule == direct[0]);
+    return;
+  }
+  REQUIRE(rule != direct[0]);  // another algorithm ran: its rounding differs
+  REQUIRE(max_rel_diff(rule, direct[0]) <= 1e-4);
+  // In a batch of 5, also Winograd: the same bits for these two samples.
+  Tensor<float> five({5, 32, 16, 16});
+  five.batch(0, 2).copy_from(x);
+  five.batch(2, 3).copy_from(random_tensor<float>({3, 32, 16, 16}, rng));
+  const std::vector<float> in_five = run_forward<float>(conv, {five}).to_vector();
+  REQUIRE(std::vector<float>(in_five.begin(), in_five.begin() + std::ptrdiff_t(rule.size())) == rule);
+  // One sample alone has 16 tiles: direct, so equal to the direct batch's first sample, bitwise.
+  const std::vector<float> alone = run_forward<float>(conv, {x.batch(0, 1)}).to_vector();
+  REQUIRE(alone == std::vector<float>(direct[0].begin(), direct[0].begin() + std::ptrdiff_t(alone.size())));
+}
+
 TEST_CASE("conv2d with its ReLU on the CPU engine equals the convolution then the ReLU, bitwise", "[conv2d][engine]") {
   Random rng(16);
   Conv2dOptions o;
