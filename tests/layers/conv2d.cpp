@@ -186,32 +186,33 @@ TEST_CASE("a 3x3 conv2d with enough tiles runs Winograd's algorithm, within roun
   const auto desc = [](int n, int c) {
     return onednn::memory::desc({n, c, 16, 16}, onednn::memory::data_type::f32, onednn::memory::format_tag::nchw);
   };
-  REQUIRE(onednn::algorithm_for(desc(2, 32), desc(2, 40), win, onednn::memory::data_type::f32) ==
-          dnnl::algorithm::convolution_winograd);
-  REQUIRE(onednn::algorithm_for(desc(1, 32), desc(1, 40), win, onednn::memory::data_type::f32) ==
-          dnnl::algorithm::convolution_direct);  // 16 tiles
-  REQUIRE(onednn::algorithm_for(desc(2, 16), desc(2, 40), win, onednn::memory::data_type::f32) ==
-          dnnl::algorithm::convolution_direct);  // too few channels
-  REQUIRE(onednn::algorithm_for(desc(2, 32), desc(2, 40), win, onednn::memory::data_type::bf16) ==
-          dnnl::algorithm::convolution_direct);
+  const auto algorithm = [&](int n, int c, onednn::memory::data_type type, onednn::Pass pass) {
+    return onednn::algorithm_for(desc(n, c), desc(n, 40), win, type, pass);
+  };
+  const auto f32 = onednn::memory::data_type::f32, bf16 = onednn::memory::data_type::bf16;
+  const auto winograd = dnnl::algorithm::convolution_winograd, direct = dnnl::algorithm::convolution_direct;
+  REQUIRE(algorithm(2, 32, f32, onednn::Pass::training) == winograd);
+  REQUIRE(algorithm(1, 32, f32, onednn::Pass::training) == direct);  // 16 tiles
+  REQUIRE(algorithm(1, 32, f32, onednn::Pass::inference) == winograd);  // weights transformed once
+  REQUIRE(algorithm(2, 16, f32, onednn::Pass::inference) == direct);  // too few channels
+  REQUIRE(algorithm(2, 32, bf16, onednn::Pass::inference) == direct);
   // Forward, backward data (overwritten and accumulated) and backward weights, against the loops:
   // Winograd's transforms round more than the direct sum (about 4e-5 here against 2e-6).
   check_engine_against_reference(conv, {x}, {Mode::training}, 1e-4);
-  std::vector<std::vector<float>> direct;
+  std::vector<float> direct_out;
   {
     onednn::DirectConvolutionScope scope;
-    REQUIRE(onednn::algorithm_for(desc(2, 32), desc(2, 40), win, onednn::memory::data_type::f32) ==
-            dnnl::algorithm::convolution_direct);
-    direct.push_back(run_forward<float>(conv, {x}).to_vector());
+    REQUIRE(algorithm(2, 32, f32, onednn::Pass::inference) == direct);
+    direct_out = run_forward<float>(conv, {x}).to_vector();
   }
   const std::vector<float> rule = run_forward<float>(conv, {x}).to_vector();
   if (!onednn::winograd_supported()) {
     WARN("no Winograd kernels on this engine: every convolution runs directly");
-    REQUIRE(rule == direct[0]);
+    REQUIRE(rule == direct_out);
     return;
   }
-  REQUIRE(rule != direct[0]);  // another algorithm ran: its rounding differs
-  REQUIRE(max_rel_diff(rule, direct[0]) <= 1e-4);
+  REQUIRE(rule != direct_out);  // another algorithm ran: its rounding differs
+  REQUIRE(max_rel_diff(rule, direct_out) <= 1e-4);
   // In a batch of 5, also Winograd: the same bits for these two samples.
   Tensor<float> five({5, 32, 16, 16});
   five.batch(0, 2).copy_from(x);
@@ -220,7 +221,13 @@ TEST_CASE("a 3x3 conv2d with enough tiles runs Winograd's algorithm, within roun
   REQUIRE(std::vector<float>(in_five.begin(), in_five.begin() + std::ptrdiff_t(rule.size())) == rule);
   // One sample alone has 16 tiles: direct, so equal to the direct batch's first sample, bitwise.
   const std::vector<float> alone = run_forward<float>(conv, {x.batch(0, 1)}).to_vector();
-  REQUIRE(alone == std::vector<float>(direct[0].begin(), direct[0].begin() + std::ptrdiff_t(alone.size())));
+  REQUIRE(alone == std::vector<float>(direct_out.begin(), direct_out.begin() + std::ptrdiff_t(alone.size())));
+  // With no backward pass to follow, Winograd for one sample too (its inference kernels).
+  ForwardContext inference;
+  inference.backward_follows = false;
+  const std::vector<float> alone_inference = run_forward<float>(conv, {x.batch(0, 1)}, inference).to_vector();
+  REQUIRE(alone_inference != alone);
+  REQUIRE(max_rel_diff(alone_inference, alone) <= 1e-4);
 }
 
 TEST_CASE("conv2d with its ReLU on the CPU engine equals the convolution then the ReLU, bitwise", "[conv2d][engine]") {

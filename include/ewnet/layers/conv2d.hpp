@@ -71,8 +71,9 @@ class Conv2d : public Layer<T> {
     if (opt_.bias) bias_.value.zero();
   }
 
-  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext&) override {
-    conv2d_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, y, geom_, engine_cache());
+  void forward(const std::vector<const Tensor<T>*>& x, const Tensor<T>& y, const ForwardContext& ctx) override {
+    conv2d_forward(*x[0], weight_.value, opt_.bias ? &bias_.value : nullptr, y, geom_, engine_cache(),
+                   ctx.backward_follows ? onednn::Pass::training : onednn::Pass::inference);
   }
 
   /// The forward pass with the ReLU that follows it applied on the way, written to that ReLU's
@@ -90,7 +91,7 @@ class Conv2d : public Layer<T> {
                       const std::vector<T>& shift, bool relu) {
     refold(scale, shift);
     if (relu) conv2d_relu_forward(*x[0], folded_weight_, &folded_bias_, out, geom_, &fold_cache_);
-    else conv2d_forward(*x[0], folded_weight_, &folded_bias_, out, geom_, &fold_cache_);
+    else conv2d_forward(*x[0], folded_weight_, &folded_bias_, out, geom_, &fold_cache_, onednn::Pass::inference);
   }
 
   void backward(const BackwardArgs<T>& a) override {

@@ -11,13 +11,15 @@
 // im2col and a GEMM).
 //
 // The algorithm (algorithm_for): a float32 3x3 convolution with stride 1 and at least 32 input and
-// output channels runs Winograd's F(4x4, 3x3) when its batch has at least 32 tiles of 4x4 outputs,
-// the direct algorithm otherwise; the three passes of one shape use the same one. Winograd does
-// 2.25x fewer multiplications; on an AVX-512 machine it runs ResNet-18's and GoogLeNet's 3x3 layers
-// 1.3x to 2.6x faster than the direct kernels (docs/benchmarks.md), with rounding that differs from
-// the direct sum in the last bits (within 1e-5 relative of the reference on the layer tests).
-// Below 32 tiles the weights' and the tiles' transforms cost more than they save (a 7x7 map of one
-// sample: 4 tiles, 3x slower). EWNET_CPU_CONV=direct in the environment, or a DirectConvolutionScope,
+// output channels runs Winograd's algorithm (F(4x4, 3x3), or F(2x2, 3x3) where oneDNN prefers it),
+// the direct one otherwise. Winograd does 2.25x fewer multiplications; on an AVX-512 machine it runs
+// ResNet-18's and GoogLeNet's 3x3 layers 1.3x to 2.6x faster than the direct kernels
+// (docs/benchmarks.md), with rounding that differs from the direct sum in the last bits (within
+// 1e-4 relative of the reference on the layer tests). Where no backward pass follows (inference, a
+// frozen base) it always pays: the weights are transformed once and kept with the layer. In
+// training the weights are transformed every pass, so a batch needs at least 32 tiles of 4x4
+// outputs (a 7x7 map of one sample has 4, and runs 3x slower); a batch's backward passes use its
+// forward pass's algorithm. EWNET_CPU_CONV=direct in the environment, or a DirectConvolutionScope,
 // keeps every convolution direct.
 //
 // Precision::bf16 (LayerCache::bf16): the activations and weights enter the primitive in bfloat16
@@ -27,9 +29,10 @@
 // Each output element of a direct convolution is one sum computed by one thread in an order fixed by
 // the primitive, whatever the batch size or the thread count: its forward and backward data are
 // bitwise the same for a sample alone or in any batch. A Winograd convolution's are the same run to
-// run and across thread counts, but not across batch sizes: oneDNN groups the tiles of the batch into
-// its matrix products, and the batch decides the algorithm. Backward weights sums over the batch in
-// per-thread parts added in a fixed order: the same run to run for a given thread count.
+// run, across thread counts and across batches that run the same algorithm, but the batch size
+// chooses the algorithm: a sample alone may round differently from the same sample in a batch.
+// Backward weights sums over the batch in per-thread parts added in a fixed order: the same run to
+// run for a given thread count.
 #pragma once
 
 #include <ewnet/onednn/adapter.hpp>
@@ -68,19 +71,22 @@ class DirectConvolutionScope {
   bool saved_;
 };
 
-/// Batches with fewer 4x4 output tiles than this run a 3x3 convolution directly.
+/// Training batches with fewer 4x4 output tiles than this run a 3x3 convolution directly.
 constexpr memory::dim winograd_min_tiles = 32;
 
-/// The algorithm a convolution of source `x` into `y` with this window and operand type runs
-/// (the rule is in the file's head): the same for its forward and both backward passes.
+/// Whether a forward pass is followed by a backward pass (training) or not (inference, a frozen base).
+enum class Pass { training, inference };
+
+/// The algorithm a convolution of source `x` into `y` with this window and operand type runs (the
+/// rule is in the file's head); backward passes ask with Pass::training.
 inline dnnl::algorithm algorithm_for(const memory::desc& x, const memory::desc& y, const Window& win,
-                                     memory::data_type in) {
+                                     memory::data_type in, Pass pass) {
   const Dims xd = x.dims(), yd = y.dims();
   const bool eligible = !detail::direct_flag() && in == memory::data_type::f32 && win.kernel == Dims{3, 3} &&
                         win.strides == Dims{1, 1} && xd[1] >= 32 && yd[1] >= 32;
   const memory::dim tiles = yd[0] * ((yd[2] + 3) / 4) * ((yd[3] + 3) / 4);
-  return eligible && tiles >= winograd_min_tiles ? dnnl::algorithm::convolution_winograd
-                                                 : dnnl::algorithm::convolution_direct;
+  const bool pays = pass == Pass::inference || tiles >= winograd_min_tiles;
+  return eligible && pays ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
 }
 
 /// True when this engine has Winograd kernels (oneDNN's are for AVX-512 and up): asked once, of a
@@ -123,8 +129,13 @@ inline memory::data_type operand_type(const LayerCache* cache) {
 /// element type of the source and the weights.
 inline dnnl::convolution_forward::primitive_desc forward_pd(const memory::desc& x, const memory::desc& w, bool bias,
                                                               const memory::desc& y, const Window& win, bool relu,
-                                                              memory::data_type in, dnnl::algorithm alg) {
-  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, alg,
+                                                              memory::data_type in, dnnl::algorithm alg,
+                                                              Pass pass = Pass::training) {
+  // Winograd's inference kernels keep the weights transformed; the direct ones are the training
+  // kernels in both passes (the inference path's bits are the training pass's).
+  const bool inference = pass == Pass::inference && alg == dnnl::algorithm::convolution_winograd;
+  const auto prop = inference ? dnnl::prop_kind::forward_inference : dnnl::prop_kind::forward_training;
+  dnnl::convolution_forward::desc d(prop, alg,
                                     with_type(activation_layout(x), in), with_type(any_layout(w), in),
                                     bias ? vector_desc(w.dims()[0]) : memory::desc(), activation_layout(y),
                                     win.strides, win.padding_l, win.padding_r);
@@ -168,20 +179,21 @@ Entry with_algorithm(dnnl::algorithm alg, Make&& make) {
 
 }  // namespace detail
 
-/// y = conv(x, w) + b (b may be null), max(0, .) when `relu`.
+/// y = conv(x, w) + b (b may be null), max(0, .) when `relu`; `pass` says whether a backward pass
+/// follows.
 inline void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* b,
-                           const Tensor<float>& y, const Window& win, bool relu, LayerCache* cache) {
+                           const Tensor<float>& y, const Window& win, bool relu, Pass pass, LayerCache* cache) {
   if (x.n() == 0) return;
   const memory::desc xd = desc_of(x), wd = desc_of(w), yd = desc_of(y);
   const memory::data_type in = detail::operand_type(cache);
   Key key("conv_fwd");
   key.add(xd).add(wd).add(yd).add(b != nullptr).add(relu).add(std::int64_t(in));
   win.add_to(key);
-  const dnnl::algorithm alg = algorithm_for(xd, yd, win, in);
-  key.add(std::int64_t(alg));
+  const dnnl::algorithm alg = algorithm_for(xd, yd, win, in, pass);
+  key.add(std::int64_t(alg)).add(std::int64_t(pass));
   const Entry& e = primitive_cache().get(key, [&] {
     return detail::with_algorithm(alg, [&](dnnl::algorithm a) {
-      auto pd = detail::forward_pd(xd, wd, b != nullptr, yd, win, relu, in, a);
+      auto pd = detail::forward_pd(xd, wd, b != nullptr, yd, win, relu, in, a, pass);
       return Entry{pd, dnnl::convolution_forward(pd)};
     });
   });
@@ -204,7 +216,7 @@ inline void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w
   Key key("conv_bwd_data");
   key.add(dyd).add(wd).add(dxd).add(std::int64_t(in));
   win.add_to(key);
-  const dnnl::algorithm alg = algorithm_for(dxd, dyd, win, in);
+  const dnnl::algorithm alg = algorithm_for(dxd, dyd, win, in, Pass::training);
   key.add(std::int64_t(alg));
   const Entry& e = primitive_cache().get(key, [&] {
     return detail::with_algorithm(alg, [&](dnnl::algorithm a) {
@@ -241,7 +253,7 @@ inline void conv2d_backward_weights(const Tensor<float>& x, const Tensor<float>&
   Key key("conv_bwd_weights");
   key.add(xd).add(dyd).add(wd).add(db != nullptr).add(std::int64_t(in));
   win.add_to(key);
-  const dnnl::algorithm alg = algorithm_for(xd, dyd, win, in);
+  const dnnl::algorithm alg = algorithm_for(xd, dyd, win, in, Pass::training);
   key.add(std::int64_t(alg));
   const Entry& e = primitive_cache().get(key, [&] {
     return detail::with_algorithm(alg, [&](dnnl::algorithm a) {

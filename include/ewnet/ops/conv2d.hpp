@@ -281,13 +281,15 @@ void check_conv2d(const char* op, const Tensor<T>& x, const Tensor<T>& w, const 
 }  // namespace detail
 
 /// y = conv(x, w) + b (b may be null). `cache`: the layer's (its weights kept in the CPU engine's
-/// layout; onednn/adapter.hpp), or null.
+/// layout; onednn/adapter.hpp), or null. `pass`: whether a backward pass follows (the CPU engine
+/// may choose another algorithm where none does; onednn/convolution.hpp).
 template <class T>
 void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b, const Tensor<T>& y,
-                    const Conv2dGeometry& g, onednn::LayerCache* cache = nullptr) {
+                    const Conv2dGeometry& g, onednn::LayerCache* cache = nullptr,
+                    onednn::Pass pass = onednn::Pass::training) {
   detail::check_conv2d("conv2d_forward", x, w, y, g);
   detail::check_same_device("conv2d_forward", x, w);
-  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::conv2d_forward(x, w, b, y, g.window(x.h(), x.w()), false, cache));
+  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::conv2d_forward(x, w, b, y, g.window(x.h(), x.w()), false, pass, cache));
   EWNET_DISPATCH(x.device(), T, conv2d_forward, x, w, b, y, g);
 }
 
@@ -299,7 +301,8 @@ void conv2d_relu_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>
                          const Conv2dGeometry& g, onednn::LayerCache* cache = nullptr) {
   detail::check_conv2d("conv2d_relu_forward", x, w, y, g);
   detail::check_same_device("conv2d_relu_forward", x, w);
-  EWNET_CPU_PRIMITIVE(x.device(), T, onednn::conv2d_forward(x, w, b, y, g.window(x.h(), x.w()), true, cache));
+  EWNET_CPU_PRIMITIVE(x.device(), T,
+                      onednn::conv2d_forward(x, w, b, y, g.window(x.h(), x.w()), true, onednn::Pass::inference, cache));
   if (x.device() == Device::cpu) {
     cpu::conv2d_forward(x, w, b, y, g, true);
     return;
