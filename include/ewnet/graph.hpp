@@ -879,19 +879,33 @@ class Model {
   /// the plan asks for.
   void allocate(int batch) {
     plan_layouts();
-    const auto layout = [&](int i) { return layouts_.output[size_t(i)]; };
+    place_concat_inputs(batch);
+    allocate_outputs(batch);
+    allocate_other_layouts(batch);
+    build_argument_lists();
+    other_grad_written_.assign(nodes_.size(), false);
+    planned_block_ = layouts_.block;
+    batch_ = batch;
+  }
+
+  /// The layout node i's output is planned in (0: plain, else the block).
+  int planned_layout(int i) const { return layouts_.output[size_t(i)]; }
+
+  /// Marks the inputs of each concatenation that can write straight into their slice of its output
+  /// (alias_of, alias_offset).
+  void place_concat_inputs(int batch) {
     for (Node& n : nodes_) n.alias_of = -1;
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
       if (!dynamic_cast<Concat<T>*>(n.layer.get())) continue;
       // A blocked slice is a dense tensor for one sample only (oneDNN's fast kernels take no other
       // batch stride; measured in docs/benchmarks.md): with more, the concatenation copies.
-      if (layout(i) && batch != 1) continue;
+      if (planned_layout(i) && batch != 1) continue;
       int offset = 0;
       for (int j : n.in_idx) {
         Node& s = nodes_[size_t(j)];
         const bool placeable = s.consumers.size() == 1 && s.alias_of < 0 && j != input_node_ &&
-                               !dynamic_cast<Concat<T>*>(s.layer.get()) && layout(j) == layout(i);
+                               !dynamic_cast<Concat<T>*>(s.layer.get()) && planned_layout(j) == planned_layout(i);
         if (placeable) {
           s.alias_of = i;
           s.alias_offset = offset;
@@ -899,11 +913,15 @@ class Model {
         offset += s.shape.c;
       }
     }
+  }
+
+  /// Each node's output and gradient: its own buffers, or its slice of a concatenation's.
+  void allocate_outputs(int batch) {
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
       if (n.alias_of >= 0) continue;
-      n.out = Tensor<T>::empty(n.shape.with_batch(batch), device_, layout(i));
-      n.grad = n.needs_grad ? Tensor<T>::empty(n.shape.with_batch(batch), device_, layout(i)) : Tensor<T>();
+      n.out = Tensor<T>::empty(n.shape.with_batch(batch), device_, planned_layout(i));
+      n.grad = n.needs_grad ? Tensor<T>::empty(n.shape.with_batch(batch), device_, planned_layout(i)) : Tensor<T>();
     }
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
@@ -913,14 +931,18 @@ class Model {
       // The concat needs a gradient whenever one of its inputs does (it runs backward then).
       n.grad = n.needs_grad ? c.grad.channels(n.alias_offset, n.shape.c) : Tensor<T>();
     }
-    // The other layout where a consumer (or the caller, for the prediction) reads it.
+  }
+
+  /// The converted copy (other, other_grad) of each output a consumer, or the caller for the
+  /// prediction, reads in the other layout: a view where both layouts hold the same bytes.
+  void allocate_other_layouts(int batch) {
     std::vector<int> other_block(nodes_.size(), -1);
     for (int i : order_)
       for (size_t k = 0; k < nodes_[size_t(i)].in_idx.size(); ++k) {
         const int j = nodes_[size_t(i)].in_idx[k];
-        if (layouts_.input[size_t(i)][k] != layout(j)) other_block[size_t(j)] = layouts_.input[size_t(i)][k];
+        if (layouts_.input[size_t(i)][k] != planned_layout(j)) other_block[size_t(j)] = layouts_.input[size_t(i)][k];
       }
-    if (layout(prediction_node_)) other_block[size_t(prediction_node_)] = 0;
+    if (planned_layout(prediction_node_)) other_block[size_t(prediction_node_)] = 0;
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
       n.other = n.other_grad = Tensor<T>();
@@ -928,7 +950,7 @@ class Model {
       const int b = other_block[size_t(i)];
       if (b < 0) continue;
       // One pixel a sample and whole blocks of channels: both layouts hold the same bytes.
-      const int blk = std::max(b, layout(i));
+      const int blk = std::max(b, planned_layout(i));
       if (n.shape.plane() == 1 && n.shape.c % blk == 0) {
         n.other = b ? n.out.blocked_view(b) : n.out.plain_view();
         if (n.needs_grad) n.other_grad = b ? n.grad.blocked_view(b) : n.grad.plain_view();
@@ -938,7 +960,10 @@ class Model {
         n.other_is_copy = true;
       }
     }
-    // Argument lists point at the buffers above, so a step builds none of them.
+  }
+
+  /// Argument lists that point at the buffers above, so a step builds none of them.
+  void build_argument_lists() {
     for (int i : order_) {
       Node& n = nodes_[size_t(i)];
       n.forward_inputs.clear();
@@ -949,7 +974,7 @@ class Model {
       a.dy = n.layer->is_loss() ? nullptr : &n.grad;
       for (size_t k = 0; k < n.in_idx.size(); ++k) {
         Node& s = nodes_[size_t(n.in_idx[k])];
-        const bool other = layouts_.input[size_t(i)][k] != layout(n.in_idx[k]);
+        const bool other = layouts_.input[size_t(i)][k] != planned_layout(n.in_idx[k]);
         n.reads_other[k] = other;
         n.forward_inputs.push_back(other ? &s.other : &s.out);
         a.x.push_back(other ? &s.other : &s.out);
@@ -957,9 +982,6 @@ class Model {
         a.dx_mode.push_back(GradWrite::overwrite);
       }
     }
-    other_grad_written_.assign(nodes_.size(), false);
-    planned_block_ = layouts_.block;
-    batch_ = batch;
   }
 
   /// After node `i` ran: its converted copy, if it has one, from its output.
