@@ -228,6 +228,10 @@ TEST_CASE("a 3x3 conv2d with enough tiles runs Winograd's algorithm, within roun
   const std::vector<float> alone_inference = run_forward<float>(conv, {x.batch(0, 1)}, inference).to_vector();
   REQUIRE(alone_inference != alone);
   REQUIRE(max_rel_diff(alone_inference, alone) <= 1e-4);
+  // Its F(4x4, 3x3) kernels from 3 samples: the same bits for a sample in a batch of 3 or of 5.
+  const std::vector<float> three = run_forward<float>(conv, {five.batch(0, 3)}, inference).to_vector();
+  const std::vector<float> all_five = run_forward<float>(conv, {five}, inference).to_vector();
+  REQUIRE(std::vector<float>(all_five.begin(), all_five.begin() + std::ptrdiff_t(three.size())) == three);
 }
 
 TEST_CASE("conv2d with its ReLU on the CPU engine equals the convolution then the ReLU, bitwise", "[conv2d][engine]") {
