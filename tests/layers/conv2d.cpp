@@ -232,6 +232,17 @@ TEST_CASE("a 3x3 conv2d with enough tiles runs Winograd's algorithm, within roun
   const std::vector<float> three = run_forward<float>(conv, {five.batch(0, 3)}, inference).to_vector();
   const std::vector<float> all_five = run_forward<float>(conv, {five}, inference).to_vector();
   REQUIRE(std::vector<float>(all_five.begin(), all_five.begin() + std::ptrdiff_t(three.size())) == three);
+  // Each kernel with its own transformed weights (they differ for one layer): within rounding of
+  // the direct sum.
+  std::vector<float> five_direct;
+  {
+    onednn::DirectConvolutionScope scope;
+    five_direct = run_forward<float>(conv, {five}).to_vector();
+  }
+  REQUIRE(max_rel_diff(all_five, five_direct) <= 1e-4);
+  REQUIRE(max_rel_diff(run_forward<float>(conv, {five.batch(0, 1)}, inference).to_vector(),
+                       std::vector<float>(five_direct.begin(), five_direct.begin() + std::ptrdiff_t(alone.size()))) <=
+          1e-4);
 }
 
 TEST_CASE("conv2d with its ReLU on the CPU engine equals the convolution then the ReLU, bitwise", "[conv2d][engine]") {

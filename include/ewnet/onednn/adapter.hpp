@@ -149,7 +149,7 @@ class Key {
     for (memory::dim v : d) add(std::int64_t(v));
     return *this;
   }
-  /// A tensor's dims, strides and data type (what its descriptor is made of).
+  /// A tensor's dims, layout and data type (everything its descriptor is made of).
   Key& add(const memory::desc& d) {
     const dnnl_memory_desc_t& m = d.data;
     add(std::int64_t(m.ndims)).add(std::int64_t(m.data_type)).add(std::int64_t(m.format_kind));
@@ -159,6 +159,16 @@ class Key {
       for (int i = 0; i < m.ndims; ++i) add(std::int64_t(b.strides[i]));
       add(std::int64_t(b.inner_nblks));
       for (int i = 0; i < b.inner_nblks; ++i) add(std::int64_t(b.inner_blks[i])).add(std::int64_t(b.inner_idxs[i]));
+    } else if (m.format_kind == dnnl_format_kind_wino) {
+      // Winograd's weights: two layers of equal dims may want other transforms (F(2x2, 3x3) or
+      // F(4x4, 3x3)) and blockings, of other sizes.
+      const dnnl_wino_desc_t& w = m.format_desc.wino_desc;
+      add(std::int64_t(w.wino_format)).add(w.r).add(w.alpha).add(w.ic).add(w.oc).add(w.ic_block).add(w.oc_block);
+      add(w.ic2_block).add(w.oc2_block).add(std::int64_t(w.size));
+      float scale = w.adj_scale;
+      std::int32_t bits;
+      std::memcpy(&bits, &scale, sizeof bits);
+      add(bits);
     }
     return *this;
   }
