@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include <cli.hpp>
+#include <image_files.hpp>
 #include <ewnet/data/dataset.hpp>
 #include <ewnet/data/loader.hpp>
 #include <ewnet/deploy/classifier.hpp>
@@ -63,17 +64,8 @@ Scores score(ewnet::Classifier& c, const ewnet::data::ImageCache& cache, const s
 std::vector<ewnet::data::Image> images_under(const std::string& dir, const ewnet::Classifier& c) {
   namespace fs = std::filesystem;
   EWNET_CHECK_AS(ewnet::IoError, fs::is_directory(dir), dir, ": not a folder");
-  std::vector<std::string> files;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.empty() || name[0] == '.') {
-      if (it->is_directory(ec)) it.disable_recursion_pending();
-      continue;
-    }
-    if (it->is_regular_file(ec) && ewnet::data::has_image_extension(it->path())) files.push_back(it->path().string());
-  }
-  std::sort(files.begin(), files.end());
+  std::error_code ec;  // a folder only partly listed: its readable images are scored
+  const std::vector<std::string> files = cli::image_files_under(dir, ec);
   std::vector<ewnet::data::Image> images;
   for (const std::string& f : files) {
     try {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cli.hpp>
+#include <image_files.hpp>
 #include <ewnet/data/dataset.hpp>
 #include <ewnet/deploy/classifier.hpp>
 #include <ewnet/io/files.hpp>
@@ -48,18 +49,8 @@ std::vector<std::string> image_files(const std::vector<std::string>& args) {
   for (const std::string& a : args) {
     std::error_code ec;
     if (fs::is_directory(a, ec)) {
-      std::vector<std::string> found;
-      fs::recursive_directory_iterator it(a, fs::directory_options::skip_permission_denied, ec), end;
-      for (; !ec && it != end; it.increment(ec)) {
-        const std::string name = it->path().filename().string();
-        if (name.empty() || name[0] == '.') {
-          if (it->is_directory(ec)) it.disable_recursion_pending();
-          continue;
-        }
-        if (it->is_regular_file(ec) && ewnet::data::has_image_extension(it->path())) found.push_back(it->path().string());
-      }
+      const std::vector<std::string> found = cli::image_files_under(a, ec);
       if (ec) std::fprintf(stderr, "warning: %s: cannot search all of it (%s)\n", a.c_str(), ec.message().c_str());
-      std::sort(found.begin(), found.end());
       if (found.empty()) std::fprintf(stderr, "warning: %s: no image files in this folder\n", a.c_str());
       files.insert(files.end(), found.begin(), found.end());
     } else if (fs::exists(a, ec)) {
